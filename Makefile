@@ -1,0 +1,51 @@
+# NexusLite: the two commands a newcomer types are `make demo` and `make test`.
+# This Makefile only drives CMake; the real build is CMakeLists.txt.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+
+.PHONY: all deps build build-asan check test test-plain test-asan demo bench install clean
+
+all: build
+
+deps:
+	@bash scripts/install-deps
+
+build:
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS)
+
+build-asan:
+	@CC=clang cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DNX_SANITIZE=ON >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+# Inner loop: plain build, fast tests only.
+check: build
+	@cd $(BUILD) && CRITERION_JOBS=1 ctest -L fast --output-on-failure -j $(JOBS)
+
+test-plain: build
+	@cd $(BUILD) && CRITERION_JOBS=1 ctest --output-on-failure -j $(JOBS)
+
+test-asan: build-asan
+	@cd $(ASAN_BUILD) && CRITERION_JOBS=1 NX_TEST_SCALE=asan \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  ctest -LE plain-only --output-on-failure -j $(JOBS)
+
+# The whole suite, twice: plain, then AddressSanitizer + UndefinedBehaviorSanitizer.
+test: deps
+	@$(MAKE) --no-print-directory test-plain
+	@$(MAKE) --no-print-directory test-asan
+
+demo: deps build
+	@$(BUILD)/nexuslite-demo-setup 2>/dev/null || true
+	@if [ -x $(BUILD)/nexuslite ]; then bash scripts/demo; else $(BUILD)/examples/ex_storage_basics demo.db; fi
+
+bench: deps build
+	@cmake --build $(BUILD) --target benchmarks -j $(JOBS)
+	@$(BUILD)/bench/bench_storage
+
+install: build
+	@cmake --install $(BUILD)
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

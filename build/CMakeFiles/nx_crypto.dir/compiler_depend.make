@@ -1,0 +1,2 @@
+# Empty compiler generated dependencies file for nx_crypto.
+# This may be replaced when dependencies are built.

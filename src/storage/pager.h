@@ -1,0 +1,89 @@
+/*
+ * pager.h: pages, the page cache, and WASP (the write-ahead shadow-paging log): the contract
+ * between the B+tree (btree.c) and the pager (pager*.c, wasp*.c). Internal to src/storage/.
+ *
+ * Every page starts with this header, written and checked by the pager only:
+ *
+ *   OFFSET SIZE MEANING
+ *        0    4 CRC32C of bytes [4, page_size)
+ *        4    4 page number (a misdirected write is caught by comparing it)
+ *        8    8 id of the transaction that wrote the page (a stale or lost write is caught by
+ *               comparing it with the txn id the parent recorded for the child)
+ *       16    1 page type (PG_T_*)
+ *       17    7 reserved, zero
+ *       24    . content, owned by the page's user (btree), up to pager_usable(p) bytes
+ *
+ * Copy-on-write: a committed page is never changed in place. pg_write() on a clean page copies it
+ * to a newly allocated page number (and frees the old number at commit); the caller then updates
+ * the reference held by the parent (page number and txn id). A page already dirty in this
+ * transaction is returned as is, unless it was spilled to the log (then it is copied again).
+ */
+#ifndef NX_PAGER_H
+#define NX_PAGER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "base.h"
+
+#define PG_HDR 24u
+#define PG_ROOTS 64u /* bytes of user roots carried by every meta page and commit record */
+
+enum {
+  PG_T_FREE = 0,
+  PG_T_META = 1,
+  PG_T_BRANCH = 2,
+  PG_T_LEAF = 3,
+  PG_T_OVERFLOW = 4,
+  PG_T_FREEMAP = 5
+};
+
+typedef struct pager pager;
+typedef struct pg_txn pg_txn;
+
+/* A pinned page: data stays valid until pg_release (or the end of the txn for dirty pages). */
+typedef struct pg_page {
+  uint8_t *data;   /* page_size bytes; writable only if obtained from pg_alloc/pg_write */
+  uint32_t pgno;   /* its page number */
+  void *priv;      /* the pager's bookkeeping */
+} pg_page;
+
+/* ---- Open and close ---- */
+/* path ":memory:" gives an in-memory database (same code over an OS_MEMORY file). */
+int pager_open(const char *path, const nx_open_opts *opts, pager **out);
+int pager_close(pager *p);       /* checkpoints unless read-only or poisoned; accepts NULL */
+uint32_t pager_page_size(const pager *p);
+uint32_t pager_usable(const pager *p); /* bytes after PG_HDR that the user may fill */
+void pager_stats(pager *p, nx_stats *out);
+int pager_checkpoint(pager *p, nx_checkpoint_mode mode);
+/* Rewrites live pages into a new file and renames it in place. `visit` enumerates the pages
+ * reachable from roots (provided by the btree layer) so that free pages are dropped. */
+typedef int (*pg_visit_fn)(pg_txn *t, void *ctx, int (*mark)(void *mctx, uint32_t pgno), void *mctx);
+int pager_compact(pager *p, pg_visit_fn visit, void *ctx, nx_progress_fn progress, void *pctx);
+
+/* ---- Transactions ---- */
+/* One writer at a time (a second write begin waits); readers never wait for the writer. */
+int pager_begin(pager *p, bool write, pg_txn **out);
+int pager_commit(pg_txn *t);     /* frees t, also on failure */
+void pager_abort(pg_txn *t);     /* frees t; accepts NULL */
+bool pg_is_write(const pg_txn *t);
+uint64_t pg_txnid(const pg_txn *t); /* write: the id being written; read: the snapshot's id */
+pager *pg_pager(pg_txn *t);
+/* The snapshot's user roots (PG_ROOTS bytes) and, for a write txn, their replacement. */
+const uint8_t *pg_roots(const pg_txn *t);
+void pg_set_roots(pg_txn *t, const uint8_t roots[PG_ROOTS]);
+
+/* ---- Pages ---- */
+/* Reads page pgno as this txn sees it. expect_txnid != 0 is checked against the page header. */
+int pg_get(pg_txn *t, uint32_t pgno, uint64_t expect_txnid, pg_page *out);
+void pg_release(pg_txn *t, pg_page *pg);
+/* A new zeroed page of the given type, writable, pinned. */
+int pg_alloc(pg_txn *t, uint8_t type, pg_page *out);
+/* Makes a pinned page writable (copy-on-write); pg->pgno and pg->data may change. */
+int pg_write(pg_txn *t, pg_page *pg);
+/* The page becomes free when this txn commits (reused once no reader or meta can reach it). */
+int pg_free(pg_txn *t, uint32_t pgno);
+/* Type byte of a pinned page. */
+static inline uint8_t pg_type(const pg_page *pg) { return pg->data[16]; }
+
+#endif

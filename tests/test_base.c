@@ -1,0 +1,56 @@
+/* test_base.c: status codes, messages, the allocator hook, buffers, CRC32C. */
+#include <criterion/criterion.h>
+#include <string.h>
+
+#include "base.h"
+
+Test(base, strerror_names_every_code) {
+  cr_assert_str_eq(nx_strerror(NX_OK), "not an error");
+  cr_assert_str_eq(nx_code_name(NX_CORRUPT), "NX_CORRUPT");
+  cr_assert_str_eq(nx_code_name(12345), "NX_UNKNOWN");
+}
+
+Test(base, err_keeps_message_and_prefix) {
+  int rc = nx_err(NX_NOTFOUND, "collection '%s' not found", "users");
+  cr_assert_eq(rc, NX_NOTFOUND);
+  nx_err_prefix(rc, "find: ");
+  cr_assert_str_eq(nx_err_msg(), "find: collection 'users' not found");
+}
+
+Test(base, crc32c_known_vector) {
+  /* RFC 3720 B.4: 32 bytes of zeros -> 0x8A9136AA; "123456789" -> 0xE3069283 */
+  uint8_t z[32] = {0};
+  cr_assert_eq(nx_crc32c(0, z, sizeof z), 0x8A9136AAu);
+  cr_assert_eq(nx_crc32c(0, "123456789", 9), 0xE3069283u);
+  /* incremental equals one shot */
+  uint32_t c = nx_crc32c(0, "1234", 4);
+  cr_assert_eq(nx_crc32c(c, "56789", 5), 0xE3069283u);
+}
+
+Test(base, alloc_counts_and_fails_nth) {
+  nx_alloc_stats s0, s1;
+  nx_alloc_get_stats(&s0);
+  void *p = nx_malloc(1000);
+  cr_assert_not_null(p);
+  nx_alloc_get_stats(&s1);
+  cr_assert_geq(s1.current, s0.current + 1000);
+  nx_free(p);
+  nx_alloc_fail_nth(2);
+  void *a = nx_malloc(10);
+  void *b = nx_malloc(10);
+  cr_assert_not_null(a);
+  cr_assert_null(b);
+  cr_assert(nx_alloc_fault_fired());
+  nx_free(a);
+  nx_alloc_fail_nth(0);
+}
+
+Test(base, buf_appends_and_caps) {
+  nx_buf b;
+  nx_buf_init(&b, 16);
+  cr_assert_eq(nx_buf_append(&b, "hello", 5), NX_OK);
+  cr_assert_eq(nx_buf_printf(&b, " %d", 42), NX_OK);
+  cr_assert_str_eq((char *)b.data, "hello 42");
+  cr_assert_eq(nx_buf_append(&b, "0123456789", 10), NX_LIMIT);
+  nx_buf_free(&b);
+}
