@@ -105,8 +105,8 @@ bool doc_get_dotted(const bson_t *doc, const char *dotted, bson_iter_t *out);
 /**
  * Visits every value that `path` reaches in `doc` under MongoDB's array rules, the way index keys
  * and sort keys are generated: a non-numeric component applied to an array descends into each
- * element that is a document; a numeric component applied to an array takes that element (and,
- * for arrays of documents, also the field of that name in each element); a final value that is an
+ * element that is a document (one level: arrays nested in arrays are not entered); a numeric
+ * component applied to an array takes that element only; a final value that is an
  * array is visited element by element when `expand_leaf_arrays` (an empty array is then visited
  * once as `undefined`, as MongoDB's sort does), else as the array itself.
  * `cb` gets each value (borrowed) and returns 0 to go on or a status code to stop (returned as is).
