@@ -1,2 +1,0 @@
-# Empty dependencies file for nx_index.
-# This may be replaced when dependencies are built.

@@ -1,2 +1,0 @@
-CMakeFiles/nx_io.dir/src/base/empty_layer.c.o: \
- /work/main/src/base/empty_layer.c /usr/include/stdc-predef.h
