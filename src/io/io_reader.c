@@ -1,0 +1,599 @@
+/*
+ * io_reader.c: format detection, the reader handle, and the NDJSON, JSON and BSON readers (CSV is
+ * in io_csv_read.c).
+ *
+ * NDJSON: one JSON object per line ('\n', an optional '\r' before it); blank lines are skipped.
+ *   A bad line is a record error; the reader goes on at the next line. A line longer than
+ *   max_record is an error reported as soon as the limit is passed, without buffering the rest
+ *   (the rest of the line is skipped).
+ * JSON: either an array of objects ("[{...}, {...}]") or objects one after another (what
+ *   mongoexport writes without --jsonArray, and pretty-printed NDJSON). A tokenizer finds where
+ *   each top-level element ends (strings, escapes and nesting depth) without parsing it, copies
+ *   it into one record buffer, and libbson parses that element alone. A bad element (bad JSON
+ *   inside, not an object) is a record error; broken structure (EOF inside an element, no ',' or
+ *   ']' between elements, data after the closing ']') is fatal.
+ * BSON: int32 length, then length - 4 bytes ending in NUL. The length is checked (5..16 MiB) before
+ *   anything is buffered; a bad length or a truncated document is fatal (there is no way to find
+ *   the next document); a document whose content fails bson_validate is a record error (its length
+ *   says where the next one starts).
+ * Extended JSON (canonical or relaxed, e.g. {"$oid": ...}, {"$date": ...}, {"$numberLong": ...})
+ * is understood by libbson's parser in both JSON formats.
+ */
+#include <string.h>
+#include <strings.h>
+
+#include "io_int.h"
+
+/* ---- Detection ---- */
+static bool ends_with(const char *s, const char *suffix) {
+  size_t n = strlen(s), k = strlen(suffix);
+  return n >= k && strcasecmp(s + n - k, suffix) == 0;
+}
+
+static char sniff_delim(const uint8_t *h, size_t n) {
+  static const char cand[] = {',', ';', '\t', '|'};
+  size_t counts[4] = {0, 0, 0, 0};
+  bool q = false;
+  for (size_t i = 0; i < n; i++) {
+    if (h[i] == '"') q = !q;
+    if (q) continue;
+    if (h[i] == '\n') break;
+    for (int k = 0; k < 4; k++)
+      if (h[i] == (uint8_t)cand[k]) counts[k]++;
+  }
+  int best = 0;
+  for (int k = 1; k < 4; k++)
+    if (counts[k] > counts[best]) best = k;
+  return counts[best] ? cand[best] : 0;
+}
+
+nx_format io_detect(const char *path, const uint8_t *h, size_t n, char *delim) {
+  *delim = 0;
+  if (path) {
+    if (ends_with(path, ".ndjson") || ends_with(path, ".jsonl") || ends_with(path, ".ldjson"))
+      return NX_FORMAT_NDJSON;
+    if (ends_with(path, ".json")) return NX_FORMAT_JSON;
+    if (ends_with(path, ".bson")) return NX_FORMAT_BSON;
+    if (ends_with(path, ".tsv")) {
+      *delim = '\t';
+      return NX_FORMAT_CSV;
+    }
+    if (ends_with(path, ".csv")) {
+      *delim = sniff_delim(h, n);
+      return NX_FORMAT_CSV;
+    }
+  }
+  /* A BSON document starts with a little-endian length 5..16 MiB: its 4th byte is 0, which no
+   * text file has there; the 5th byte is an element type or the terminating NUL. */
+  if (n >= 5 && h[3] == 0) {
+    uint32_t len = nx_get32(h);
+    uint8_t t = h[4];
+    if (len >= 5 && len <= IO_MAX_DOC_BYTES && (t <= 0x13 || t == 0x7F || t == 0xFF))
+      return NX_FORMAT_BSON;
+  }
+  size_t i = 0;
+  while (i < n && (h[i] == ' ' || h[i] == '\t' || h[i] == '\r' || h[i] == '\n')) i++;
+  if (i < n && h[i] == '[') return NX_FORMAT_JSON;
+  if (i < n && h[i] == '{') {
+    /* NDJSON when the first object closes on its first line, else (pretty) JSON */
+    int depth = 0;
+    bool str = false, esc = false;
+    for (size_t j = i; j < n; j++) {
+      uint8_t c = h[j];
+      if (str) {
+        if (esc) esc = false;
+        else if (c == '\\') esc = true;
+        else if (c == '"') str = false;
+        continue;
+      }
+      if (c == '"') str = true;
+      else if (c == '{' || c == '[') depth++;
+      else if (c == '}' || c == ']') {
+        if (--depth == 0) return NX_FORMAT_NDJSON;
+      } else if (c == '\n') {
+        return NX_FORMAT_JSON;
+      }
+    }
+    return NX_FORMAT_NDJSON;
+  }
+  *delim = sniff_delim(h, n);
+  return NX_FORMAT_CSV;
+}
+
+/* ---- The handle ---- */
+int io_reader_fatal(io_reader *r, int rc) {
+  r->fatal_rc = rc;
+  r->where.fatal = true;
+  nx_free(r->fatal_msg);
+  r->fatal_msg = nx_strdup(nx_err_msg());
+  return rc;
+}
+
+static int reader_start(io_reader *r, const char *path_for_ext) {
+  if (r->opts.max_record == 0) r->opts.max_record = IO_MAX_TEXT_RECORD;
+  r->line = 1;
+  nx_buf_init(&r->rec, r->opts.max_record + 16);
+  int rc = io_src_fill(&r->src);
+  if (rc) return rc;
+  size_t hn = r->src.len < 1024 ? r->src.len : 1024;
+  char sniffed = 0;
+  nx_format f = io_detect(path_for_ext, r->src.buf, hn, &sniffed);
+  if (r->format == NX_FORMAT_AUTO) {
+    r->format = f;
+    if (f == NX_FORMAT_CSV && (r->opts.delimiter == 0 || r->opts.delimiter == ',') && sniffed)
+      r->opts.delimiter = sniffed;
+  } else if (r->format == NX_FORMAT_CSV && r->opts.delimiter == 0) {
+    r->opts.delimiter = sniffed ? sniffed : ',';
+  }
+  if (r->opts.delimiter == 0) r->opts.delimiter = ',';
+  if (r->format != NX_FORMAT_BSON && !r->src.utf16) {
+    /* NUL bytes in a text file: most likely UTF-16 without a byte order mark */
+    const uint8_t *z = memchr(r->src.buf, 0, hn);
+    if (z)
+      return nx_err(NX_INVALID, "%s: NUL byte at offset %llu in a %s file: UTF-16 without a byte "
+                    "order mark? Convert it to UTF-8 (e.g. iconv -f UTF-16 -t UTF-8)", r->name,
+                    (unsigned long long)(r->src.off + (size_t)(z - r->src.buf)),
+                    io_format_name(r->format));
+  }
+  if (r->format == NX_FORMAT_CSV) return io_csv_open(r);
+  return NX_OK;
+}
+
+static int reader_alloc(const char *name, const io_read_opts *opts, io_reader **out) {
+  *out = NULL;
+  io_reader *r = nx_calloc(1, sizeof *r);
+  if (!r) return nx_err(NX_NOMEM, "%s: out of memory", name);
+  r->name = nx_strdup(name);
+  if (!r->name) {
+    nx_free(r);
+    return nx_err(NX_NOMEM, "%s: out of memory", name);
+  }
+  if (opts) r->opts = *opts;
+  else r->opts.format = NX_FORMAT_AUTO;
+  r->format = r->opts.format;
+  *out = r;
+  return NX_OK;
+}
+
+int io_reader_open_file(const char *path, const io_read_opts *opts, io_reader **out) {
+  io_reader *r;
+  int rc = reader_alloc(path, opts, &r);
+  if (rc) return rc;
+  rc = io_src_open_file(&r->src, path);
+  if (rc == NX_OK) {
+    r->src.name = r->name;
+    rc = reader_start(r, path);
+  }
+  if (rc) {
+    io_reader_close(r);
+    return rc;
+  }
+  *out = r;
+  return NX_OK;
+}
+
+int io_reader_open_mem(const void *data, size_t n, const char *name, const io_read_opts *opts,
+                       io_reader **out) {
+  io_reader *r;
+  if (!name) name = "<memory>";
+  int rc = reader_alloc(name, opts, &r);
+  if (rc) return rc;
+  rc = io_src_open_mem(&r->src, data, n, r->name);
+  if (rc == NX_OK) rc = reader_start(r, NULL);
+  if (rc) {
+    io_reader_close(r);
+    return rc;
+  }
+  *out = r;
+  return NX_OK;
+}
+
+void io_reader_close(io_reader *r) {
+  if (!r) return;
+  if (r->csv) io_csv_close(r);
+  if (r->doc_live) bson_destroy(&r->doc);
+  nx_buf_free(&r->rec);
+  io_src_close(&r->src);
+  nx_free(r->fatal_msg);
+  nx_free(r->name);
+  nx_free(r);
+}
+
+void io_reader_where(const io_reader *r, io_where *out) { *out = r->where; }
+nx_format io_reader_format(const io_reader *r) { return r->format; }
+uint64_t io_reader_bytes(const io_reader *r) { return io_src_tell(&r->src); }
+uint64_t io_reader_size(const io_reader *r) { return r->src.raw_size; }
+
+/* ---- Parsing one JSON object from text ---- */
+static void set_raw(io_reader *r, const uint8_t *p, size_t n) {
+  r->where.raw = (const char *)p;
+  r->where.raw_len = n < IO_MAX_RAW_KEPT ? n : IO_MAX_RAW_KEPT;
+}
+
+static const char *json_kind(uint8_t c) {
+  if (c == '[') return "an array";
+  if (c == '"') return "a string";
+  if (c == 't' || c == 'f') return "a boolean";
+  if (c == 'n') return "null";
+  if (c == '-' || (c >= '0' && c <= '9')) return "a number";
+  return "not JSON";
+}
+
+/* Parses text p[0..n) (one record whose first byte is at r->where.offset) into r->doc. */
+static int parse_json_record(io_reader *r, const uint8_t *p, size_t n, const char *what) {
+  size_t bad = io_utf8_check(p, n, true);
+  if (bad < n)
+    return nx_err(NX_PARSE, "%s: %s %llu, byte offset %llu: %s", r->name, what,
+                  (unsigned long long)r->where.line, (unsigned long long)(r->where.offset + bad),
+                  p[bad] == 0 ? "NUL byte in JSON text" : "invalid UTF-8");
+  size_t i = 0;
+  while (i < n && (p[i] == ' ' || p[i] == '\t' || p[i] == '\r' || p[i] == '\n')) i++;
+  if (i == n || p[i] != '{')
+    return nx_err(NX_PARSE, "%s: %s %llu, byte offset %llu: expected a JSON object, found %s",
+                  r->name, what, (unsigned long long)r->where.line,
+                  (unsigned long long)(r->where.offset + i), i == n ? "nothing" : json_kind(p[i]));
+  if (r->doc_live) {
+    bson_destroy(&r->doc);
+    r->doc_live = false;
+  }
+  bson_error_t err;
+  if (!bson_init_from_json(&r->doc, (const char *)p, (ssize_t)n, &err))
+    return nx_err(NX_PARSE, "%s: %s %llu, byte offset %llu: bad JSON: %s", r->name, what,
+                  (unsigned long long)r->where.line, (unsigned long long)r->where.offset,
+                  err.message);
+  r->doc_live = true;
+  return NX_OK;
+}
+
+/* ---- NDJSON ---- */
+static bool all_space(const uint8_t *p, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (p[i] != ' ' && p[i] != '\t' && p[i] != '\r') return false;
+  return true;
+}
+
+static int ndjson_next(io_reader *r, const bson_t **doc) {
+  io_src *s = &r->src;
+  for (;;) {
+    if (r->discard_line) {
+      /* the rest of an over-long line */
+      for (;;) {
+        const uint8_t *nl = memchr(s->buf + s->pos, '\n', s->len - s->pos);
+        if (nl) {
+          s->pos = (size_t)(nl - s->buf) + 1;
+          r->line++;
+          break;
+        }
+        s->pos = s->len;
+        if (s->eof) break;
+        int rc = io_src_fill(s);
+        if (rc) return io_reader_fatal(r, rc);
+      }
+      r->discard_line = false;
+    }
+    r->rec.len = 0;
+    r->where.line = r->line;
+    r->where.offset = io_src_tell(s);
+    r->where.fatal = false;
+    r->where.raw = NULL;
+    r->where.raw_len = 0;
+    const uint8_t *line = NULL;
+    size_t n = 0;
+    bool got_nl = false;
+    for (;;) {
+      size_t avail = s->len - s->pos;
+      const uint8_t *start = s->buf + s->pos;
+      const uint8_t *nl = memchr(start, '\n', avail);
+      size_t seg = nl ? (size_t)(nl - start) : avail;
+      if (r->rec.len + seg > r->opts.max_record) {
+        /* too long: report now, skip the rest later */
+        if (r->rec.len == 0) set_raw(r, start, seg);
+        else set_raw(r, r->rec.data, r->rec.len);
+        uint64_t off = r->where.offset;
+        s->pos += seg;
+        r->discard_line = true;
+        r->nrec++;
+        return nx_err(NX_LIMIT, "%s: line %llu (byte offset %llu) is longer than the limit of %zu "
+                      "bytes", r->name, (unsigned long long)r->where.line,
+                      (unsigned long long)off, r->opts.max_record);
+      }
+      if (nl && r->rec.len == 0) {
+        line = start; /* the whole line is in the buffer: no copy */
+        n = seg;
+        s->pos += seg + 1;
+        got_nl = true;
+        break;
+      }
+      if (nx_buf_append(&r->rec, start, seg)) return io_reader_fatal(r, NX_NOMEM);
+      s->pos += seg;
+      if (nl) {
+        s->pos++;
+        got_nl = true;
+        line = r->rec.data;
+        n = r->rec.len;
+        break;
+      }
+      if (s->eof) {
+        line = r->rec.data;
+        n = r->rec.len;
+        break;
+      }
+      int rc = io_src_fill(s);
+      if (rc) return io_reader_fatal(r, rc);
+    }
+    if (got_nl) r->line++;
+    if (n > 0 && line[n - 1] == '\r') n--;
+    if (n == 0 || all_space(line, n)) {
+      if (!got_nl && s->eof) return NX_DONE;
+      continue;
+    }
+    set_raw(r, line, n);
+    r->nrec++;
+    int rc = parse_json_record(r, line, n, "line");
+    if (rc) return rc;
+    *doc = &r->doc;
+    return NX_ROW;
+  }
+}
+
+/* ---- JSON array / object sequence ---- */
+/* Makes at least one byte available; false at the end of the input. */
+static int need_byte(io_reader *r, bool *have) {
+  io_src *s = &r->src;
+  while (s->pos >= s->len && !s->eof) {
+    int rc = io_src_fill(s);
+    if (rc) return rc;
+  }
+  *have = s->pos < s->len;
+  return NX_OK;
+}
+
+static int skip_ws(io_reader *r, bool *have) {
+  io_src *s = &r->src;
+  for (;;) {
+    int rc = need_byte(r, have);
+    if (rc || !*have) return rc;
+    uint8_t c = s->buf[s->pos];
+    if (c == '\n') r->line++;
+    else if (c != ' ' && c != '\t' && c != '\r') return NX_OK;
+    s->pos++;
+  }
+}
+
+/* Copies one element (starting at the current byte) into r->rec: a container up to its matching
+ * close, a scalar up to the next ',' ']' or whitespace at depth 0. */
+static int json_scan_element(io_reader *r) {
+  io_src *s = &r->src;
+  r->rec.len = 0;
+  int depth = 0;
+  bool str = false, esc = false;
+  bool container = s->buf[s->pos] == '{' || s->buf[s->pos] == '[';
+  uint64_t start_line = r->where.line;
+  for (;;) {
+    bool have;
+    int rc = need_byte(r, &have);
+    if (rc) return io_reader_fatal(r, rc);
+    if (!have) {
+      if (!container && !str) return NX_OK;
+      set_raw(r, r->rec.data, r->rec.len);
+      return io_reader_fatal(r, nx_err(NX_PARSE, "%s: truncated JSON: the file ends inside %s "
+                                       "that starts at line %llu, byte offset %llu", r->name,
+                                       str ? "a string" : "an element",
+                                       (unsigned long long)start_line,
+                                       (unsigned long long)r->where.offset));
+    }
+    size_t i = s->pos, end = s->len;
+    bool done = false;
+    for (; i < end; i++) {
+      uint8_t c = s->buf[i];
+      if (c == '\n') r->line++;
+      if (str) {
+        if (esc) esc = false;
+        else if (c == '\\') esc = true;
+        else if (c == '"') str = false;
+        continue;
+      }
+      if (c == '"') {
+        str = true;
+      } else if (c == '{' || c == '[') {
+        depth++;
+      } else if (c == '}' || c == ']') {
+        if (!container) {
+          done = true;
+          break;
+        }
+        if (--depth == 0) {
+          i++;
+          done = true;
+          break;
+        }
+      } else if (!container && (c == ',' || c == ' ' || c == '\t' || c == '\r' || c == '\n')) {
+        if (c == '\n') r->line--; /* not consumed */
+        done = true;
+        break;
+      }
+    }
+    size_t seg = i - s->pos;
+    if (r->rec.len + seg > r->opts.max_record) {
+      set_raw(r, r->rec.len ? r->rec.data : s->buf + s->pos, r->rec.len ? r->rec.len : seg);
+      return io_reader_fatal(r, nx_err(NX_LIMIT, "%s: the JSON element at line %llu, byte offset "
+                                       "%llu is longer than the limit of %zu bytes", r->name,
+                                       (unsigned long long)start_line,
+                                       (unsigned long long)r->where.offset, r->opts.max_record));
+    }
+    if (nx_buf_append(&r->rec, s->buf + s->pos, seg)) return io_reader_fatal(r, NX_NOMEM);
+    s->pos = i;
+    if (done) return NX_OK;
+  }
+}
+
+static int json_next(io_reader *r, const bson_t **doc) {
+  io_src *s = &r->src;
+  bool have;
+  int rc;
+  r->where.fatal = false;
+  r->where.raw = NULL;
+  r->where.raw_len = 0;
+  if (r->json_state == 3) return NX_DONE;
+  if ((rc = skip_ws(r, &have))) return io_reader_fatal(r, rc);
+  r->where.line = r->line;
+  r->where.offset = io_src_tell(s);
+  if (r->json_state == 0) {
+    if (!have) {
+      r->json_state = 3;
+      return NX_DONE;
+    }
+    uint8_t c = s->buf[s->pos];
+    if (c == '[') {
+      r->json_state = 1;
+      s->pos++;
+      if ((rc = skip_ws(r, &have))) return io_reader_fatal(r, rc);
+      r->where.line = r->line;
+      r->where.offset = io_src_tell(s);
+    } else if (c == '{') {
+      r->json_state = 2;
+    } else {
+      return io_reader_fatal(r, nx_err(NX_PARSE, "%s: line %llu, byte offset %llu: expected '[' "
+                                       "or '{' at the start of a JSON file, found %s", r->name,
+                                       (unsigned long long)r->line,
+                                       (unsigned long long)r->where.offset, json_kind(c)));
+    }
+  }
+  if (!have) {
+    if (r->json_state == 2) {
+      r->json_state = 3;
+      return NX_DONE;
+    }
+    return io_reader_fatal(r, nx_err(NX_PARSE, "%s: truncated JSON: the file ends at byte offset "
+                                     "%llu inside the array (no closing ']')", r->name,
+                                     (unsigned long long)r->where.offset));
+  }
+  uint8_t c = s->buf[s->pos];
+  if (r->json_state == 1 && c == ']') {
+    if (r->json_need_elem)
+      return io_reader_fatal(r, nx_err(NX_PARSE, "%s: line %llu, byte offset %llu: ']' after ',' "
+                                       "(trailing comma)", r->name, (unsigned long long)r->line,
+                                       (unsigned long long)r->where.offset));
+    s->pos++;
+    if ((rc = skip_ws(r, &have))) return io_reader_fatal(r, rc);
+    if (have)
+      return io_reader_fatal(r, nx_err(NX_PARSE, "%s: line %llu, byte offset %llu: data after the "
+                                       "closing ']'", r->name, (unsigned long long)r->line,
+                                       (unsigned long long)io_src_tell(s)));
+    r->json_state = 3;
+    return NX_DONE;
+  }
+  if (c == ',' || (r->json_state == 1 && c == ']') || c == '}')
+    return io_reader_fatal(r, nx_err(NX_PARSE, "%s: line %llu, byte offset %llu: unexpected '%c' "
+                                     "where a JSON element should start", r->name,
+                                     (unsigned long long)r->line,
+                                     (unsigned long long)r->where.offset, (char)c));
+  if (r->json_state == 2 && c != '{')
+    return io_reader_fatal(r, nx_err(NX_PARSE, "%s: line %llu, byte offset %llu: expected '{' "
+                                     "(the next object), found %s", r->name,
+                                     (unsigned long long)r->line,
+                                     (unsigned long long)r->where.offset, json_kind(c)));
+  if ((rc = json_scan_element(r))) return rc;
+  r->nrec++;
+  set_raw(r, r->rec.data, r->rec.len);
+  /* what follows the element: ',' or ']' in an array */
+  if (r->json_state == 1) {
+    if ((rc = skip_ws(r, &have))) return io_reader_fatal(r, rc);
+    if (!have)
+      return io_reader_fatal(r, nx_err(NX_PARSE, "%s: truncated JSON: the file ends after the "
+                                       "element at line %llu (no ',' or closing ']')", r->name,
+                                       (unsigned long long)r->where.line));
+    c = s->buf[s->pos];
+    if (c == ',') {
+      s->pos++;
+      r->json_need_elem = true;
+    } else if (c == ']') {
+      r->json_need_elem = false;
+    } else {
+      return io_reader_fatal(r, nx_err(NX_PARSE, "%s: line %llu, byte offset %llu: expected ',' "
+                                       "or ']' after an array element, found '%c'", r->name,
+                                       (unsigned long long)r->line,
+                                       (unsigned long long)io_src_tell(s), (char)c));
+    }
+  }
+  rc = parse_json_record(r, r->rec.data, r->rec.len, "element at line");
+  if (rc) return rc;
+  *doc = &r->doc;
+  return NX_ROW;
+}
+
+/* ---- BSON ---- */
+static int need_bytes(io_reader *r, size_t n) {
+  io_src *s = &r->src;
+  while (s->len - s->pos < n && !s->eof) {
+    int rc = io_src_fill(s);
+    if (rc) return rc;
+  }
+  return NX_OK;
+}
+
+static int bson_next(io_reader *r, const bson_t **doc) {
+  io_src *s = &r->src;
+  r->where.line = 0;
+  r->where.offset = io_src_tell(s);
+  r->where.raw = NULL;
+  r->where.raw_len = 0;
+  r->where.fatal = false;
+  int rc = need_bytes(r, 4);
+  if (rc) return io_reader_fatal(r, rc);
+  size_t avail = s->len - s->pos;
+  if (avail == 0) return NX_DONE;
+  r->nrec++;
+  if (avail < 4)
+    return io_reader_fatal(r, nx_err(NX_PARSE, "%s: truncated BSON: %zu stray byte%s at byte "
+                                     "offset %llu (a document needs at least 5)", r->name, avail,
+                                     avail == 1 ? "" : "s", (unsigned long long)r->where.offset));
+  uint32_t len = nx_get32(s->buf + s->pos);
+  if (len < 5 || len > IO_MAX_DOC_BYTES)
+    return io_reader_fatal(r, nx_err(NX_PARSE, "%s: bad BSON document length %u at byte offset "
+                                     "%llu (must be 5..%u)", r->name, len,
+                                     (unsigned long long)r->where.offset, IO_MAX_DOC_BYTES));
+  rc = need_bytes(r, len);
+  if (rc) return io_reader_fatal(r, rc);
+  avail = s->len - s->pos;
+  if (avail < len)
+    return io_reader_fatal(r, nx_err(NX_PARSE, "%s: truncated BSON: the document at byte offset "
+                                     "%llu says %u bytes, only %zu remain", r->name,
+                                     (unsigned long long)r->where.offset, len, avail));
+  const uint8_t *p = s->buf + s->pos;
+  s->pos += len;
+  if (p[len - 1] != 0)
+    return nx_err(NX_PARSE, "%s: bad BSON document at byte offset %llu: its last byte (offset "
+                  "%llu) is not NUL", r->name, (unsigned long long)r->where.offset,
+                  (unsigned long long)(r->where.offset + len - 1));
+  if (!bson_init_static(&r->view, p, len))
+    return nx_err(NX_PARSE, "%s: bad BSON document at byte offset %llu", r->name,
+                  (unsigned long long)r->where.offset);
+  size_t bad_off = 0;
+  if (!bson_validate(&r->view, BSON_VALIDATE_UTF8, &bad_off)) {
+    bson_error_t err;
+    memset(&err, 0, sizeof err);
+    bson_validate_with_error(&r->view, BSON_VALIDATE_UTF8, &err);
+    return nx_err(NX_PARSE, "%s: bad BSON document at byte offset %llu: %s (at byte offset %llu)",
+                  r->name, (unsigned long long)r->where.offset,
+                  err.message[0] ? err.message : "invalid",
+                  (unsigned long long)(r->where.offset + bad_off));
+  }
+  *doc = &r->view;
+  return NX_ROW;
+}
+
+int io_reader_next(io_reader *r, const bson_t **doc) {
+  *doc = NULL;
+  if (r->fatal_rc) {
+    nx_err(r->fatal_rc, "%s", r->fatal_msg ? r->fatal_msg : "reader failed");
+    return r->fatal_rc;
+  }
+  switch (r->format) {
+  case NX_FORMAT_NDJSON: return ndjson_next(r, doc);
+  case NX_FORMAT_JSON: return json_next(r, doc);
+  case NX_FORMAT_BSON: return bson_next(r, doc);
+  case NX_FORMAT_CSV: return io_csv_next(r, doc);
+  default: return nx_err(NX_INVALID, "%s: unknown format %d", r->name, (int)r->format);
+  }
+}
