@@ -1,0 +1,198 @@
+/*
+ * engine.h: the engine layer's internal API: the database handle, transactions, the catalog of
+ * collections, the stored form of documents, and THE write path (eng_doc_write), through which
+ * every insert, replace and delete of a document passes, so that secondary indexes (and expiry,
+ * ledgers, ...) can be maintained in the same transaction.
+ *
+ * Trees (storage.h names):
+ *   "catalog"      key: collection name (bytes, no NUL); value: BSON
+ *                  {name, options, formatVersion, created (date), hasExpiry?}
+ *   "c:" + name    one per collection; key: keyenc_key(_id) (memcmp order = MongoDB order of
+ *                  _id, so natural order is _id order); value: the stored document (below).
+ *
+ * Stored document value (docval.c):
+ *   OFFSET SIZE MEANING
+ *        0    1 format (ENG_DOC_FORMAT = 1)
+ *        1    1 flags: bits 0-1 compression of the body (0 none, 1 zstd, 2 lz4),
+ *                      bit 2 an expiry follows the version
+ *        2    2 reserved, zero
+ *        4    4 length of the BSON (uncompressed), little-endian
+ *        8    8 created_ms (int64, ms since the epoch)
+ *       16    8 updated_ms
+ *       24    8 version (1 at insert, +1 per change)
+ *      [32    8 expires_ms, only when flag bit 2]
+ *     32/40   . body: the BSON, or its zstd / lz4 compression
+ *
+ * Invariants:
+ *   1. A collection exists iff its catalog entry and its "c:" tree both exist (both are created
+ *      and dropped in the same write transaction).
+ *   2. Every stored body is a BSON document that passed doc_validate_for_storage and whose first
+ *      field is _id; the tree key is keyenc_key of that _id.
+ *   3. Every change of a stored document goes through eng_doc_write.
+ *   4. nx_txn.writes counts st_* writes; cursors of a write txn re-seek by their last key when it
+ *      has moved since their last step.
+ */
+#ifndef NX_ENGINE_H
+#define NX_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <bson/bson.h>
+
+#include "base.h"
+#include "doc.h"
+#include "keyenc.h"
+#include "match.h"
+#include "storage.h"
+
+/* ---- The database handle (defined here so that query/ and api/ may use it) ---- */
+struct nx_db {
+  st_env *env;          /* storage environment, owned */
+  char *path;           /* path given to nx_open, owned */
+  bool read_only;       /* opened read-only: every write is NX_READONLY */
+};
+
+/* ---- Collections in a transaction ---- */
+#define ENG_COMP_NONE 0u
+#define ENG_COMP_ZSTD 1u
+#define ENG_COMP_LZ4 2u
+#define ENG_ID_UUIDV7 0u
+#define ENG_ID_UUIDV4 1u
+#define ENG_NAME_MAX 120u          /* bytes of a collection name */
+#define ENG_KV_COLLECTION "_nx_kv" /* the key-value API's reserved collection */
+
+typedef struct eng_coll {
+  char *name;              /* collection name, owned */
+  st_tree tree;            /* its "c:" tree, valid in this txn */
+  bool opts_loaded;        /* the fields below were read from the catalog */
+  uint8_t compression;     /* ENG_COMP_* */
+  int compression_level;   /* zstd level (1..19), default 1 */
+  uint8_t id_format;       /* ENG_ID_* for generated _id */
+  bool has_expiry;         /* some document was stored with an expiry */
+  struct eng_coll *next;   /* next in the txn's cache */
+} eng_coll;
+
+/* ---- Transactions ---- */
+struct nx_txn {
+  nx_db *db;               /* owning database */
+  st_txn *st;              /* storage transaction, owned */
+  bool write;              /* NX_TXN_WRITE */
+  bool user;               /* begun by nx_txn_begin (else auto-commit inside one call) */
+  bool poisoned;           /* a write failed half-way: only abort is allowed */
+  int64_t now_ms;          /* the clock, read once at begin (expiry, metadata, $currentDate) */
+  uint64_t writes;         /* st_* writes so far (cursor re-seek, see invariant 4) */
+  eng_coll *colls;         /* collections opened in this txn, owned */
+  nx_buf enc;              /* scratch: the encoded value of the document being written */
+  nx_buf key;              /* scratch: the key of the document being written */
+  nx_buf old;              /* scratch: decompressed old version during a write */
+};
+
+/** Begins a transaction on db (nx_txn_begin's body). */
+int eng_txn_begin(nx_db *db, bool write, bool user, nx_txn **out);
+/** Commits and frees t (also on failure). A poisoned txn is aborted and NX_MISUSE returned. */
+int eng_txn_commit(nx_txn *t);
+/** Aborts and frees t. Accepts NULL. */
+void eng_txn_abort(nx_txn *t);
+
+/**
+ * The auto-commit helper used by every public call that takes `nx_txn *txn`:
+ * when `txn` is NULL, begins a transaction of the needed kind into *t and sets *own; else checks
+ * that `txn` belongs to `db`, is not poisoned, and is a write txn when `write` (NX_READONLY
+ * "<what>: write inside a read transaction" otherwise) and uses it. `what` names the call.
+ */
+int eng_txn_use(nx_db *db, nx_txn *txn, bool write, const char *what, nx_txn **t, bool *own);
+/** Ends what eng_txn_use began: when own, commits if rc == NX_OK else aborts; when not own and
+ *  rc is a failure after writes happened (wrote == true), poisons the user's txn. Returns the
+ *  final status (commit failure replaces NX_OK). */
+int eng_txn_done(nx_txn *t, bool own, int rc, bool wrote);
+
+/* ---- Catalog ---- */
+/** Checks a user-supplied collection name (1..120 bytes UTF-8, no NUL or '$', not "system.*"
+ *  or "_nx*"). NX_INVALID naming the problem. */
+int eng_coll_name_check(const char *name);
+/**
+ * Finds collection `name` in transaction t (cached per txn). NX_NOTFOUND when missing (and
+ * `create` is false). With `create` (write txn), a missing collection is created with default
+ * options (implicit creation by the first write). Reserved names (ENG_KV_COLLECTION) are allowed
+ * here: callers check user names with eng_coll_name_check first.
+ */
+int eng_coll_get(nx_txn *t, const char *name, bool create, eng_coll **out);
+/** Loads the options of c from the catalog (done once per txn; eng_doc_write calls it). */
+int eng_coll_load_opts(nx_txn *t, eng_coll *c);
+/** Creates a collection with options (a BSON document, may be NULL). NX_EXISTS, NX_INVALID. */
+int eng_coll_create(nx_txn *t, const char *name, const bson_t *options);
+int eng_coll_drop(nx_txn *t, const char *name);                     /* NX_NOTFOUND */
+int eng_coll_rename(nx_txn *t, const char *from, const char *to);   /* NX_NOTFOUND, NX_EXISTS */
+/** Calls fn for each collection name in name order (reserved ones included when `all`). */
+int eng_coll_list(nx_txn *t, bool all, int (*fn)(void *ctx, const char *name), void *ctx);
+/** The catalog entry of a collection into *out (initialised on NX_OK). For the index layer:
+ *  it may keep its definitions in the entry and write it back with eng_catalog_put. */
+int eng_catalog_get(nx_txn *t, const char *name, bson_t *out);
+int eng_catalog_put(nx_txn *t, const char *name, const bson_t *entry);
+
+/* ---- Stored documents ---- */
+#define ENG_DOC_FORMAT 1u
+#define ENG_DOC_HDR 32u
+#define ENG_F_COMP_MASK 0x3u
+#define ENG_F_EXPIRY 0x4u
+
+/** A decoded stored document: `doc` is a read-only view of bytes borrowed from the storage value
+ *  (uncompressed) or from `scratch` (decompressed), valid until the next cursor step / write. */
+typedef struct eng_doc {
+  bson_t doc;              /* static view, never bson_destroy'd */
+  nx_doc_meta meta;        /* metadata */
+  uint8_t flags;           /* header flags */
+} eng_doc;
+
+/** Decodes a storage value into *out, decompressing into scratch when needed. NX_CORRUPT names
+ *  the collection on malformed bytes. */
+int eng_doc_decode(const char *coll, st_val v, nx_buf *scratch, eng_doc *out);
+/** Encodes doc with meta into out (reset first), compressed as `compression` asks (kept
+ *  uncompressed when that does not save space). */
+int eng_doc_encode(const bson_t *doc, const nx_doc_meta *meta, unsigned compression, int level,
+                   nx_buf *out);
+/** True when a document with this meta is expired at now_ms (invisible to reads). */
+static inline bool eng_doc_expired(const nx_doc_meta *m, int64_t now_ms) {
+  return m->expires_ms != 0 && m->expires_ms <= now_ms;
+}
+
+/** Encodes the tree key of an _id value into out (reset first). */
+int eng_id_key(nx_buf *out, const bson_value_t *id);
+/** Renders an _id for messages into buf (truncated to cap with "..."). */
+void eng_id_str(const bson_value_t *id, char *buf, size_t cap);
+
+/**
+ * Looks up the document whose tree key is `key`. NX_NOTFOUND when absent or expired. The view
+ * in *out borrows as eng_doc_decode says.
+ */
+int eng_doc_get(nx_txn *t, eng_coll *c, st_val key, nx_buf *scratch, eng_doc *out);
+
+/* ---- THE write path ---- */
+typedef enum eng_op { ENG_INSERT, ENG_REPLACE, ENG_DELETE } eng_op;
+
+/**
+ * Writes one document change in transaction t (a write txn), the only function that changes a
+ * collection tree:
+ *   ENG_INSERT : new_doc (validated, _id first) is stored under its _id; NX_EXISTS names the
+ *                collection and the id when present (an expired one is replaced).
+ *   ENG_REPLACE: old_doc/old_meta (the stored version, caller-owned bytes) becomes new_doc (same
+ *                _id); version + 1, updated_ms = t->now_ms.
+ *   ENG_DELETE : old_doc is removed.
+ * `expires_ms` (0 = none) sets the expiry of an insert or replace.
+ * Index maintenance of the index layer is called from here, in the same transaction (see the
+ * marked call point in write.c). On failure after a storage write the caller's txn is poisoned by
+ * eng_txn_done.
+ */
+int eng_doc_write(nx_txn *t, eng_coll *c, eng_op op, const bson_t *old_doc,
+                  const nx_doc_meta *old_meta, const bson_t *new_doc, int64_t expires_ms);
+
+/**
+ * Prepares a user document for insertion into out (initialised on NX_OK): validates it
+ * (doc_validate_for_storage), and makes _id the first field, generating a UUID (v7, or v4 when
+ * the collection says {"idFormat": "uuidv4"}) when missing.
+ */
+int eng_prepare_insert(nx_txn *t, eng_coll *c, const bson_t *doc, bson_t *out);
+
+#endif

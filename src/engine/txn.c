@@ -1,0 +1,116 @@
+/*
+ * txn.c: engine transactions over storage transactions.
+ *
+ * An nx_txn wraps one st_txn and adds what the document layer needs: the clock read once at
+ * begin (metadata times, expiry, $currentDate), a per-transaction cache of opened collections,
+ * a write counter that cursors compare to know when to re-seek, and the poisoned state.
+ *
+ * Invariants:
+ *   1. A public call with txn == NULL runs in its own transaction (eng_txn_use / eng_txn_done):
+ *      committed when the call succeeds, aborted otherwise, so a failed call leaves nothing.
+ *   2. A public call inside a user transaction that fails after it wrote something poisons the
+ *      transaction: storage has no savepoints, so the half-done change cannot be taken back
+ *      alone; every later call fails fast and commit aborts (MongoDB aborts a transaction on a
+ *      write error too). Failures detected before any write (validation, duplicate _id checked
+ *      up front) leave the transaction usable.
+ */
+#include <string.h>
+
+#include "engine.h"
+
+static void txn_free(nx_txn *t);
+
+static void colls_free(eng_coll *c) {
+  while (c) {
+    eng_coll *n = c->next;
+    nx_free(c->name);
+    nx_free(c);
+    c = n;
+  }
+}
+
+int eng_txn_begin(nx_db *db, bool write, bool user, nx_txn **out) {
+  *out = NULL;
+  if (!db) return nx_err(NX_MISUSE, "transaction: database handle is NULL");
+  if (write && db->read_only)
+    return nx_err(NX_READONLY, "transaction: database '%s' was opened read-only", db->path);
+  nx_txn *t = nx_calloc(1, sizeof *t);
+  if (!t) return nx_err(NX_NOMEM, "transaction: out of memory");
+  int rc = st_txn_begin(db->env, write, &t->st);
+  if (rc != NX_OK) {
+    nx_free(t);
+    return rc;
+  }
+  t->db = db;
+  nx_buf_init(&t->enc, ST_MAX_VALUE);
+  nx_buf_init(&t->key, ST_MAX_KEY * 2);
+  nx_buf_init(&t->old, ST_MAX_VALUE);
+  t->write = write;
+  t->user = user;
+  t->now_ms = nx_now_ms();
+  *out = t;
+  return NX_OK;
+}
+
+int eng_txn_commit(nx_txn *t) {
+  if (!t) return nx_err(NX_MISUSE, "nx_txn_commit: transaction is NULL");
+  if (t->poisoned) {
+    eng_txn_abort(t);
+    return nx_err(NX_MISUSE,
+                  "nx_txn_commit: the transaction was aborted because a write in it failed; "
+                  "nothing was committed");
+  }
+  int rc;
+  if (t->write && t->writes == 0) {
+    st_txn_abort(t->st); /* nothing to write: skip the commit record and its fsync */
+    rc = NX_OK;
+  } else {
+    rc = st_txn_commit(t->st);
+  }
+  txn_free(t);
+  return rc;
+}
+
+void eng_txn_abort(nx_txn *t) {
+  if (!t) return;
+  st_txn_abort(t->st);
+  txn_free(t);
+}
+
+static void txn_free(nx_txn *t) {
+  colls_free(t->colls);
+  nx_buf_free(&t->enc);
+  nx_buf_free(&t->key);
+  nx_buf_free(&t->old);
+  nx_free(t);
+}
+
+int eng_txn_use(nx_db *db, nx_txn *txn, bool write, const char *what, nx_txn **t, bool *own) {
+  *t = NULL;
+  *own = false;
+  if (!db) return nx_err(NX_MISUSE, "%s: database handle is NULL", what);
+  if (!txn) {
+    int rc = eng_txn_begin(db, write, false, t);
+    if (rc != NX_OK) return nx_err_prefix(rc, "%s: ", what);
+    *own = true;
+    return NX_OK;
+  }
+  if (txn->db != db) return nx_err(NX_MISUSE, "%s: the transaction belongs to another database", what);
+  if (txn->poisoned)
+    return nx_err(NX_MISUSE, "%s: the transaction was aborted by an earlier failed write; call nx_txn_abort", what);
+  if (write && !txn->write)
+    return nx_err(NX_READONLY, "%s: write inside a read transaction (begin it with NX_TXN_WRITE)", what);
+  *t = txn;
+  return NX_OK;
+}
+
+int eng_txn_done(nx_txn *t, bool own, int rc, bool wrote) {
+  if (!t) return rc;
+  if (own) {
+    if (rc == NX_OK && t->write) return eng_txn_commit(t);
+    eng_txn_abort(t);
+    return rc;
+  }
+  if (rc != NX_OK && wrote && t->write) t->poisoned = true;
+  return rc;
+}

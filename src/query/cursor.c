@@ -1,0 +1,243 @@
+/*
+ * cursor.c: the find executor and its streaming cursor.
+ *
+ * A cursor walks the collection tree in _id order (or looks up one _id when the filter has an
+ * equality on _id), keeps the documents that filter_match accepts, applies skip and limit, and
+ * projects each result into one reusable bson_t. It holds at most one document at a time, so
+ * iterating N documents needs memory independent of N (a test measures the allocator's peak).
+ * With a sort, the matching documents are first buffered in a q_sorter (sort.c): a bounded heap of
+ * skip + limit documents when there is a limit, else everything up to max_sort_bytes.
+ *
+ * Invariants:
+ *   1. In a write transaction, any write (t->writes moved since the last step) may have changed
+ *      the tree under the storage cursor: the next step re-seeks to the first key >= last_key and
+ *      steps over it if it is still there. Documents are keyed by _id and updates never change
+ *      _id, so an update-many visits every document once.
+ *   2. Expired documents (expires_ms <= txn clock) are invisible.
+ *   3. Once a cursor returns NX_DONE or an error, it returns the same again.
+ */
+#include <string.h>
+
+#include "query_int.h"
+
+/* Parses the filter and, for an equality on _id, prepares a point lookup. */
+static int plan(nx_cursor *c, const bson_t *filter) {
+  bson_t empty = BSON_INITIALIZER;
+  int rc = filter_parse(filter ? filter : &empty, &c->filter);
+  bson_destroy(&empty);
+  if (rc != NX_OK) return rc;
+  size_t n = filter_conjunct_count(c->filter);
+  for (size_t i = 0; i < n; i++) {
+    filter_conjunct fc;
+    filter_conjunct_get(c->filter, i, &fc);
+    if (fc.op == FILTER_OP_FALSE) { /* matches nothing */
+      c->point = true;
+      c->point_done = true;
+      return NX_OK;
+    }
+    if (fc.path && strcmp(fc.path, "_id") == 0 && fc.op == FILTER_OP_EQ && fc.value && !fc.has_regex &&
+        fc.value->value_type != BSON_TYPE_ARRAY && fc.value->value_type != BSON_TYPE_NULL) {
+      rc = eng_id_key(&c->point_key, fc.value);
+      if (rc == NX_LIMIT) { /* no stored _id can have such a key: nothing matches */
+        c->point = true;
+        c->point_done = true;
+        return NX_OK;
+      }
+      if (rc != NX_OK) return rc;
+      c->point = true;
+      return NX_OK;
+    }
+  }
+  return NX_OK;
+}
+
+int q_find(nx_txn *t, bool own_txn, const char *coll, const bson_t *filter, const q_opts *o,
+           nx_cursor **out) {
+  *out = NULL;
+  nx_cursor *c = nx_calloc(1, sizeof *c);
+  if (!c) {
+    if (own_txn) eng_txn_abort(t);
+    return nx_err(NX_NOMEM, "find in '%s': out of memory", coll);
+  }
+  c->t = t;
+  c->own_txn = own_txn;
+  nx_buf_init(&c->point_key, 0);
+  nx_buf_init(&c->last_key, 0);
+  nx_buf_init(&c->scratch, ST_MAX_VALUE);
+  c->status = NX_OK;
+  int rc = plan(c, filter);
+  if (rc == NX_OK && o && o->projection) rc = proj_parse(o->projection, &c->proj);
+  if (rc == NX_OK && o && o->sort) rc = sort_parse(o->sort, &c->sort);
+  if (rc != NX_OK) {
+    q_close(c);
+    return rc;
+  }
+  if (o) {
+    c->skip = o->skip;
+    c->limit = o->limit;
+    c->max_sort_bytes = o->max_sort_bytes;
+  }
+  if (!c->max_sort_bytes) c->max_sort_bytes = Q_DEFAULT_SORT_BYTES;
+  rc = eng_coll_get(t, coll, false, &c->coll);
+  if (rc == NX_NOTFOUND) {
+    c->coll = NULL; /* reads of a missing collection return nothing (MongoDB) */
+    c->status = NX_DONE;
+    nx_err_clear();
+  } else if (rc != NX_OK) {
+    q_close(c);
+    return rc;
+  }
+  *out = c;
+  return NX_OK;
+}
+
+/* Moves the storage cursor to the next entry (see invariant 1). NX_OK or NX_NOTFOUND at the end. */
+static int scan_step(nx_cursor *c) {
+  int rc;
+  if (!c->sc) {
+    rc = st_cursor_open(c->t->st, c->coll->tree, &c->sc);
+    if (rc != NX_OK) return rc;
+    rc = st_cursor_first(c->sc);
+  } else if (c->t->writes != c->writes_seen) {
+    st_val k = {c->last_key.data, c->last_key.len};
+    rc = st_cursor_seek(c->sc, k, ST_SEEK_GE);
+    if (rc == NX_OK) {
+      st_val k2, v2;
+      rc = st_cursor_get(c->sc, &k2, &v2);
+      if (rc == NX_OK && k2.n == k.n && memcmp(k2.p, k.p, k.n) == 0) rc = st_cursor_next(c->sc);
+    }
+  } else {
+    rc = st_cursor_next(c->sc);
+  }
+  c->writes_seen = c->t->writes;
+  return rc;
+}
+
+/* The next matching, visible stored document into c->cur. NX_ROW, NX_DONE or an error. */
+static int next_match(nx_cursor *c) {
+  for (;;) {
+    st_val k, v;
+    int rc;
+    if (c->point) {
+      if (c->point_done) return NX_DONE;
+      c->point_done = true;
+      st_val pk = {c->point_key.data, c->point_key.len};
+      rc = st_get(c->t->st, c->coll->tree, pk, &v);
+      if (rc == NX_NOTFOUND) return NX_DONE;
+      if (rc != NX_OK) return rc;
+    } else {
+      rc = scan_step(c);
+      if (rc == NX_NOTFOUND) return NX_DONE;
+      if (rc != NX_OK) return rc;
+      rc = st_cursor_get(c->sc, &k, &v);
+      if (rc != NX_OK) return rc;
+      if (c->t->write) {
+        c->last_key.len = 0;
+        rc = nx_buf_append(&c->last_key, k.p, k.n);
+        if (rc != NX_OK) return rc;
+      }
+    }
+    rc = eng_doc_decode(c->coll->name, v, &c->scratch, &c->cur);
+    if (rc != NX_OK) return rc;
+    if (eng_doc_expired(&c->cur.meta, c->t->now_ms)) continue;
+    bool m = true;
+    if (!filter_is_empty(c->filter)) {
+      rc = filter_match(c->filter, &c->cur.doc, &m);
+      if (rc != NX_OK) return nx_err_prefix(rc, "find in '%s': ", c->coll->name);
+    }
+    if (m) return NX_ROW;
+  }
+}
+
+/* Fills and sorts the sort buffer. */
+static int fill_sorted(nx_cursor *c) {
+  size_t cap = 0;
+  if (c->limit) {
+    uint64_t want = c->skip + c->limit;
+    cap = want < c->skip || want > SIZE_MAX / 4 ? SIZE_MAX / 4 : (size_t)want;
+  }
+  q_sorter_init(&c->sorter, c->sort, cap, c->max_sort_bytes);
+  int rc;
+  while ((rc = next_match(c)) == NX_ROW) {
+    rc = q_sorter_add(&c->sorter, &c->cur.doc, &c->cur.meta, c->coll->name);
+    if (rc != NX_OK) return rc;
+  }
+  if (rc != NX_DONE) return rc;
+  q_sorter_finish(&c->sorter);
+  c->pos = (size_t)(c->skip < c->sorter.n ? c->skip : c->sorter.n);
+  c->skip = 0;
+  c->sorted_ready = true;
+  return NX_OK;
+}
+
+/* The next result before projection (doc borrowed). */
+static int next_raw(nx_cursor *c, const bson_t **doc, nx_doc_meta *meta) {
+  if (c->status != NX_OK) return c->status;
+  int rc;
+  if (c->limit && c->returned >= c->limit) {
+    rc = NX_DONE;
+  } else if (c->sort) {
+    rc = c->sorted_ready ? NX_OK : fill_sorted(c);
+    if (rc == NX_OK) {
+      if (c->pos < c->sorter.n) {
+        q_item *it = &c->sorter.items[c->pos++];
+        *doc = it->doc;
+        if (meta) *meta = it->meta;
+        rc = NX_ROW;
+      } else {
+        rc = NX_DONE;
+      }
+    }
+  } else {
+    while ((rc = next_match(c)) == NX_ROW && c->skip > 0) c->skip--;
+    if (rc == NX_ROW) {
+      *doc = &c->cur.doc;
+      if (meta) *meta = c->cur.meta;
+    }
+  }
+  if (rc == NX_ROW) {
+    c->returned++;
+    return NX_ROW;
+  }
+  c->status = rc;
+  return rc;
+}
+
+int q_next_raw(nx_cursor *c, const bson_t **doc, nx_doc_meta *meta) { return next_raw(c, doc, meta); }
+
+int q_next(nx_cursor *c, const bson_t **doc) {
+  const bson_t *raw;
+  int rc = next_raw(c, &raw, NULL);
+  if (rc != NX_ROW) return rc;
+  if (!c->proj) {
+    *doc = raw;
+    return NX_ROW;
+  }
+  if (c->out_init) {
+    bson_destroy(&c->out);
+    c->out_init = false;
+  }
+  rc = proj_apply(c->proj, raw, c->filter, &c->out);
+  if (rc != NX_OK) {
+    c->status = rc;
+    return rc;
+  }
+  c->out_init = true;
+  *doc = &c->out;
+  return NX_ROW;
+}
+
+void q_close(nx_cursor *c) {
+  if (!c) return;
+  st_cursor_close(c->sc);
+  if (c->sorted_ready || c->sorter.items) q_sorter_free(&c->sorter);
+  if (c->out_init) bson_destroy(&c->out);
+  filter_free(c->filter);
+  proj_free(c->proj);
+  sort_free(c->sort);
+  nx_buf_free(&c->point_key);
+  nx_buf_free(&c->last_key);
+  nx_buf_free(&c->scratch);
+  if (c->own_txn) eng_txn_abort(c->t);
+  nx_free(c);
+}

@@ -1,0 +1,240 @@
+/*
+ * modify.c: update, replace, delete and find-and-modify, built on the find cursor and the one
+ * write path (eng_doc_write).
+ *
+ * Invariants:
+ *   1. The document a cursor returns is borrowed from the storage layer and dies at the next
+ *      write, so it is copied (into `old`) before update_apply and eng_doc_write use it.
+ *   2. A document whose update changes nothing (update_apply's `changed` false) is not written:
+ *      it counts as matched, not modified, and keeps its version and updated time (MongoDB's
+ *      nModified).
+ *   3. An upsert inserts the seed built from the filter's equalities with the update applied
+ *      ($setOnInsert included), through eng_prepare_insert (validation, _id first or generated),
+ *      creating the collection if needed.
+ *   4. The cursor re-seeks after each write (cursor.c invariant 1), so multi-document updates and
+ *      deletes visit each document once.
+ */
+#include <string.h>
+
+#include "query_int.h"
+
+/* Copies doc into buf and makes *view a static view of the copy. */
+static int copy_doc(const bson_t *doc, nx_buf *buf, bson_t *view) {
+  buf->len = 0;
+  int rc = nx_buf_reserve(buf, doc->len);
+  if (rc != NX_OK) return rc;
+  memcpy(buf->data, bson_get_data(doc), doc->len);
+  buf->len = doc->len;
+  bson_init_static(view, buf->data, buf->len);
+  return NX_OK;
+}
+
+static int parse_update(const bson_t *spec, q_update_kind kind, const char *what, update_t **u) {
+  int rc = update_parse(spec, u);
+  if (rc != NX_OK) return nx_err_prefix(rc, "%s: ", what);
+  if (kind == Q_UPDATE_OPERATORS && update_is_replacement(*u)) {
+    update_free(*u);
+    return nx_err(NX_INVALID, "%s: the update document must use update operators such as $set "
+                              "(to replace a whole document use a replace call)", what);
+  }
+  if (kind == Q_UPDATE_REPLACEMENT && !update_is_replacement(*u)) {
+    update_free(*u);
+    return nx_err(NX_INVALID, "%s: the replacement document may not contain update operators "
+                              "(field names starting with '$')", what);
+  }
+  return NX_OK;
+}
+
+/* Inserts the upsert document; *inserted (may be NULL) receives a copy of it. */
+static int do_upsert(nx_txn *t, const char *coll, const filter_t *f, const update_t *u, const char *what,
+                     q_update_res *res, bson_t *inserted) {
+  eng_coll *ec;
+  int rc = eng_coll_get(t, coll, true, &ec);
+  if (rc != NX_OK) return rc;
+  bson_t seed, nd, fin;
+  rc = update_build_upsert_seed(f, &seed);
+  if (rc != NX_OK) return nx_err_prefix(rc, "%s: upsert: ", what);
+  bool changed;
+  rc = update_apply(u, &seed, f, true, t->now_ms, &nd, &changed);
+  bson_destroy(&seed);
+  if (rc != NX_OK) return nx_err_prefix(rc, "%s: upsert: ", what);
+  rc = eng_prepare_insert(t, ec, &nd, &fin);
+  bson_destroy(&nd);
+  if (rc != NX_OK) return rc;
+  rc = eng_doc_write(t, ec, ENG_INSERT, NULL, NULL, &fin, 0);
+  if (rc == NX_OK && res) {
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, &fin, "_id")) bson_value_copy(bson_iter_value(&it), &res->upserted_id);
+    res->upserted = true;
+  }
+  if (rc == NX_OK && inserted) bson_copy_to(&fin, inserted);
+  bson_destroy(&fin);
+  return rc;
+}
+
+/* Applies u to the stored document old (with meta) and writes it back when it changed.
+ * *after (may be NULL) receives the new version (a copy), also when unchanged. */
+static int apply_one(nx_txn *t, eng_coll *c, const update_t *u, const filter_t *f, const bson_t *old,
+                     const nx_doc_meta *meta, const char *what, bool *modified, bson_t *after) {
+  bson_t nd;
+  bool changed = false;
+  int rc = update_apply(u, old, f, false, t->now_ms, &nd, &changed);
+  if (rc != NX_OK) return nx_err_prefix(rc, "%s in '%s': ", what, c->name);
+  if (changed) {
+    rc = doc_validate_for_storage(&nd);
+    if (rc != NX_OK) rc = nx_err_prefix(rc, "%s in '%s': ", what, c->name);
+    if (rc == NX_OK) rc = eng_doc_write(t, c, ENG_REPLACE, old, meta, &nd, meta->expires_ms);
+  }
+  *modified = changed && rc == NX_OK;
+  if (rc == NX_OK && after) bson_copy_to(&nd, after);
+  bson_destroy(&nd);
+  return rc;
+}
+
+int q_update(nx_txn *t, const char *coll, const bson_t *filter, const bson_t *update, q_update_kind kind,
+             bool multi, bool upsert, const char *what, q_update_res *res) {
+  memset(res, 0, sizeof *res);
+  update_t *u;
+  int rc = parse_update(update, kind, what, &u);
+  if (rc != NX_OK) return rc;
+  nx_cursor *c;
+  rc = q_find(t, false, coll, filter, NULL, &c);
+  if (rc != NX_OK) {
+    update_free(u);
+    return rc;
+  }
+  nx_buf old;
+  nx_buf_init(&old, ST_MAX_VALUE);
+  const bson_t *doc;
+  nx_doc_meta meta;
+  while ((rc = q_next_raw(c, &doc, &meta)) == NX_ROW) {
+    bson_t oldv;
+    rc = copy_doc(doc, &old, &oldv);
+    if (rc != NX_OK) break;
+    res->matched++;
+    bool modified;
+    rc = apply_one(t, c->coll, u, c->filter, &oldv, &meta, what, &modified, NULL);
+    if (rc != NX_OK) break;
+    if (modified) res->modified++;
+    if (!multi) {
+      rc = NX_DONE;
+      break;
+    }
+  }
+  if (rc == NX_DONE) {
+    rc = NX_OK;
+    if (res->matched == 0 && upsert) rc = do_upsert(t, coll, c->filter, u, what, res, NULL);
+  }
+  nx_buf_free(&old);
+  q_close(c);
+  update_free(u);
+  return rc;
+}
+
+int q_delete(nx_txn *t, const char *coll, const bson_t *filter, bool multi, uint64_t *deleted) {
+  *deleted = 0;
+  nx_cursor *c;
+  int rc = q_find(t, false, coll, filter, NULL, &c);
+  if (rc != NX_OK) return rc;
+  nx_buf old;
+  nx_buf_init(&old, ST_MAX_VALUE);
+  const bson_t *doc;
+  nx_doc_meta meta;
+  while ((rc = q_next_raw(c, &doc, &meta)) == NX_ROW) {
+    bson_t oldv;
+    rc = copy_doc(doc, &old, &oldv);
+    if (rc == NX_OK) rc = eng_doc_write(t, c->coll, ENG_DELETE, &oldv, &meta, NULL, 0);
+    if (rc != NX_OK) break;
+    (*deleted)++;
+    if (!multi) {
+      rc = NX_DONE;
+      break;
+    }
+  }
+  nx_buf_free(&old);
+  q_close(c);
+  return rc == NX_DONE ? NX_OK : rc;
+}
+
+int q_find_and_modify(nx_txn *t, const char *coll, q_fam_kind kind, const bson_t *filter,
+                      const bson_t *spec, const bson_t *sort, const bson_t *projection, bool upsert,
+                      bool return_after, bson_t *out, bool *returned) {
+  *returned = false;
+  static const char *const names[] = {"find_one_and_update", "find_one_and_replace", "find_one_and_delete"};
+  const char *what = names[kind];
+  update_t *u = NULL;
+  proj_t *p = NULL;
+  int rc = NX_OK;
+  if (kind != Q_FAM_DELETE)
+    rc = parse_update(spec, kind == Q_FAM_UPDATE ? Q_UPDATE_OPERATORS : Q_UPDATE_REPLACEMENT, what, &u);
+  if (rc == NX_OK && projection) {
+    rc = proj_parse(projection, &p);
+    if (rc != NX_OK) rc = nx_err_prefix(rc, "%s: ", what);
+  }
+  if (rc != NX_OK) {
+    update_free(u);
+    return rc;
+  }
+  q_opts o = {NULL, sort, 0, 1, 0};
+  nx_cursor *c = NULL;
+  rc = q_find(t, false, coll, filter, &o, &c);
+  nx_buf old;
+  nx_buf_init(&old, ST_MAX_VALUE);
+  bson_t result;
+  bool have = false;
+  if (rc == NX_OK) {
+    const bson_t *doc;
+    nx_doc_meta meta;
+    rc = q_next_raw(c, &doc, &meta);
+    if (rc == NX_ROW) {
+      bson_t oldv;
+      rc = copy_doc(doc, &old, &oldv);
+      if (rc == NX_OK && kind == Q_FAM_DELETE) {
+        rc = eng_doc_write(t, c->coll, ENG_DELETE, &oldv, &meta, NULL, 0);
+        if (rc == NX_OK) bson_copy_to(&oldv, &result);
+        have = rc == NX_OK;
+      } else if (rc == NX_OK) {
+        bool modified;
+        bson_t after;
+        rc = apply_one(t, c->coll, u, c->filter, &oldv, &meta, what, &modified, &after);
+        if (rc == NX_OK) {
+          if (return_after) {
+            result = after;
+          } else {
+            bson_destroy(&after);
+            bson_copy_to(&oldv, &result);
+          }
+          have = true;
+        }
+      }
+    } else if (rc == NX_DONE) {
+      rc = NX_OK;
+      if (upsert && kind != Q_FAM_DELETE) {
+        bson_t ins;
+        rc = do_upsert(t, coll, c->filter, u, what, NULL, &ins);
+        if (rc == NX_OK && return_after) {
+          result = ins;
+          have = true;
+        } else if (rc == NX_OK) {
+          bson_destroy(&ins);
+        }
+      }
+      if (rc == NX_OK && !have) nx_err(NX_NOTFOUND, "%s: no document in '%s' matches the filter", what, coll);
+    }
+  }
+  if (rc == NX_OK && have) {
+    if (p) {
+      rc = proj_apply(p, &result, c->filter, out);
+      if (rc != NX_OK) rc = nx_err_prefix(rc, "%s: ", what);
+    } else {
+      bson_copy_to(&result, out);
+    }
+    *returned = rc == NX_OK;
+  }
+  if (have) bson_destroy(&result);
+  nx_buf_free(&old);
+  q_close(c);
+  update_free(u);
+  proj_free(p);
+  return rc;
+}

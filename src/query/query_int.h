@@ -1,0 +1,68 @@
+/*
+ * query_int.h: what the files of the query layer share: the cursor structure and the sort
+ * buffer. Private to src/query/.
+ */
+#ifndef NX_QUERY_INT_H
+#define NX_QUERY_INT_H
+
+#include "query.h"
+
+/* One buffered document of an in-memory sort. */
+typedef struct q_item {
+  bson_t *key;        /* extracted sort key (sort_key_extract), owned */
+  bson_t *doc;        /* copy of the stored document, owned */
+  nx_doc_meta meta;   /* its metadata */
+  uint64_t seq;       /* scan position: ties keep _id order (stable sort) */
+} q_item;
+
+/* The sort buffer: everything (no limit) or a max-heap of the best `cap` items (limit). */
+typedef struct q_sorter {
+  const sort_t *sort; /* borrowed from the cursor */
+  q_item *items;      /* heap (cap > 0) or plain array; sorted ascending after q_sorter_finish */
+  size_t n;           /* items held */
+  size_t alloc;       /* slots allocated */
+  size_t cap;         /* bounded heap size (skip + limit), 0 = unbounded */
+  uint64_t bytes;     /* memory held, approximately */
+  uint64_t max_bytes; /* NX_LIMIT beyond */
+  uint64_t seq;       /* next sequence number */
+} q_sorter;
+
+void q_sorter_init(q_sorter *s, const sort_t *sort, size_t cap, uint64_t max_bytes);
+/** Offers a document (copied if kept). NX_LIMIT when the memory limit would be exceeded. */
+int q_sorter_add(q_sorter *s, const bson_t *doc, const nx_doc_meta *meta, const char *coll);
+/** Sorts what is held, ascending. */
+void q_sorter_finish(q_sorter *s);
+void q_sorter_free(q_sorter *s);
+
+/* The cursor. */
+struct nx_cursor {
+  nx_txn *t;            /* transaction (owned when own_txn) */
+  bool own_txn;         /* end t at close */
+  eng_coll *coll;       /* NULL when the collection does not exist: the cursor is empty */
+  filter_t *filter;     /* parsed filter, owned (never NULL) */
+  proj_t *proj;         /* parsed projection, owned, NULL = whole documents */
+  sort_t *sort;         /* parsed sort, owned, NULL = natural order */
+  uint64_t skip;        /* still to skip (streaming) / to skip (sorted) */
+  uint64_t limit;       /* 0 = none */
+  uint64_t returned;    /* documents returned so far */
+  uint64_t max_sort_bytes; /* in-memory sort limit */
+  int status;           /* NX_OK while running; NX_DONE or the error once finished */
+  /* scan */
+  st_cursor *sc;        /* storage cursor, NULL before the first step */
+  bool point;           /* point lookup of one _id key (point_key) */
+  bool point_done;      /* the point lookup ran */
+  nx_buf point_key;     /* encoded _id of the point lookup */
+  nx_buf last_key;      /* key of the last document (write txns: re-seek after writes) */
+  uint64_t writes_seen; /* t->writes at the last step */
+  nx_buf scratch;       /* decompression buffer */
+  eng_doc cur;          /* current raw document (borrowed view) */
+  /* sorted */
+  bool sorted_ready;    /* the sort buffer is filled and sorted */
+  q_sorter sorter;      /* the buffered documents */
+  size_t pos;           /* next item to return */
+  /* output */
+  bson_t out;           /* projected document returned by q_next */
+  bool out_init;        /* out holds a document to destroy */
+};
+
+#endif
