@@ -26,8 +26,9 @@ typedef struct st_val {
   size_t n;         /* length */
 } st_val;
 
-#define ST_MAX_KEY 1024u              /* longest key at any page size */
+#define ST_MAX_KEY 1024u              /* longest key at any page size (NX_LIMIT beyond) */
 #define ST_MAX_VALUE (64u << 20)      /* longest value (documents are at most 16 MiB) */
+#define ST_MAX_NAME 255u              /* longest tree name in bytes (no NUL inside) */
 
 /* ---- Environment ---- */
 int st_open(const char *path, const nx_open_opts *opts, st_env **out);
@@ -35,6 +36,7 @@ int st_close(st_env *env); /* accepts NULL */
 int st_checkpoint(st_env *env, nx_checkpoint_mode mode);
 int st_compact(st_env *env, nx_progress_fn progress, void *ctx);
 int st_stats(st_env *env, nx_stats *out);
+uint32_t st_page_size(const st_env *env);
 /* Integrity walk: every tree's order, fill, separators, page accounting (no page both reachable
  * and free, none leaked). Returns NX_OK or NX_CORRUPT with the first problem in the message. */
 int st_check(st_env *env);
@@ -54,6 +56,8 @@ int st_tree_rename(st_txn *t, const char *from, const char *to);
  * the walk and that value is returned. */
 int st_tree_list(st_txn *t, const char *prefix, int (*fn)(void *ctx, const char *name), void *ctx);
 int st_tree_count(st_txn *t, st_tree tree, uint64_t *out); /* entries, kept in the root: O(1) */
+/* Pages of the tree (branch, leaf, overflow), by walking it: O(pages). For index statistics. */
+int st_tree_pages(st_txn *t, st_tree tree, uint64_t *out);
 
 /* ---- Entries ---- */
 #define ST_NOOVERWRITE 0x1u /* st_put fails with NX_EXISTS if the key is present */

@@ -1,0 +1,754 @@
+/*
+ * btree.c: point operations of the copy-on-write B+tree (get, put, delete, drop) and its
+ * overflow chains. The page layout is drawn in btree.h (and docs/format.md).
+ *
+ * Design notes:
+ *  1. Writes descend read-only first (bt_path), then "touch" the path top-down: pg_write on each
+ *     page (which copies a committed page to a new number) and store the new number and txn id in
+ *     the parent's cell, or in the descriptor for the root. pg_write may move a page even when it
+ *     is already dirty (after a spill), so the parent reference is always rewritten.
+ *  2. Every page touched for writing is validated in full first (cells within the page, sizes
+ *     adding up); pages on the read path are checked lazily, cell by cell (bt_key).
+ *  3. A split moves about half the bytes of a page (plus the new cell) to a new right sibling and
+ *     inserts (first key of the right page, right page) into the parent, up to a new root.
+ *     Branch entry 0 keeps its key on disk, so that key always equals the parent's separator for
+ *     it; a merge needs it when it pulls the separator down.
+ *  4. A delete that leaves a page under a quarter full merges it with a sibling when both fit in
+ *     one page (no redistribution otherwise); a root branch with one child is collapsed.
+ *  5. Overflow chains are written back to front, so each page is written once, complete; every
+ *     page of a chain carries the txn id recorded in the leaf cell.
+ */
+#include "btree.h"
+
+#include <string.h>
+
+typedef struct bt_path {
+  int depth;                   /* levels held */
+  pg_page pg[BT_MAX_DEPTH];    /* pinned pages, pg[0] the root */
+  bool held[BT_MAX_DEPTH];     /* pg[i] is pinned */
+  uint16_t idx[BT_MAX_DEPTH];  /* child index (branch) or entry index (leaf) */
+  bool exact;                  /* the leaf holds the key at idx[depth-1] */
+} bt_path;
+
+/* ---- Descriptors ---- */
+void bt_desc_load(bt_desc *d, const uint8_t *p) {
+  d->root = nx_get32(p);
+  d->depth = nx_get32(p + 4);
+  d->root_txn = nx_get64(p + 8);
+  d->count = nx_get64(p + 16);
+}
+
+void bt_desc_store(const bt_desc *d, uint8_t *p) {
+  nx_put32(p, d->root);
+  nx_put32(p + 4, d->depth);
+  nx_put64(p + 8, d->root_txn);
+  nx_put64(p + 16, d->count);
+}
+
+uint32_t bt_max_cell(uint32_t page_size) { return (page_size - BT_HDR_END) / 3 - 2; }
+
+int bt_scratch_init(bt_scratch *s, uint32_t page_size) {
+  memset(s, 0, sizeof *s);
+  s->page_size = page_size;
+  s->ents_cap = page_size / 8 + 4;
+  s->page = nx_malloc(page_size);
+  s->cell = nx_malloc(page_size);
+  s->ents = nx_malloc(sizeof(*s->ents) * s->ents_cap);
+  if (!s->page || !s->cell || !s->ents) {
+    bt_scratch_free(s);
+    return nx_err(NX_NOMEM, "btree: scratch buffers for %u-byte pages", page_size);
+  }
+  return NX_OK;
+}
+
+void bt_scratch_free(bt_scratch *s) {
+  nx_free(s->page);
+  nx_free(s->cell);
+  nx_free(s->ents);
+  s->page = s->cell = NULL;
+  s->ents = NULL;
+}
+
+void bt_read_init(bt_read *r) {
+  memset(r, 0, sizeof *r);
+  nx_buf_init(&r->buf, 0);
+}
+
+void bt_read_release(pg_txn *t, bt_read *r) {
+  if (r->has_leaf) pg_release(t, &r->leaf);
+  r->has_leaf = false;
+}
+
+void bt_read_free(pg_txn *t, bt_read *r) {
+  bt_read_release(t, r);
+  nx_buf_free(&r->buf);
+}
+
+/* ---- Page helpers (pages here are validated or our own) ---- */
+static uint32_t cell_size(const uint8_t *c, bool leaf) {
+  uint32_t kl = nx_get16(c);
+  if (!leaf) return 14 + kl;
+  return 7 + kl + ((c[2] & BT_F_OVF) ? 12 : nx_get32(c + 3));
+}
+
+static uint32_t page_used(const uint8_t *pg, uint32_t ps) {
+  return (ps - bt_upper(pg) - bt_garbage(pg)) + 2 * bt_n(pg);
+}
+
+static void page_init(uint8_t *pg, uint32_t ps) {
+  memset(pg + 24, 0, BT_HDR_END - 24);
+  nx_put32(pg + 28, ps);
+}
+
+/* Appends a cell as the last entry; the caller knows it fits. */
+static void page_append(uint8_t *pg, const uint8_t *cell, uint32_t n) {
+  uint32_t cnt = bt_n(pg), up = bt_upper(pg) - n;
+  memcpy(pg + up, cell, n);
+  nx_put16(pg + BT_HDR_END + 2 * cnt, (uint16_t)up);
+  nx_put16(pg + 24, (uint16_t)(cnt + 1));
+  nx_put32(pg + 28, up);
+}
+
+/* Rewrites the page with its cells packed against the end (drops garbage). */
+static void page_compact(uint8_t *pg, uint32_t ps, bool leaf, uint8_t *tmp) {
+  memcpy(tmp, pg, ps);
+  uint32_t n = bt_n(tmp);
+  page_init(pg, ps);
+  for (uint32_t i = 0; i < n; i++) {
+    const uint8_t *c = tmp + bt_slot(tmp, i);
+    page_append(pg, c, cell_size(c, leaf));
+  }
+}
+
+/* Inserts a cell at index i. Returns false when the page has no room for it. */
+static bool page_insert(uint8_t *pg, uint32_t ps, bool leaf, uint32_t i, const uint8_t *cell,
+                        uint32_t n, uint8_t *tmp) {
+  uint32_t cnt = bt_n(pg), need = n + 2;
+  if (page_used(pg, ps) + need > ps - BT_HDR_END) return false;
+  if (bt_upper(pg) - (BT_HDR_END + 2 * cnt) < need) page_compact(pg, ps, leaf, tmp);
+  uint32_t up = bt_upper(pg) - n;
+  memcpy(pg + up, cell, n);
+  uint8_t *slots = pg + BT_HDR_END;
+  memmove(slots + 2 * (i + 1), slots + 2 * i, 2 * (cnt - i));
+  nx_put16(slots + 2 * i, (uint16_t)up);
+  nx_put16(pg + 24, (uint16_t)(cnt + 1));
+  nx_put32(pg + 28, up);
+  return true;
+}
+
+static void page_remove(uint8_t *pg, uint32_t ps, bool leaf, uint32_t i) {
+  uint32_t cnt = bt_n(pg);
+  uint32_t sz = cell_size(pg + bt_slot(pg, i), leaf);
+  uint8_t *slots = pg + BT_HDR_END;
+  memmove(slots + 2 * i, slots + 2 * (i + 1), 2 * (cnt - i - 1));
+  nx_put16(pg + 24, (uint16_t)(cnt - 1));
+  if (cnt == 1) {
+    page_init(pg, ps);
+  } else {
+    nx_put32(pg + 32, bt_garbage(pg) + sz);
+  }
+}
+
+/* Full validation of a page about to be changed (invariant-level checks are bt_check's). */
+int bt_page_validate(const uint8_t *pg, uint32_t ps, bool leaf, uint32_t pgno) {
+  if (!bt_hdr_ok(pg, ps))
+    return NX_CORRUPT_BKPT("btree page %u: bad header (n %u, upper %u)", pgno, bt_n(pg), bt_upper(pg));
+  uint32_t n = bt_n(pg), sum = 0, h = leaf ? 7u : 14u, lo = bt_upper(pg);
+  for (uint32_t i = 0; i < n; i++) {
+    uint32_t off = bt_slot(pg, i);
+    if (off < lo || off + h > ps) return NX_CORRUPT_BKPT("btree page %u: slot %u offset %u out of page", pgno, i, off);
+    const uint8_t *c = pg + off;
+    if (nx_get16(c) > BT_MAX_KEY) return NX_CORRUPT_BKPT("btree page %u: key %u too long", pgno, i);
+    if (leaf && !(c[2] & BT_F_OVF) && nx_get32(c + 3) > ps)
+      return NX_CORRUPT_BKPT("btree page %u: inline value %u too long", pgno, i);
+    if (leaf && (c[2] & BT_F_OVF) && nx_get32(c + 3) > BT_MAX_VALUE)
+      return NX_CORRUPT_BKPT("btree page %u: value %u too long", pgno, i);
+    uint32_t sz = cell_size(c, leaf);
+    if (off + sz > ps) return NX_CORRUPT_BKPT("btree page %u: cell %u at %u overruns the page", pgno, i, off);
+    sum += sz;
+  }
+  if (sum != ps - lo - bt_garbage(pg))
+    return NX_CORRUPT_BKPT("btree page %u: cell bytes %u do not match header", pgno, sum);
+  return NX_OK;
+}
+
+/* First index in [1, n) whose key is > key, minus one: the child covering key. */
+int bt_branch_find(const uint8_t *pg, uint32_t ps, uint32_t pgno, const uint8_t *key,
+                       size_t klen, uint32_t *child) {
+  uint32_t n = bt_n(pg);
+  if (n == 0 || !bt_hdr_ok(pg, ps)) return NX_CORRUPT_BKPT("btree branch %u: empty or bad header", pgno);
+  uint32_t lo = 1, hi = n;
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    const uint8_t *k;
+    size_t kn;
+    if (!bt_key(pg, ps, false, mid, &k, &kn)) return NX_CORRUPT_BKPT("btree branch %u: cell %u out of page", pgno, mid);
+    if (bt_cmp(k, kn, key, klen) <= 0) lo = mid + 1;
+    else hi = mid;
+  }
+  *child = lo - 1;
+  return NX_OK;
+}
+
+/* First index whose key is >= key; *exact when equal. */
+int bt_leaf_find(const uint8_t *pg, uint32_t ps, uint32_t pgno, const uint8_t *key, size_t klen,
+                     uint32_t *idx, bool *exact) {
+  if (!bt_hdr_ok(pg, ps)) return NX_CORRUPT_BKPT("btree leaf %u: bad header", pgno);
+  uint32_t lo = 0, hi = bt_n(pg);
+  *exact = false;
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    const uint8_t *k;
+    size_t kn;
+    if (!bt_key(pg, ps, true, mid, &k, &kn)) return NX_CORRUPT_BKPT("btree leaf %u: cell %u out of page", pgno, mid);
+    int c = bt_cmp(k, kn, key, klen);
+    if (c < 0) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+      if (c == 0) *exact = true;
+    }
+  }
+  *idx = lo;
+  return NX_OK;
+}
+
+static void child_ref(const uint8_t *pg, uint32_t i, uint32_t *pgno, uint64_t *txn) {
+  const uint8_t *c = pg + bt_slot(pg, i);
+  *pgno = nx_get32(c + 2);
+  *txn = nx_get64(c + 6);
+}
+
+static void set_child_ref(uint8_t *pg, uint32_t i, uint32_t pgno, uint64_t txn) {
+  uint8_t *c = pg + bt_slot(pg, i);
+  nx_put32(c + 2, pgno);
+  nx_put64(c + 6, txn);
+}
+
+/* Fetches page pgno and checks it has the type expected at level lvl of a tree of depth d. */
+int bt_get_node(pg_txn *t, uint32_t pgno, uint64_t txn, bool leaf, pg_page *out) {
+  int rc = pg_get(t, pgno, txn, out);
+  if (rc) return rc;
+  uint8_t want = leaf ? PG_T_LEAF : PG_T_BRANCH;
+  if (pg_type(out) != want) {
+    uint8_t got = pg_type(out);
+    pg_release(t, out);
+    return NX_CORRUPT_BKPT("btree page %u: type %u where a %s was expected", pgno, got,
+                           leaf ? "leaf" : "branch");
+  }
+  return NX_OK;
+}
+
+/* ---- Overflow chains ---- */
+int bt_ovf_read(pg_txn *t, uint32_t pgno, uint64_t txn, uint32_t vlen, nx_buf *b) {
+  uint32_t ps = pager_page_size(pg_pager(t)), per = ps - 32;
+  b->len = 0;
+  int rc = nx_buf_reserve(b, vlen ? vlen : 1);
+  if (rc) return rc;
+  uint32_t left = vlen, pages = 0, maxpages = vlen / per + 1;
+  while (left > 0) {
+    if (pgno == 0 || ++pages > maxpages)
+      return NX_CORRUPT_BKPT("btree overflow chain ends early (%u of %u bytes missing)", left, vlen);
+    pg_page p;
+    rc = pg_get(t, pgno, txn, &p);
+    if (rc) return rc;
+    uint32_t used = nx_get32(p.data + 28);
+    if (pg_type(&p) != PG_T_OVERFLOW || used > per || used > left || used == 0) {
+      pg_release(t, &p);
+      return NX_CORRUPT_BKPT("btree overflow page %u: bad type or length %u", pgno, used);
+    }
+    memcpy(b->data + b->len, p.data + 32, used);
+    b->len += used;
+    left -= used;
+    pgno = nx_get32(p.data + 24);
+    pg_release(t, &p);
+  }
+  return NX_OK;
+}
+
+/* Writes val into a new chain; *first and *txn receive its head. */
+static int ovf_write(pg_txn *t, const uint8_t *val, size_t vlen, uint32_t *first, uint64_t *txn) {
+  uint32_t ps = pager_page_size(pg_pager(t)), per = ps - 32;
+  size_t npages = (vlen + per - 1) / per;
+  uint32_t next = 0;
+  for (size_t i = npages; i-- > 0;) {
+    size_t off = i * per, len = vlen - off < per ? vlen - off : per;
+    pg_page p;
+    int rc = pg_alloc(t, PG_T_OVERFLOW, &p);
+    if (rc) return rc; /* pages already allocated are reclaimed by the txn's abort */
+    nx_put32(p.data + 24, next);
+    nx_put32(p.data + 28, (uint32_t)len);
+    memcpy(p.data + 32, val + off, len);
+    next = p.pgno;
+    pg_release(t, &p);
+  }
+  *first = next;
+  *txn = pg_txnid(t);
+  return NX_OK;
+}
+
+static int ovf_walk(pg_txn *t, uint32_t pgno, uint64_t txn, uint32_t vlen, bool free_pages,
+                    int (*mark)(void *, uint32_t), void *mctx) {
+  uint32_t ps = pager_page_size(pg_pager(t)), per = ps - 32;
+  uint32_t pages = 0, maxpages = vlen / per + 1;
+  while (pgno != 0) {
+    if (++pages > maxpages) return NX_CORRUPT_BKPT("btree overflow chain at page %u too long", pgno);
+    pg_page p;
+    int rc = pg_get(t, pgno, txn, &p);
+    if (rc) return rc;
+    if (pg_type(&p) != PG_T_OVERFLOW) {
+      pg_release(t, &p);
+      return NX_CORRUPT_BKPT("btree overflow page %u: bad type", pgno);
+    }
+    uint32_t next = nx_get32(p.data + 24);
+    pg_release(t, &p);
+    if (mark && (rc = mark(mctx, pgno)) != 0) return rc;
+    if (free_pages && (rc = pg_free(t, pgno)) != 0) return rc;
+    pgno = next;
+  }
+  return NX_OK;
+}
+
+/* Frees the overflow chain of a leaf cell, if it has one. */
+static int cell_free_ovf(pg_txn *t, const uint8_t *c) {
+  if (!(c[2] & BT_F_OVF)) return NX_OK;
+  uint32_t kl = nx_get16(c);
+  return ovf_walk(t, nx_get32(c + 7 + kl), nx_get64(c + 11 + kl), nx_get32(c + 3), true, NULL, NULL);
+}
+
+/* ---- Get ---- */
+int bt_get(pg_txn *t, const bt_desc *d, const uint8_t *key, size_t klen, bt_read *r,
+           const uint8_t **val, size_t *vlen) {
+  bt_read_release(t, r);
+  if (d->root == 0) return NX_NOTFOUND;
+  if (d->depth == 0 || d->depth > BT_MAX_DEPTH) return NX_CORRUPT_BKPT("btree: depth %u", d->depth);
+  uint32_t ps = pager_page_size(pg_pager(t));
+  uint32_t pgno = d->root;
+  uint64_t txn = d->root_txn;
+  pg_page p;
+  for (uint32_t lvl = 0;; lvl++) {
+    bool leaf = lvl + 1 == d->depth;
+    int rc = bt_get_node(t, pgno, txn, leaf, &p);
+    if (rc) return rc;
+    if (leaf) break;
+    uint32_t ci;
+    rc = bt_branch_find(p.data, ps, p.pgno, key, klen, &ci);
+    if (rc == NX_OK) child_ref(p.data, ci, &pgno, &txn);
+    pg_release(t, &p);
+    if (rc) return rc;
+  }
+  uint32_t i;
+  bool exact;
+  int rc = bt_leaf_find(p.data, ps, p.pgno, key, klen, &i, &exact);
+  if (rc || !exact) {
+    pg_release(t, &p);
+    return rc ? rc : NX_NOTFOUND;
+  }
+  const uint8_t *c = p.data + bt_slot(p.data, i);
+  uint32_t off = bt_slot(p.data, i) + 7 + (uint32_t)klen, vl = nx_get32(c + 3);
+  if (c[2] & BT_F_OVF) {
+    if (off + 12 > ps) {
+      pg_release(t, &p);
+      return NX_CORRUPT_BKPT("btree leaf %u: overflow reference out of page", p.pgno);
+    }
+    uint32_t first = nx_get32(c + 7 + klen);
+    uint64_t otxn = nx_get64(c + 11 + klen);
+    pg_release(t, &p);
+    if (vl > BT_MAX_VALUE) return NX_CORRUPT_BKPT("btree: value of %u bytes", vl);
+    rc = bt_ovf_read(t, first, otxn, vl, &r->buf);
+    if (rc) return rc;
+    *val = r->buf.data;
+    *vlen = vl;
+    return NX_OK;
+  }
+  if ((uint64_t)off + vl > ps) {
+    pg_release(t, &p);
+    return NX_CORRUPT_BKPT("btree leaf %u: value of entry %u out of page", p.pgno, i);
+  }
+  r->leaf = p;
+  r->has_leaf = true;
+  *val = p.data + off;
+  *vlen = vl;
+  return NX_OK;
+}
+
+/* ---- Paths ---- */
+static void path_release(pg_txn *t, bt_path *p) {
+  for (int i = 0; i < p->depth; i++)
+    if (p->held[i]) pg_release(t, &p->pg[i]);
+  p->depth = 0;
+}
+
+/* Read-only descent to the leaf position of key; pins every level. */
+static int path_descend(pg_txn *t, const bt_desc *d, const uint8_t *key, size_t klen, bt_path *p) {
+  uint32_t ps = pager_page_size(pg_pager(t));
+  p->depth = 0;
+  p->exact = false;
+  if (d->depth == 0 || d->depth > BT_MAX_DEPTH) return NX_CORRUPT_BKPT("btree: depth %u", d->depth);
+  uint32_t pgno = d->root;
+  uint64_t txn = d->root_txn;
+  for (uint32_t lvl = 0; lvl < d->depth; lvl++) {
+    bool leaf = lvl + 1 == d->depth;
+    int rc = bt_get_node(t, pgno, txn, leaf, &p->pg[lvl]);
+    if (rc) return rc;
+    p->held[lvl] = true;
+    p->depth = (int)lvl + 1;
+    uint32_t i;
+    if (leaf) {
+      rc = bt_leaf_find(p->pg[lvl].data, ps, pgno, key, klen, &i, &p->exact);
+    } else {
+      rc = bt_branch_find(p->pg[lvl].data, ps, pgno, key, klen, &i);
+      if (rc == NX_OK) child_ref(p->pg[lvl].data, i, &pgno, &txn);
+    }
+    if (rc) return rc;
+    p->idx[lvl] = (uint16_t)i;
+  }
+  return NX_OK;
+}
+
+/* Makes every page of the path writable, top-down, re-linking each to its parent. */
+static int path_touch(pg_txn *t, bt_desc *d, bt_path *p) {
+  uint32_t ps = pager_page_size(pg_pager(t));
+  uint64_t me = pg_txnid(t);
+  for (int lvl = 0; lvl < p->depth; lvl++) {
+    bool leaf = lvl + 1 == p->depth;
+    int rc = bt_page_validate(p->pg[lvl].data, ps, leaf, p->pg[lvl].pgno);
+    if (rc) return rc;
+    rc = pg_write(t, &p->pg[lvl]);
+    if (rc) return rc;
+    if (lvl == 0) {
+      d->root = p->pg[0].pgno;
+      d->root_txn = me;
+    } else {
+      set_child_ref(p->pg[lvl - 1].data, p->idx[lvl - 1], p->pg[lvl].pgno, me);
+    }
+  }
+  return NX_OK;
+}
+
+static void branch_cell(uint8_t *out, const uint8_t *key, size_t klen, uint32_t pgno, uint64_t txn,
+                        uint32_t *n) {
+  nx_put16(out, (uint16_t)klen);
+  nx_put32(out + 2, pgno);
+  nx_put64(out + 6, txn);
+  if (klen) memcpy(out + 14, key, klen);
+  *n = 14 + (uint32_t)klen;
+}
+
+/* ---- Put ---- */
+/* Inserts cell at path level lvl, index i, splitting up the path as needed. */
+static int insert_up(pg_txn *t, bt_scratch *s, bt_desc *d, bt_path *p, int lvl, uint32_t i,
+                     const uint8_t *cell, uint32_t csize) {
+  uint32_t ps = s->page_size;
+  uint8_t bcell[14 + BT_MAX_KEY], nb[14 + BT_MAX_KEY];
+  for (;;) {
+    bool leaf = lvl + 1 == p->depth;
+    uint8_t *pg = p->pg[lvl].data;
+    if (page_insert(pg, ps, leaf, i, cell, csize, s->page)) return NX_OK;
+
+    /* Split: the page's cells plus the new one, in order, into left (in place) and right. */
+    memcpy(s->page, pg, ps);
+    uint32_t n = bt_n(s->page), m = 0, total = 0;
+    for (uint32_t j = 0; j <= n; j++) {
+      if (j == i) {
+        s->ents[m].p = cell;
+        s->ents[m].n = csize;
+        m++;
+      }
+      if (j < n) {
+        const uint8_t *c = s->page + bt_slot(s->page, j);
+        s->ents[m].p = c;
+        s->ents[m].n = cell_size(c, leaf);
+        m++;
+      }
+    }
+    for (uint32_t j = 0; j < m; j++) total += s->ents[j].n + 2;
+    uint32_t k = 0, acc = 0;
+    for (; k < m; k++) {
+      uint32_t e = s->ents[k].n + 2;
+      if (k > 0 && acc + e > total / 2) break;
+      acc += e;
+    }
+    if (k >= m) k = m - 1;
+    pg_page right;
+    int rc = pg_alloc(t, leaf ? PG_T_LEAF : PG_T_BRANCH, &right);
+    if (rc) return rc;
+    page_init(pg, ps);
+    page_init(right.data, ps);
+    for (uint32_t j = 0; j < k; j++) page_append(pg, s->ents[j].p, s->ents[j].n);
+    for (uint32_t j = k; j < m; j++) page_append(right.data, s->ents[j].p, s->ents[j].n);
+    const uint8_t *sk = NULL;
+    size_t skn = 0;
+    bt_key(right.data, ps, leaf, 0, &sk, &skn);
+    branch_cell(nb, sk, skn, right.pgno, pg_txnid(t), &csize);
+    pg_release(t, &right);
+    memcpy(bcell, nb, csize);
+    cell = bcell;
+    if (lvl == 0) {
+      pg_page root;
+      rc = pg_alloc(t, PG_T_BRANCH, &root);
+      if (rc) return rc;
+      page_init(root.data, ps);
+      uint32_t ln;
+      branch_cell(nb, NULL, 0, p->pg[0].pgno, pg_txnid(t), &ln);
+      page_append(root.data, nb, ln);
+      page_append(root.data, bcell, csize);
+      d->root = root.pgno;
+      d->root_txn = pg_txnid(t);
+      d->depth++;
+      pg_release(t, &root);
+      return NX_OK;
+    }
+    lvl--;
+    i = p->idx[lvl] + 1u;
+  }
+}
+
+int bt_put(pg_txn *t, bt_scratch *s, bt_desc *d, const uint8_t *key, size_t klen,
+           const uint8_t *val, size_t vlen, bool noover, bool *added) {
+  uint32_t ps = s->page_size;
+  *added = false;
+  if (klen > BT_MAX_KEY) return nx_err(NX_LIMIT, "key of %zu bytes (the limit is %u)", klen, BT_MAX_KEY);
+  if (vlen > BT_MAX_VALUE) return nx_err(NX_LIMIT, "value of %zu bytes (the limit is %u)", vlen, BT_MAX_VALUE);
+  if (!pg_is_write(t)) return nx_err(NX_READONLY, "btree: put in a read transaction");
+  bt_path p;
+  p.depth = 0;
+  int rc = NX_OK;
+  if (d->root == 0) {
+    pg_page leaf;
+    rc = pg_alloc(t, PG_T_LEAF, &leaf);
+    if (rc) return rc;
+    page_init(leaf.data, ps);
+    d->root = leaf.pgno;
+    d->root_txn = pg_txnid(t);
+    d->depth = 1;
+    d->count = 0;
+    pg_release(t, &leaf);
+  }
+  rc = path_descend(t, d, key, klen, &p);
+  if (rc) goto done;
+  if (p.exact && noover) {
+    rc = NX_EXISTS;
+    goto done;
+  }
+  /* Build the leaf cell (writing the overflow chain first, before the path is touched). */
+  uint8_t *c = s->cell;
+  uint32_t csize = 7 + (uint32_t)klen;
+  nx_put16(c, (uint16_t)klen);
+  nx_put32(c + 3, (uint32_t)vlen);
+  if (klen) memcpy(c + 7, key, klen);
+  if (7 + klen + vlen <= bt_max_cell(ps)) {
+    c[2] = 0;
+    if (vlen) memcpy(c + csize, val, vlen);
+    csize += (uint32_t)vlen;
+  } else {
+    uint32_t first;
+    uint64_t otxn;
+    rc = ovf_write(t, val, vlen, &first, &otxn);
+    if (rc) goto done;
+    c[2] = BT_F_OVF;
+    nx_put32(c + csize, first);
+    nx_put64(c + csize + 4, otxn);
+    csize += 12;
+  }
+  rc = path_touch(t, d, &p);
+  if (rc) goto done;
+  int leaf = p.depth - 1;
+  uint32_t i = p.idx[leaf];
+  if (p.exact) {
+    rc = cell_free_ovf(t, p.pg[leaf].data + bt_slot(p.pg[leaf].data, i));
+    if (rc) goto done;
+    page_remove(p.pg[leaf].data, ps, true, i);
+  }
+  rc = insert_up(t, s, d, &p, leaf, i, c, csize);
+  if (rc) goto done;
+  if (!p.exact) {
+    d->count++;
+    *added = true;
+  }
+done:
+  path_release(t, &p);
+  return rc;
+}
+
+/* ---- Delete ---- */
+/* Merges the page at path level lvl with a sibling when both fit in one page. Returns NX_OK and
+ * *merged; the path page's pin may be dropped (held[lvl] false). */
+static int merge_level(pg_txn *t, bt_scratch *s, bt_path *p, int lvl, bool *merged) {
+  uint32_t ps = s->page_size, cap = ps - BT_HDR_END;
+  bool leaf = lvl + 1 == p->depth;
+  *merged = false;
+  uint8_t *parent = p->pg[lvl - 1].data;
+  uint32_t pi = p->idx[lvl - 1], pn = bt_n(parent);
+  if (pn < 2) return NX_OK;
+  uint32_t li = pi > 0 ? pi - 1 : pi, ri = li + 1, si = li == pi ? ri : li;
+  uint32_t spg;
+  uint64_t stx;
+  child_ref(parent, si, &spg, &stx);
+  pg_page sib;
+  int rc = bt_get_node(t, spg, stx, leaf, &sib);
+  if (rc) return rc;
+  rc = bt_page_validate(sib.data, ps, leaf, spg);
+  if (rc == NX_OK) rc = pg_write(t, &sib);
+  if (rc) {
+    pg_release(t, &sib);
+    return rc;
+  }
+  set_child_ref(parent, si, sib.pgno, pg_txnid(t));
+  pg_page *L = li == pi ? &p->pg[lvl] : &sib, *R = li == pi ? &sib : &p->pg[lvl];
+  const uint8_t *sep = NULL;
+  size_t sepn = 0;
+  bt_key(parent, ps, false, ri, &sep, &sepn);
+  uint8_t r0[14 + BT_MAX_KEY];
+  uint32_t r0n = 0;
+  if (!leaf) {
+    uint32_t cpg;
+    uint64_t ctx;
+    child_ref(R->data, 0, &cpg, &ctx);
+    branch_cell(r0, sep, sepn, cpg, ctx, &r0n);
+  }
+  uint64_t need = (uint64_t)page_used(L->data, ps) + page_used(R->data, ps) + (leaf ? 0 : (uint64_t)r0n) -
+                  (leaf ? 0 : (uint64_t)cell_size(R->data + bt_slot(R->data, 0), false));
+  if (need > cap) {
+    pg_release(t, &sib);
+    return NX_OK;
+  }
+  memcpy(s->page, L->data, ps);
+  uint32_t ln = bt_n(s->page), rn = bt_n(R->data);
+  page_init(L->data, ps);
+  for (uint32_t j = 0; j < ln; j++) {
+    const uint8_t *c = s->page + bt_slot(s->page, j);
+    page_append(L->data, c, cell_size(c, leaf));
+  }
+  for (uint32_t j = 0; j < rn; j++) {
+    const uint8_t *c = R->data + bt_slot(R->data, j);
+    if (!leaf && j == 0) page_append(L->data, r0, r0n);
+    else page_append(L->data, c, cell_size(c, leaf));
+  }
+  page_remove(parent, ps, false, ri);
+  uint32_t rpg = R->pgno;
+  pg_release(t, &sib);
+  if (li == pi) {
+    /* the path page is L: keep it; sib (R) released above */
+  } else {
+    /* the path page was R: it goes away; L (sib) was released above */
+    pg_release(t, &p->pg[lvl]);
+    p->held[lvl] = false;
+  }
+  /* Note the parent's index of the path page now points at L either way. */
+  p->idx[lvl - 1] = (uint16_t)li;
+  *merged = true;
+  return pg_free(t, rpg);
+}
+
+/* After deleting the tree's last levels' pins: collapse one-child roots, free an empty root. */
+static int collapse_root(pg_txn *t, bt_desc *d) {
+  while (d->depth > 0) {
+    pg_page r;
+    bool leaf = d->depth == 1;
+    int rc = bt_get_node(t, d->root, d->root_txn, leaf, &r);
+    if (rc) return rc;
+    uint32_t n = bt_n(r.data), old = r.pgno;
+    if (leaf) {
+      pg_release(t, &r);
+      if (n > 0) return NX_OK;
+      d->root = 0;
+      d->root_txn = 0;
+      d->depth = 0;
+      return pg_free(t, old);
+    }
+    if (n != 1) {
+      pg_release(t, &r);
+      return NX_OK;
+    }
+    child_ref(r.data, 0, &d->root, &d->root_txn);
+    d->depth--;
+    pg_release(t, &r);
+    rc = pg_free(t, old);
+    if (rc) return rc;
+  }
+  return NX_OK;
+}
+
+int bt_del(pg_txn *t, bt_scratch *s, bt_desc *d, const uint8_t *key, size_t klen) {
+  uint32_t ps = s->page_size;
+  if (!pg_is_write(t)) return nx_err(NX_READONLY, "btree: delete in a read transaction");
+  if (d->root == 0) return NX_NOTFOUND;
+  bt_path p;
+  p.depth = 0;
+  int rc = path_descend(t, d, key, klen, &p);
+  if (rc) goto done;
+  if (!p.exact) {
+    rc = NX_NOTFOUND;
+    goto done;
+  }
+  rc = path_touch(t, d, &p);
+  if (rc) goto done;
+  int lvl = p.depth - 1;
+  uint8_t *lp = p.pg[lvl].data;
+  rc = cell_free_ovf(t, lp + bt_slot(lp, p.idx[lvl]));
+  if (rc) goto done;
+  page_remove(lp, ps, true, p.idx[lvl]);
+  d->count--;
+  for (; lvl > 0; lvl--) {
+    if (p.held[lvl] && page_used(p.pg[lvl].data, ps) >= (ps - BT_HDR_END) / 4) break;
+    bool merged;
+    rc = merge_level(t, s, &p, lvl, &merged);
+    if (rc) goto done;
+    if (!merged) {
+      /* A lone child of its parent or too full a sibling: the parent may still need a merge
+       * only if it lost an entry, which it did not. */
+      break;
+    }
+  }
+  uint32_t rn = bt_n(p.pg[0].data);
+  bool collapse = (d->depth == 1 && rn == 0) || (d->depth > 1 && rn == 1);
+  path_release(t, &p);
+  return collapse ? collapse_root(t, d) : NX_OK;
+done:
+  path_release(t, &p);
+  return rc;
+}
+
+/* ---- Drop and visit ---- */
+static int walk(pg_txn *t, uint32_t pgno, uint64_t txn, uint32_t lvl, uint32_t depth, bool free_pages,
+                int (*mark)(void *, uint32_t), void *mctx) {
+  uint32_t ps = pager_page_size(pg_pager(t));
+  bool leaf = lvl + 1 == depth;
+  if (lvl >= BT_MAX_DEPTH) return NX_CORRUPT_BKPT("btree page %u: too deep", pgno);
+  pg_page p;
+  int rc = bt_get_node(t, pgno, txn, leaf, &p);
+  if (rc) return rc;
+  rc = bt_page_validate(p.data, ps, leaf, pgno);
+  uint32_t n = bt_n(p.data);
+  for (uint32_t i = 0; rc == NX_OK && i < n; i++) {
+    const uint8_t *c = p.data + bt_slot(p.data, i);
+    if (leaf) {
+      if (c[2] & BT_F_OVF) {
+        uint32_t kl = nx_get16(c);
+        rc = ovf_walk(t, nx_get32(c + 7 + kl), nx_get64(c + 11 + kl), nx_get32(c + 3), free_pages, mark, mctx);
+      }
+    } else {
+      rc = walk(t, nx_get32(c + 2), nx_get64(c + 6), lvl + 1, depth, free_pages, mark, mctx);
+    }
+  }
+  pg_release(t, &p);
+  if (rc) return rc;
+  if (mark && (rc = mark(mctx, pgno)) != 0) return rc;
+  if (free_pages) return pg_free(t, pgno);
+  return NX_OK;
+}
+
+int bt_drop(pg_txn *t, bt_desc *d) {
+  if (d->root != 0) {
+    int rc = walk(t, d->root, d->root_txn, 0, d->depth, true, NULL, NULL);
+    if (rc) return rc;
+  }
+  memset(d, 0, sizeof *d);
+  return NX_OK;
+}
+
+int bt_visit(pg_txn *t, const bt_desc *d, int (*mark)(void *mctx, uint32_t pgno), void *mctx) {
+  if (d->root == 0) return NX_OK;
+  return walk(t, d->root, d->root_txn, 0, d->depth, false, mark, mctx);
+}

@@ -1,0 +1,187 @@
+/*
+ * btree.h: the copy-on-write B+tree over pager pages. Internal to src/storage/ (storage.c is its
+ * only user; the layers above call st_* in storage.h).
+ *
+ * A tree is described by a bt_desc (root page, the txn id that wrote the root, depth, entry
+ * count). The descriptor lives outside the tree: in the catalog tree for named trees, and in the
+ * pager's PG_ROOTS bytes for the catalog itself. Every write goes through pg_write, which may
+ * move a page to a new number; the path from the root is re-linked on each write, and the caller
+ * stores the changed descriptor.
+ *
+ * Page layout (after the pager's 24-byte header):
+ *
+ *   OFFSET SIZE MEANING
+ *       24    2 n: number of entries
+ *       26    2 reserved, zero
+ *       28    4 upper: offset of the lowest cell byte (cells fill from the page end downward)
+ *       32    4 garbage: bytes of dead cells between upper and the page end
+ *       36    4 reserved, zero
+ *       40  2*n slots: offsets of the cells, in key order
+ *
+ *   +--------+--------+------------------+-------------+-------+-------+-------+
+ *   | pg hdr | bt hdr | slot0 slot1 ...  |  free space | cellk | ...   | cell0 |
+ *   +--------+--------+------------------+-------------+-------+-------+-------+
+ *   0        24       40                               ^upper                  page_size
+ *
+ * Leaf cell:  0 2 klen | 2 1 flags (BT_F_OVF) | 3 4 vlen (whole value) | 7 klen key |
+ *             inline value (vlen bytes), or with BT_F_OVF: 4 first overflow pgno, 8 its txn id
+ * Branch cell: 0 2 klen | 2 4 child pgno | 6 8 child txn id | 14 klen key
+ *             Entry 0's key is ignored by searches (it stands for minus infinity); child i holds
+ *             the keys k with key(i) <= k < key(i+1).
+ * Overflow page: 24 4 next pgno (0 = last) | 28 4 bytes used in this page | 32 data.
+ *             Every page of a chain is written by the txn id recorded in the leaf cell.
+ *
+ * Invariants (checked by bt_check):
+ *  1. Keys strictly increase within a page and across leaves; every key of child i of a branch
+ *     lies in [key(i), key(i+1)) of that branch and within the bounds inherited from above.
+ *  2. All leaves are at depth desc.depth; every non-root leaf holds at least one entry; every
+ *     branch holds at least one child.
+ *  3. Each cell costs at most (page_size - 40) / 3 bytes with its slot, so a split of a full page
+ *     plus one cell always yields two pages that fit.
+ *  4. The sum of leaf entries equals desc.count.
+ */
+#ifndef NX_BTREE_H
+#define NX_BTREE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "base.h"
+#include "pager.h"
+
+#define BT_HDR_END 40u
+#define BT_MAX_DEPTH 24
+#define BT_DESC_SIZE 24u
+#define BT_MAX_KEY 1024u
+#define BT_MAX_VALUE (64u << 20)
+#define BT_F_OVF 0x1u
+
+/* A tree's descriptor: 24 bytes on disk (root u32, depth u32, root txn u64, count u64). */
+typedef struct bt_desc {
+  uint32_t root;     /* root page number; 0 when the tree is empty */
+  uint32_t depth;    /* levels: 0 empty, 1 the root is a leaf */
+  uint64_t root_txn; /* txn id that wrote the root page (checked by pg_get) */
+  uint64_t count;    /* number of entries */
+} bt_desc;
+
+void bt_desc_load(bt_desc *d, const uint8_t *p);
+void bt_desc_store(const bt_desc *d, uint8_t *p);
+
+/* Scratch memory for writes (one writer at a time: one per environment). */
+typedef struct bt_scratch {
+  uint32_t page_size;
+  uint8_t *page;  /* page_size bytes: a copy of a page being rebuilt */
+  uint8_t *cell;  /* page_size bytes: a leaf cell being built */
+  struct bt_ent { const uint8_t *p; uint32_t n; } *ents; /* cells of a split or merge */
+  uint32_t ents_cap;
+} bt_scratch;
+int bt_scratch_init(bt_scratch *s, uint32_t page_size);
+void bt_scratch_free(bt_scratch *s);
+
+/* A value as read: inline (borrowed from a pinned page) or assembled into a buffer. */
+typedef struct bt_read {
+  pg_page leaf;  /* pinned leaf holding the value, when has_leaf */
+  bool has_leaf;
+  nx_buf buf;    /* assembled overflow values */
+} bt_read;
+void bt_read_init(bt_read *r);
+void bt_read_release(pg_txn *t, bt_read *r); /* drops the pin, keeps the buffer */
+void bt_read_free(pg_txn *t, bt_read *r);
+
+/* Key comparison: memcmp order, a prefix sorts first. */
+static inline int bt_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn) {
+  size_t m = an < bn ? an : bn;
+  int c = m ? memcmp(a, b, m) : 0;
+  if (c) return c;
+  return an < bn ? -1 : (an > bn ? 1 : 0);
+}
+
+/* ---- Point operations ---- */
+/* Finds key; on NX_OK *val points into r (valid until bt_read_release/free or the next use of r). */
+int bt_get(pg_txn *t, const bt_desc *d, const uint8_t *key, size_t klen, bt_read *r,
+           const uint8_t **val, size_t *vlen);
+/* Inserts or replaces. *added is true when the key was new. noover: NX_EXISTS if present. */
+int bt_put(pg_txn *t, bt_scratch *s, bt_desc *d, const uint8_t *key, size_t klen,
+           const uint8_t *val, size_t vlen, bool noover, bool *added);
+/* Deletes key (NX_NOTFOUND when absent), merging underfull pages. */
+int bt_del(pg_txn *t, bt_scratch *s, bt_desc *d, const uint8_t *key, size_t klen);
+/* Frees every page of the tree (branches, leaves, overflow chains); *d becomes empty. */
+int bt_drop(pg_txn *t, bt_desc *d);
+
+/* ---- Cursors ---- */
+typedef struct bt_cursor {
+  pg_txn *t;
+  bt_desc d;                     /* the tree as of the last positioning */
+  int depth;                     /* levels pinned in pg[] */
+  pg_page pg[BT_MAX_DEPTH];      /* pinned path, pg[0] the root */
+  uint16_t idx[BT_MAX_DEPTH];    /* entry index at each level */
+  bool valid;                    /* positioned on an entry */
+  nx_buf buf;                    /* assembled overflow value */
+} bt_cursor;
+void bt_cursor_init(bt_cursor *c, pg_txn *t, const bt_desc *d);
+void bt_cursor_fini(bt_cursor *c);
+int bt_cursor_first(bt_cursor *c);
+int bt_cursor_last(bt_cursor *c);
+int bt_cursor_next(bt_cursor *c);
+int bt_cursor_prev(bt_cursor *c);
+/* how: 0 GE, 1 EQ, 2 LE (the st_seek values). */
+int bt_cursor_seek(bt_cursor *c, const uint8_t *key, size_t klen, int how);
+int bt_cursor_get(bt_cursor *c, const uint8_t **key, size_t *klen, const uint8_t **val,
+                  size_t *vlen);
+
+/* ---- Integrity and page enumeration ---- */
+typedef struct bt_check_stats {
+  uint64_t branch_pages, leaf_pages, overflow_pages, entries;
+  uint64_t bytes_used;  /* cell and slot bytes in branch and leaf pages */
+} bt_check_stats;
+/* Walks the tree checking invariants 1-4; calls mark(mctx, pgno) for every page (mark returns
+ * non-zero to stop, e.g. on a page seen twice). NX_CORRUPT names the page and the problem. */
+int bt_check(pg_txn *t, const bt_desc *d, int (*mark)(void *mctx, uint32_t pgno), void *mctx,
+             bt_check_stats *st);
+/* Calls mark for every page of the tree (no checks beyond what reading needs). */
+int bt_visit(pg_txn *t, const bt_desc *d, int (*mark)(void *mctx, uint32_t pgno), void *mctx);
+
+
+/* ---- Page accessors (shared by btree*.c). Bytes are hostile: callers bound-check cells. ---- */
+static inline uint32_t bt_n(const uint8_t *pg) { return nx_get16(pg + 24); }
+static inline uint32_t bt_upper(const uint8_t *pg) { return nx_get32(pg + 28); }
+static inline uint32_t bt_garbage(const uint8_t *pg) { return nx_get32(pg + 32); }
+static inline uint32_t bt_slot(const uint8_t *pg, uint32_t i) { return nx_get16(pg + BT_HDR_END + 2 * i); }
+/* Header sanity for a page of size ps: slots below upper, garbage within the cell area. */
+static inline bool bt_hdr_ok(const uint8_t *pg, uint32_t ps) {
+  uint32_t n = bt_n(pg), up = bt_upper(pg);
+  return BT_HDR_END + 2 * n <= up && up <= ps && bt_garbage(pg) <= ps - up;
+}
+/* Key of entry i of a leaf or branch page, bounds-checked: false when the cell is out of the
+ * page (corruption). */
+static inline bool bt_key(const uint8_t *pg, uint32_t ps, bool leaf, uint32_t i, const uint8_t **k,
+                          size_t *kn) {
+  uint32_t off = bt_slot(pg, i), h = leaf ? 7u : 14u;
+  if (off < BT_HDR_END || off + h > ps) return false;
+  uint32_t kl = nx_get16(pg + off);
+  if (off + h + kl > ps) return false;
+  *k = pg + off + h;
+  *kn = kl;
+  return true;
+}
+
+/* ---- Helpers shared by btree*.c ---- */
+/* Fetches a page and checks its type (leaf or branch). */
+int bt_get_node(pg_txn *t, uint32_t pgno, uint64_t txn, bool leaf, pg_page *out);
+/* Child index of a branch covering key (last entry with key <= key; entry 0 is minus infinity). */
+int bt_branch_find(const uint8_t *pg, uint32_t ps, uint32_t pgno, const uint8_t *key, size_t klen,
+                   uint32_t *child);
+/* First entry of a leaf with key >= key; *exact when equal. */
+int bt_leaf_find(const uint8_t *pg, uint32_t ps, uint32_t pgno, const uint8_t *key, size_t klen,
+                 uint32_t *idx, bool *exact);
+/* Reads a value's overflow chain into b. */
+int bt_ovf_read(pg_txn *t, uint32_t pgno, uint64_t txn, uint32_t vlen, nx_buf *b);
+/* Full structural validation of one page (header, slots, cell bounds, byte accounting). */
+int bt_page_validate(const uint8_t *pg, uint32_t ps, bool leaf, uint32_t pgno);
+
+/* Largest leaf cell (with its slot) for this page size: invariant 3. */
+uint32_t bt_max_cell(uint32_t page_size);
+
+#endif

@@ -1,0 +1,317 @@
+// ctest: timeout=900
+/*
+ * slow_btree_model.c: the B+tree against a simple in-memory reference. Random inserts, updates,
+ * deletes, point reads, seeks (GE/EQ/LE) and range scans in both directions, with commits, aborts,
+ * checkpoints and reopens mixed in, at page sizes 4 KiB, 16 KiB and 64 KiB; st_check (order,
+ * fill, separators, page accounting) runs along the way. At least 100k operations per page size
+ * in the plain run (NX_TEST_SCALE=asan divides by 5).
+ *
+ * The reference: a pool of candidate keys sorted once; the state of key i is (present, value
+ * length, value seed), and values are generated from (i, seed), so an abort is one memcpy of the
+ * state array and ordered scans walk the pool.
+ */
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage.h"
+
+typedef struct mkey {
+  uint8_t *p;
+  size_t n;
+} mkey;
+
+typedef struct mstate {
+  uint8_t present;
+  uint32_t vlen;
+  uint32_t seed;
+} mstate;
+
+static uint64_t rng_state;
+static uint32_t rnd(void) {
+  rng_state ^= rng_state << 13;
+  rng_state ^= rng_state >> 7;
+  rng_state ^= rng_state << 17;
+  return (uint32_t)(rng_state >> 11);
+}
+static uint32_t rnd_n(uint32_t n) { return rnd() % n; }
+
+static int key_cmp(const void *a, const void *b) {
+  const mkey *x = a, *y = b;
+  size_t m = x->n < y->n ? x->n : y->n;
+  int c = memcmp(x->p, y->p, m);
+  return c ? c : (x->n < y->n ? -1 : x->n > y->n);
+}
+
+static void gen_key(mkey *k) {
+  uint32_t r = rnd_n(100);
+  size_t n = r < 2 ? 100 + rnd_n(925) : 1 + rnd_n(24); /* 2% long keys, up to 1024 bytes */
+  k->p = malloc(n);
+  k->n = n;
+  for (size_t i = 0; i < n; i++) k->p[i] = (uint8_t)("abcdefgh"[rnd_n(8)]); /* shared prefixes */
+}
+
+static void gen_value(uint8_t *out, uint32_t key, uint32_t seed, uint32_t n) {
+  uint32_t x = key * 2654435761u ^ seed;
+  for (uint32_t i = 0; i < n; i++) {
+    x = x * 1103515245u + 12345u;
+    out[i] = (uint8_t)(x >> 16);
+  }
+}
+
+static uint32_t pick_vlen(void) {
+  uint32_t r = rnd_n(1000);
+  if (r < 15) return 2000 + rnd_n(70000); /* overflow chains */
+  if (r < 100) return 200 + rnd_n(1500);
+  return rnd_n(120);
+}
+
+/* Position of the first pool key >= k (or > k when strict). */
+static size_t pool_lower(const mkey *pool, size_t n, const mkey *k, bool strict) {
+  size_t lo = 0, hi = n;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    int c = key_cmp(&pool[mid], k);
+    if (c < 0 || (strict && c == 0)) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+typedef struct model_run {
+  const char *path;
+  uint32_t page_size;
+  uint32_t ops;
+  mkey *pool;
+  size_t npool;
+  mstate *cur, *committed;
+  uint8_t *vbuf;
+  st_env *env;
+  st_txn *t;
+  st_tree tree;
+  uint64_t count_cur, count_committed;
+  uint64_t n_commit, n_abort, n_reopen, n_check, n_scan_entries;
+} model_run;
+
+static void begin(model_run *m) {
+  cr_assert_eq(st_txn_begin(m->env, true, &m->t), NX_OK, "%s", nx_err_msg());
+  cr_assert_eq(st_tree_open(m->t, "model", true, &m->tree), NX_OK, "%s", nx_err_msg());
+}
+
+static void open_env(model_run *m) {
+  nx_open_opts o = NX_OPEN_OPTS_INIT;
+  o.page_size = m->page_size;
+  o.durability = NX_DURABILITY_OFF;
+  o.cache_bytes = 8u << 20;
+  o.checkpoint_bytes = 4u << 20;
+  cr_assert_eq(st_open(m->path, &o, &m->env), NX_OK, "%s", nx_err_msg());
+}
+
+static void verify_value(model_run *m, size_t i, st_val v) {
+  cr_assert_eq(v.n, m->cur[i].vlen, "key %zu: value of %zu bytes, expected %u", i, v.n, m->cur[i].vlen);
+  gen_value(m->vbuf, (uint32_t)i, m->cur[i].seed, m->cur[i].vlen);
+  cr_assert(v.n == 0 || memcmp(v.p, m->vbuf, v.n) == 0, "key %zu: value differs", i);
+}
+
+static void verify_at(model_run *m, st_cursor *c, size_t i) {
+  st_val k, v;
+  cr_assert_eq(st_cursor_get(c, &k, &v), NX_OK, "%s", nx_err_msg());
+  cr_assert(k.n == m->pool[i].n && memcmp(k.p, m->pool[i].p, k.n) == 0, "cursor on the wrong key (pool %zu)", i);
+  verify_value(m, i, v);
+}
+
+/* A seek with a random key, then a scan of up to 30 entries forward or backward. */
+static void op_seek_scan(model_run *m) {
+  mkey probe;
+  bool from_pool = rnd_n(2) == 0;
+  if (from_pool) probe = m->pool[rnd_n((uint32_t)m->npool)];
+  else gen_key(&probe);
+  int how = (int)rnd_n(3);
+  size_t pos;
+  bool found;
+  if (how == ST_SEEK_GE) {
+    pos = pool_lower(m->pool, m->npool, &probe, false);
+    while (pos < m->npool && !m->cur[pos].present) pos++;
+    found = pos < m->npool;
+  } else if (how == ST_SEEK_EQ) {
+    pos = pool_lower(m->pool, m->npool, &probe, false);
+    found = pos < m->npool && key_cmp(&m->pool[pos], &probe) == 0 && m->cur[pos].present;
+  } else {
+    pos = pool_lower(m->pool, m->npool, &probe, true); /* first > probe */
+    found = false;
+    while (pos > 0) {
+      pos--;
+      if (m->cur[pos].present) {
+        found = true;
+        break;
+      }
+    }
+  }
+  st_cursor *c;
+  cr_assert_eq(st_cursor_open(m->t, m->tree, &c), NX_OK);
+  int rc = st_cursor_seek(c, (st_val){probe.p, probe.n}, (st_seek)how);
+  cr_assert_eq(rc, found ? NX_OK : NX_NOTFOUND, "seek %d: rc %d (%s)", how, rc, nx_err_msg());
+  if (found) {
+    verify_at(m, c, pos);
+    bool fwd = rnd_n(2) == 0;
+    uint32_t steps = rnd_n(30);
+    for (uint32_t s = 0; s < steps; s++) {
+      size_t np = pos;
+      bool more = false;
+      if (fwd) {
+        while (++np < m->npool)
+          if (m->cur[np].present) {
+            more = true;
+            break;
+          }
+      } else {
+        while (np-- > 0)
+          if (m->cur[np].present) {
+            more = true;
+            break;
+          }
+      }
+      rc = fwd ? st_cursor_next(c) : st_cursor_prev(c);
+      cr_assert_eq(rc, more ? NX_OK : NX_NOTFOUND, "scan step: rc %d (%s)", rc, nx_err_msg());
+      if (!more) break;
+      pos = np;
+      verify_at(m, c, pos);
+      m->n_scan_entries++;
+    }
+  }
+  st_cursor_close(c);
+  if (!from_pool) free(probe.p);
+}
+
+static void full_compare(model_run *m) {
+  st_cursor *c;
+  cr_assert_eq(st_cursor_open(m->t, m->tree, &c), NX_OK);
+  size_t i = 0;
+  for (int rc = st_cursor_first(c); rc == NX_OK; rc = st_cursor_next(c)) {
+    while (i < m->npool && !m->cur[i].present) i++;
+    cr_assert_lt(i, m->npool, "tree has more entries than the model");
+    verify_at(m, c, i);
+    i++;
+  }
+  while (i < m->npool && !m->cur[i].present) i++;
+  cr_assert_eq(i, m->npool, "tree lacks entries of the model");
+  st_cursor_close(c);
+  uint64_t n;
+  cr_assert_eq(st_tree_count(m->t, m->tree, &n), NX_OK);
+  cr_assert_eq(n, m->count_cur);
+}
+
+static void run_model(uint32_t page_size, uint32_t ops, uint64_t seed) {
+  model_run m;
+  memset(&m, 0, sizeof m);
+  char dir[] = "/tmp/nx_model_XXXXXX";
+  cr_assert_not_null(mkdtemp(dir));
+  char path[64];
+  snprintf(path, sizeof path, "%s/model.db", dir);
+  m.path = path;
+  m.page_size = page_size;
+  rng_state = seed;
+  m.npool = 12000;
+  m.pool = calloc(m.npool, sizeof *m.pool);
+  for (size_t i = 0; i < m.npool; i++) gen_key(&m.pool[i]);
+  qsort(m.pool, m.npool, sizeof *m.pool, key_cmp);
+  size_t w = 0; /* drop duplicates */
+  for (size_t i = 0; i < m.npool; i++) {
+    if (w > 0 && key_cmp(&m.pool[w - 1], &m.pool[i]) == 0) {
+      free(m.pool[i].p);
+      continue;
+    }
+    m.pool[w++] = m.pool[i];
+  }
+  m.npool = w;
+  m.cur = calloc(m.npool, sizeof *m.cur);
+  m.committed = calloc(m.npool, sizeof *m.committed);
+  m.vbuf = malloc(1u << 17);
+  open_env(&m);
+  begin(&m);
+  uint32_t check_every = ops / 12;
+  for (uint32_t op = 1; op <= ops; op++) {
+    uint32_t r = rnd_n(1000);
+    size_t i = rnd_n((uint32_t)m.npool);
+    if (r < 400) { /* insert or update */
+      uint32_t vlen = pick_vlen(), vseed = rnd();
+      gen_value(m.vbuf, (uint32_t)i, vseed, vlen);
+      bool noover = rnd_n(10) == 0;
+      int rc = st_put(m.t, m.tree, (st_val){m.pool[i].p, m.pool[i].n}, (st_val){m.vbuf, vlen},
+                      noover ? ST_NOOVERWRITE : 0);
+      if (noover && m.cur[i].present) {
+        cr_assert_eq(rc, NX_EXISTS);
+      } else {
+        cr_assert_eq(rc, NX_OK, "put: %s", nx_err_msg());
+        if (!m.cur[i].present) m.count_cur++;
+        m.cur[i] = (mstate){1, vlen, vseed};
+      }
+    } else if (r < 650) { /* delete */
+      int rc = st_del(m.t, m.tree, (st_val){m.pool[i].p, m.pool[i].n});
+      cr_assert_eq(rc, m.cur[i].present ? NX_OK : NX_NOTFOUND, "del: rc %d %s", rc, nx_err_msg());
+      if (m.cur[i].present) m.count_cur--;
+      m.cur[i].present = 0;
+    } else if (r < 850) { /* point read */
+      st_val v;
+      int rc = st_get(m.t, m.tree, (st_val){m.pool[i].p, m.pool[i].n}, &v);
+      cr_assert_eq(rc, m.cur[i].present ? NX_OK : NX_NOTFOUND, "get: rc %d %s", rc, nx_err_msg());
+      if (rc == NX_OK) verify_value(&m, i, v);
+    } else if (r < 990) {
+      op_seek_scan(&m);
+    } else if (r < 996) { /* commit */
+      cr_assert_eq(st_txn_commit(m.t), NX_OK, "commit: %s", nx_err_msg());
+      memcpy(m.committed, m.cur, m.npool * sizeof *m.cur);
+      m.count_committed = m.count_cur;
+      m.n_commit++;
+      begin(&m);
+    } else { /* abort */
+      st_txn_abort(m.t);
+      memcpy(m.cur, m.committed, m.npool * sizeof *m.cur);
+      m.count_cur = m.count_committed;
+      m.n_abort++;
+      begin(&m);
+    }
+    if (op % check_every == 0) {
+      cr_assert_eq(st_txn_commit(m.t), NX_OK, "commit: %s", nx_err_msg());
+      memcpy(m.committed, m.cur, m.npool * sizeof *m.cur);
+      m.count_committed = m.count_cur;
+      cr_assert_eq(st_check(m.env), NX_OK, "st_check after %u ops: %s", op, nx_err_msg());
+      m.n_check++;
+      if ((op / check_every) % 3 == 0) {
+        cr_assert_eq(st_close(m.env), NX_OK, "%s", nx_err_msg());
+        open_env(&m);
+        m.n_reopen++;
+      } else {
+        cr_assert_eq(st_checkpoint(m.env, NX_CHECKPOINT_FULL), NX_OK, "%s", nx_err_msg());
+      }
+      begin(&m);
+      full_compare(&m);
+    }
+  }
+  cr_assert_eq(st_txn_commit(m.t), NX_OK);
+  cr_assert_eq(st_check(m.env), NX_OK, "final st_check: %s", nx_err_msg());
+  cr_assert_eq(st_close(m.env), NX_OK);
+  printf("model %u-byte pages: %u ops, %llu commits, %llu aborts, %llu reopens, %llu checks, %llu entries "
+         "scanned, %llu live keys at the end\n",
+         page_size, ops, (unsigned long long)m.n_commit, (unsigned long long)m.n_abort,
+         (unsigned long long)m.n_reopen, (unsigned long long)m.n_check, (unsigned long long)m.n_scan_entries,
+         (unsigned long long)m.count_cur);
+  for (size_t i = 0; i < m.npool; i++) free(m.pool[i].p);
+  free(m.pool);
+  free(m.cur);
+  free(m.committed);
+  free(m.vbuf);
+  char cmd[128];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  cr_assert_eq(system(cmd), 0);
+}
+
+static uint32_t scaled(uint32_t n) {
+  const char *s = getenv("NX_TEST_SCALE");
+  return s && strcmp(s, "asan") == 0 ? n / 5 : n;
+}
+
+Test(btree_model, random_ops_4k) { run_model(4096, scaled(100000), 0x9e3779b97f4a7c15ull); }
+Test(btree_model, random_ops_16k) { run_model(16384, scaled(100000), 0x2545f4914f6cdd1dull); }
+Test(btree_model, random_ops_64k) { run_model(65536, scaled(100000), 0x5851f42d4c957f2dull); }

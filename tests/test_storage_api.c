@@ -1,0 +1,401 @@
+// ctest: timeout=300
+/*
+ * test_storage_api.c: the storage layer's interface (storage.h): named trees, snapshots, abort,
+ * 16 MiB values, counts, cursors after writes, reopen, the integrity walk.
+ */
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "storage.h"
+
+static char g_dir[256];
+
+static void mkdir_tmp(void) {
+  snprintf(g_dir, sizeof g_dir, "/tmp/nx_stapi_XXXXXX");
+  cr_assert_not_null(mkdtemp(g_dir));
+}
+
+static void rm_tmp(void) {
+  char cmd[512];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+  cr_assert_eq(system(cmd), 0);
+}
+
+static void path_in(char *out, size_t n, const char *name) { snprintf(out, n, "%s/%s", g_dir, name); }
+
+static st_val sv(const char *s) { return (st_val){(const uint8_t *)s, strlen(s)}; }
+
+static st_env *open_env(const char *path, uint32_t ps) {
+  nx_open_opts o = NX_OPEN_OPTS_INIT;
+  o.page_size = ps;
+  o.durability = NX_DURABILITY_NORMAL;
+  st_env *e;
+  cr_assert_eq(st_open(path, &o, &e), NX_OK, "st_open %s: %s", path, nx_err_msg());
+  return e;
+}
+
+static void assert_check(st_env *e) { cr_assert_eq(st_check(e), NX_OK, "st_check: %s", nx_err_msg()); }
+
+static int collect(void *ctx, const char *name) {
+  char *buf = ctx;
+  strcat(buf, name);
+  strcat(buf, ";");
+  return 0;
+}
+
+static int stop_at_second(void *ctx, const char *name) {
+  (void)name;
+  return ++*(int *)ctx == 2 ? 42 : 0;
+}
+
+Test(storage_api, named_trees_create_list_rename_drop_persist) {
+  mkdir_tmp();
+  char path[300];
+  path_in(path, sizeof path, "trees.db");
+  st_env *e = open_env(path, 4096);
+  st_txn *t;
+  st_tree a, b, cx, cy, again;
+  cr_assert_eq(st_txn_begin(e, true, &t), NX_OK);
+  cr_assert_eq(st_tree_open(t, "a", false, &a), NX_NOTFOUND);
+  cr_assert_eq(st_tree_open(t, "a", true, &a), NX_OK);
+  cr_assert_eq(st_tree_open(t, "b", true, &b), NX_OK);
+  cr_assert_eq(st_tree_open(t, "c/x", true, &cx), NX_OK);
+  cr_assert_eq(st_tree_open(t, "c/y", true, &cy), NX_OK);
+  cr_assert_eq(st_tree_open(t, "a", true, &again), NX_OK);
+  cr_assert_eq(again, a);
+  cr_assert_eq(st_tree_open(t, "", true, &again), NX_INVALID);
+  for (int i = 0; i < 500; i++) {
+    char k[16];
+    snprintf(k, sizeof k, "%05d", i);
+    cr_assert_eq(st_put(t, a, sv(k), sv("A"), 0), NX_OK);
+    cr_assert_eq(st_put(t, b, sv(k), sv("B"), 0), NX_OK);
+    if (i < 10) cr_assert_eq(st_put(t, cx, sv(k), sv("X"), 0), NX_OK);
+  }
+  char names[256] = "";
+  cr_assert_eq(st_tree_list(t, "c/", collect, names), NX_OK);
+  cr_assert_str_eq(names, "c/x;c/y;");
+  int seen = 0;
+  cr_assert_eq(st_tree_list(t, "", stop_at_second, &seen), 42);
+  cr_assert_eq(st_txn_commit(t), NX_OK, "%s", nx_err_msg());
+
+  cr_assert_eq(st_txn_begin(e, true, &t), NX_OK);
+  cr_assert_eq(st_tree_rename(t, "b", "a"), NX_EXISTS);
+  cr_assert_eq(st_tree_rename(t, "b", "d"), NX_OK);
+  cr_assert_eq(st_tree_open(t, "b", false, &b), NX_NOTFOUND);
+  cr_assert_eq(st_tree_drop(t, "c/y"), NX_OK);
+  cr_assert_eq(st_tree_drop(t, "c/y"), NX_NOTFOUND);
+  cr_assert_eq(st_tree_open(t, "c/x", false, &cx), NX_OK);
+  cr_assert_eq(st_put(t, cx, sv("z"), sv("Z"), 0), NX_OK);
+  cr_assert_eq(st_tree_rename(t, "c/x", "e"), NX_OK); /* renamed while open with changes */
+  cr_assert_eq(st_txn_commit(t), NX_OK, "%s", nx_err_msg());
+  assert_check(e);
+  cr_assert_eq(st_close(e), NX_OK);
+
+  e = open_env(path, 4096);
+  assert_check(e);
+  cr_assert_eq(st_txn_begin(e, false, &t), NX_OK);
+  names[0] = 0;
+  cr_assert_eq(st_tree_list(t, NULL, collect, names), NX_OK);
+  cr_assert_str_eq(names, "a;d;e;");
+  st_tree d, ee;
+  uint64_t n;
+  cr_assert_eq(st_tree_open(t, "d", false, &d), NX_OK);
+  cr_assert_eq(st_tree_count(t, d, &n), NX_OK);
+  cr_assert_eq(n, 500);
+  cr_assert_eq(st_tree_open(t, "e", false, &ee), NX_OK);
+  cr_assert_eq(st_tree_count(t, ee, &n), NX_OK);
+  cr_assert_eq(n, 11);
+  st_val v;
+  cr_assert_eq(st_get(t, d, sv("00042"), &v), NX_OK);
+  cr_assert(v.n == 1 && v.p[0] == 'B');
+  cr_assert_eq(st_get(t, ee, sv("z"), &v), NX_OK);
+  cr_assert_eq(st_tree_open(t, "new", true, &ee), NX_READONLY);
+  st_txn_abort(t);
+  cr_assert_eq(st_close(e), NX_OK);
+  rm_tmp();
+}
+
+Test(storage_api, reader_keeps_its_snapshot_while_writer_commits) {
+  st_env *e = open_env(":memory:", 4096);
+  st_txn *w, *r;
+  st_tree tw, tr;
+  cr_assert_eq(st_txn_begin(e, true, &w), NX_OK);
+  cr_assert_eq(st_tree_open(w, "t", true, &tw), NX_OK);
+  char k[16], val[16];
+  for (int i = 0; i < 3000; i++) {
+    snprintf(k, sizeof k, "%06d", i);
+    cr_assert_eq(st_put(w, tw, sv(k), sv("old"), 0), NX_OK);
+  }
+  cr_assert_eq(st_txn_commit(w), NX_OK);
+  cr_assert_eq(st_txn_begin(e, false, &r), NX_OK);
+  uint64_t snap = st_txn_id(r);
+  cr_assert_eq(st_tree_open(r, "t", false, &tr), NX_OK);
+  /* the writer rewrites everything, deletes half, commits several times, checkpoints */
+  for (int round = 0; round < 4; round++) {
+    cr_assert_eq(st_txn_begin(e, true, &w), NX_OK);
+    cr_assert_eq(st_tree_open(w, "t", false, &tw), NX_OK);
+    for (int i = 0; i < 3000; i++) {
+      snprintf(k, sizeof k, "%06d", i);
+      snprintf(val, sizeof val, "new%d", round);
+      if (i % 2) cr_assert_eq(st_del(w, tw, sv(k)), round == 0 ? NX_OK : NX_NOTFOUND);
+      else cr_assert_eq(st_put(w, tw, sv(k), sv(val), 0), NX_OK);
+    }
+    cr_assert_eq(st_txn_commit(w), NX_OK);
+    cr_assert_eq(st_checkpoint(e, NX_CHECKPOINT_PASSIVE), NX_OK, "%s", nx_err_msg());
+  }
+  /* the reader still sees the old state, entirely */
+  cr_assert_eq(st_txn_id(r), snap);
+  uint64_t n;
+  cr_assert_eq(st_tree_count(r, tr, &n), NX_OK);
+  cr_assert_eq(n, 3000);
+  st_cursor *c;
+  cr_assert_eq(st_cursor_open(r, tr, &c), NX_OK);
+  int seen = 0;
+  for (int rc = st_cursor_first(c); rc == NX_OK; rc = st_cursor_next(c)) {
+    st_val kk, vv;
+    cr_assert_eq(st_cursor_get(c, &kk, &vv), NX_OK);
+    cr_assert(vv.n == 3 && memcmp(vv.p, "old", 3) == 0, "entry %d changed under the reader", seen);
+    seen++;
+  }
+  cr_assert_eq(seen, 3000);
+  st_cursor_close(c);
+  st_txn_abort(r);
+  /* a new reader sees the last commit */
+  cr_assert_eq(st_txn_begin(e, false, &r), NX_OK);
+  cr_assert_gt(st_txn_id(r), snap);
+  cr_assert_eq(st_tree_open(r, "t", false, &tr), NX_OK);
+  cr_assert_eq(st_tree_count(r, tr, &n), NX_OK);
+  cr_assert_eq(n, 1500);
+  st_val v;
+  cr_assert_eq(st_get(r, tr, sv("000002"), &v), NX_OK);
+  cr_assert(v.n == 4 && memcmp(v.p, "new3", 4) == 0);
+  cr_assert_eq(st_get(r, tr, sv("000003"), &v), NX_NOTFOUND);
+  st_txn_abort(r);
+  assert_check(e);
+  cr_assert_eq(st_close(e), NX_OK);
+}
+
+typedef struct rd_arg {
+  st_env *e;
+  int bad;     /* entries that did not match the snapshot */
+  int seen;
+  pthread_barrier_t *bar;
+} rd_arg;
+
+static void *reader_thread(void *arg) {
+  rd_arg *a = arg;
+  st_txn *r;
+  st_tree t;
+  if (st_txn_begin(a->e, false, &r) || st_tree_open(r, "t", false, &t)) {
+    a->bad = -1;
+    pthread_barrier_wait(a->bar);
+    pthread_barrier_wait(a->bar);
+    return NULL;
+  }
+  pthread_barrier_wait(a->bar); /* the writer starts now */
+  for (int pass = 0; pass < 20; pass++) {
+    st_cursor *c;
+    if (st_cursor_open(r, t, &c)) { a->bad++; break; }
+    for (int rc = st_cursor_first(c); rc == NX_OK; rc = st_cursor_next(c)) {
+      st_val k, v;
+      if (st_cursor_get(c, &k, &v) || v.n != 1 || v.p[0] != 'a') a->bad++;
+      a->seen++;
+    }
+    st_cursor_close(c);
+  }
+  pthread_barrier_wait(a->bar);
+  st_txn_abort(r);
+  return NULL;
+}
+
+Test(storage_api, reader_thread_keeps_snapshot) {
+  st_env *e = open_env(":memory:", 4096);
+  st_txn *w;
+  st_tree tw;
+  cr_assert_eq(st_txn_begin(e, true, &w), NX_OK);
+  cr_assert_eq(st_tree_open(w, "t", true, &tw), NX_OK);
+  char k[16];
+  for (int i = 0; i < 2000; i++) {
+    snprintf(k, sizeof k, "%06d", i);
+    cr_assert_eq(st_put(w, tw, sv(k), sv("a"), 0), NX_OK);
+  }
+  cr_assert_eq(st_txn_commit(w), NX_OK);
+  pthread_barrier_t bar;
+  pthread_barrier_init(&bar, NULL, 2);
+  rd_arg a = {e, 0, 0, &bar};
+  pthread_t th;
+  cr_assert_eq(pthread_create(&th, NULL, reader_thread, &a), 0);
+  pthread_barrier_wait(&bar);
+  for (int round = 0; round < 20; round++) {
+    cr_assert_eq(st_txn_begin(e, true, &w), NX_OK);
+    cr_assert_eq(st_tree_open(w, "t", false, &tw), NX_OK);
+    for (int i = round; i < 2000; i += 7) {
+      snprintf(k, sizeof k, "%06d", i);
+      cr_assert_eq(st_put(w, tw, sv(k), sv("bb"), 0), NX_OK);
+    }
+    cr_assert_eq(st_txn_commit(w), NX_OK);
+    if (round % 5 == 4) cr_assert_eq(st_checkpoint(e, NX_CHECKPOINT_PASSIVE), NX_OK);
+  }
+  pthread_barrier_wait(&bar);
+  pthread_join(th, NULL);
+  pthread_barrier_destroy(&bar);
+  cr_assert_eq(a.bad, 0);
+  cr_assert_eq(a.seen, 20 * 2000);
+  assert_check(e);
+  cr_assert_eq(st_close(e), NX_OK);
+}
+
+Test(storage_api, abort_leaves_no_trace) {
+  st_env *e = open_env(":memory:", 4096);
+  st_txn *t;
+  st_tree tr;
+  cr_assert_eq(st_txn_begin(e, true, &t), NX_OK);
+  cr_assert_eq(st_tree_open(t, "keep", true, &tr), NX_OK);
+  cr_assert_eq(st_put(t, tr, sv("k"), sv("v1"), 0), NX_OK);
+  cr_assert_eq(st_txn_commit(t), NX_OK);
+  cr_assert_eq(st_checkpoint(e, NX_CHECKPOINT_FULL), NX_OK);
+  nx_stats before, after;
+  cr_assert_eq(st_stats(e, &before), NX_OK);
+
+  cr_assert_eq(st_txn_begin(e, true, &t), NX_OK);
+  st_tree gone;
+  cr_assert_eq(st_tree_open(t, "gone", true, &gone), NX_OK);
+  cr_assert_eq(st_tree_open(t, "keep", false, &tr), NX_OK);
+  static uint8_t big[300000];
+  memset(big, 'x', sizeof big);
+  char k[16];
+  for (int i = 0; i < 2000; i++) {
+    snprintf(k, sizeof k, "%06d", i);
+    cr_assert_eq(st_put(t, gone, sv(k), sv("zzz"), 0), NX_OK);
+    cr_assert_eq(st_put(t, tr, sv(k), (st_val){big, (size_t)(i % 100 == 0 ? sizeof big : 10)}, 0), NX_OK);
+  }
+  cr_assert_eq(st_put(t, tr, sv("k"), sv("v2"), 0), NX_OK);
+  cr_assert_eq(st_tree_drop(t, "keep"), NX_OK);
+  st_txn_abort(t);
+
+  cr_assert_eq(st_txn_begin(e, false, &t), NX_OK);
+  cr_assert_eq(st_tree_open(t, "gone", false, &gone), NX_NOTFOUND);
+  cr_assert_eq(st_tree_open(t, "keep", false, &tr), NX_OK);
+  uint64_t n;
+  st_tree_count(t, tr, &n);
+  cr_assert_eq(n, 1);
+  st_val v;
+  cr_assert_eq(st_get(t, tr, sv("k"), &v), NX_OK);
+  cr_assert(v.n == 2 && memcmp(v.p, "v1", 2) == 0);
+  st_txn_abort(t);
+  cr_assert_eq(st_checkpoint(e, NX_CHECKPOINT_FULL), NX_OK);
+  cr_assert_eq(st_stats(e, &after), NX_OK);
+  cr_assert_eq(after.txn_id, before.txn_id);
+  cr_assert_eq(after.pages_total - after.pages_free, before.pages_total - before.pages_free,
+               "pages in use %llu -> %llu", (unsigned long long)(before.pages_total - before.pages_free),
+               (unsigned long long)(after.pages_total - after.pages_free));
+  assert_check(e);
+  cr_assert_eq(st_close(e), NX_OK);
+}
+
+static void fill(uint8_t *p, size_t n, uint32_t seed) {
+  uint32_t x = seed;
+  for (size_t i = 0; i < n; i++) {
+    x = x * 1664525u + 1013904223u;
+    p[i] = (uint8_t)(x >> 24);
+  }
+}
+
+Test(storage_api, values_of_16_mib) {
+  mkdir_tmp();
+  char path[300];
+  path_in(path, sizeof path, "big.db");
+  const size_t big = 16u << 20;
+  uint8_t *buf = malloc(big), *buf2 = malloc(big);
+  fill(buf, big, 1);
+  fill(buf2, big / 2 + 3, 2);
+  st_env *e = open_env(path, 4096);
+  st_txn *t;
+  st_tree tr;
+  cr_assert_eq(st_txn_begin(e, true, &t), NX_OK);
+  cr_assert_eq(st_tree_open(t, "docs", true, &tr), NX_OK);
+  cr_assert_eq(st_put(t, tr, sv("big"), (st_val){buf, big}, 0), NX_OK, "%s", nx_err_msg());
+  cr_assert_eq(st_put(t, tr, sv("half"), (st_val){buf2, big / 2 + 3}, 0), NX_OK);
+  cr_assert_eq(st_put(t, tr, sv("small"), sv("s"), 0), NX_OK);
+  cr_assert_eq(st_put(t, tr, sv("toolong"), (st_val){buf, (size_t)ST_MAX_VALUE + 1}, 0), NX_LIMIT);
+  cr_assert_eq(st_txn_commit(t), NX_OK, "%s", nx_err_msg());
+  cr_assert_eq(st_close(e), NX_OK);
+
+  e = open_env(path, 4096);
+  assert_check(e);
+  cr_assert_eq(st_txn_begin(e, true, &t), NX_OK);
+  cr_assert_eq(st_tree_open(t, "docs", false, &tr), NX_OK);
+  st_val v;
+  cr_assert_eq(st_get(t, tr, sv("big"), &v), NX_OK);
+  cr_assert_eq(v.n, big);
+  cr_assert(memcmp(v.p, buf, big) == 0, "16 MiB value differs");
+  st_cursor *c;
+  cr_assert_eq(st_cursor_open(t, tr, &c), NX_OK);
+  cr_assert_eq(st_cursor_seek(c, sv("half"), ST_SEEK_EQ), NX_OK);
+  st_val k;
+  cr_assert_eq(st_cursor_get(c, &k, &v), NX_OK);
+  cr_assert(v.n == big / 2 + 3 && memcmp(v.p, buf2, v.n) == 0);
+  st_cursor_close(c);
+  cr_assert_eq(st_del(t, tr, sv("big")), NX_OK);
+  cr_assert_eq(st_put(t, tr, sv("half"), sv("now small"), 0), NX_OK);
+  cr_assert_eq(st_txn_commit(t), NX_OK);
+  cr_assert_eq(st_checkpoint(e, NX_CHECKPOINT_FULL), NX_OK);
+  assert_check(e);
+  nx_stats s;
+  st_stats(e, &s);
+  /* the 24 MiB of chains are free again */
+  cr_assert_geq(s.pages_free * 4096, (uint64_t)big, "free pages %llu", (unsigned long long)s.pages_free);
+  cr_assert_eq(st_close(e), NX_OK);
+  free(buf);
+  free(buf2);
+  rm_tmp();
+}
+
+Test(storage_api, counts_and_cursors_after_writes) {
+  st_env *e = open_env(":memory:", 16384);
+  st_txn *t;
+  st_tree tr;
+  cr_assert_eq(st_txn_begin(e, true, &t), NX_OK);
+  cr_assert_eq(st_tree_open(t, "t", true, &tr), NX_OK);
+  char k[16];
+  uint64_t n;
+  for (int i = 0; i < 5000; i++) {
+    snprintf(k, sizeof k, "%06d", i);
+    cr_assert_eq(st_put(t, tr, sv(k), sv("v"), ST_NOOVERWRITE), NX_OK);
+  }
+  cr_assert_eq(st_put(t, tr, sv("000001"), sv("w"), ST_NOOVERWRITE), NX_EXISTS);
+  cr_assert_eq(st_put(t, tr, sv("000001"), sv("w"), 0), NX_OK);
+  st_tree_count(t, tr, &n);
+  cr_assert_eq(n, 5000);
+  /* delete every entry the cursor visits, re-seeking after each write */
+  st_cursor *c;
+  cr_assert_eq(st_cursor_open(t, tr, &c), NX_OK);
+  int deleted = 0;
+  int rc = st_cursor_seek(c, sv("001000"), ST_SEEK_GE);
+  while (rc == NX_OK) {
+    st_val kk;
+    cr_assert_eq(st_cursor_get(c, &kk, NULL), NX_OK);
+    char key[16];
+    memcpy(key, kk.p, kk.n);
+    key[kk.n] = 0;
+    if (strcmp(key, "002000") >= 0) break;
+    cr_assert_eq(st_del(t, tr, sv(key)), NX_OK);
+    deleted++;
+    rc = st_cursor_seek(c, sv(key), ST_SEEK_GE);
+  }
+  cr_assert_eq(deleted, 1000);
+  cr_assert_eq(st_cursor_seek(c, sv("001500"), ST_SEEK_LE), NX_OK);
+  st_val kk;
+  cr_assert_eq(st_cursor_get(c, &kk, NULL), NX_OK);
+  cr_assert(kk.n == 6 && memcmp(kk.p, "000999", 6) == 0);
+  st_cursor_close(c);
+  st_tree_count(t, tr, &n);
+  cr_assert_eq(n, 4000);
+  cr_assert_eq(st_txn_commit(t), NX_OK);
+  assert_check(e);
+  cr_assert_eq(st_close(e), NX_OK);
+}
