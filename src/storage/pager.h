@@ -61,6 +61,12 @@ int pager_checkpoint(pager *p, nx_checkpoint_mode mode);
 typedef int (*pg_visit_fn)(pg_txn *t, void *ctx, int (*mark)(void *mctx, uint32_t pgno), void *mctx);
 int pager_compact(pager *p, pg_visit_fn visit, void *ctx, nx_progress_fn progress, void *pctx);
 
+/* Integrity support (st_check): calls fn for every page the pager itself accounts for as of
+ * write txn t: the two meta pages, free-space-map pages, and free pages (reusable or pending).
+ * fn returning non-zero stops the walk and that value is returned. storage.c holds a weak
+ * fallback returning NX_MISUSE ("not available") until the pager defines it. */
+int pager_owned_pages(pg_txn *t, int (*fn)(void *ctx, uint32_t pgno), void *ctx);
+
 /* ---- Transactions ---- */
 /* One writer at a time (a second write begin waits); readers never wait for the writer. */
 int pager_begin(pager *p, bool write, pg_txn **out);
