@@ -147,15 +147,17 @@ int nx_collection_stats(nx_db *db, const char *name, bson_t *out) {
     BSON_APPEND_INT64(out, "size", (int64_t)bytes);
     BSON_APPEND_INT64(out, "avgObjSize", count ? (int64_t)(bytes / count) : 0);
     BSON_APPEND_INT64(out, "storageSize", (int64_t)stored);
-    /* INDEX CALL POINT (stats): the index layer's idx_list fills "indexes" here. */
     bson_t arr;
-    BSON_APPEND_INT32(out, "nindexes", 0);
     bson_append_array_begin(out, "indexes", -1, &arr);
+    rc = idx_list(t->st, name, &arr);
+    uint32_t nidx = bson_count_keys(&arr);
     bson_append_array_end(out, &arr);
+    BSON_APPEND_INT32(out, "nindexes", (int32_t)nidx);
     bson_iter_t it;
     if (bson_iter_init_find(&it, &entry, "options")) bson_append_iter(out, "options", -1, &it);
     if (bson_iter_init_find(&it, &entry, "created")) bson_append_iter(out, "created", -1, &it);
     bson_destroy(&entry);
+    if (rc != NX_OK) bson_destroy(out);
   }
   return eng_txn_done(t, own, rc, false);
 }

@@ -172,6 +172,7 @@ static void cache_evict(nx_txn *t, const char *name) {
     if (strcmp((*pp)->name, name) == 0) {
       eng_coll *c = *pp;
       *pp = c->next;
+      idx_set_free(c->idx);
       nx_free(c->name);
       nx_free(c);
       return;
@@ -254,10 +255,11 @@ int eng_coll_drop(nx_txn *t, const char *name) {
   rc = st_tree_open(t->st, tn, false, &tree);
   if (rc == NX_NOTFOUND) return nx_err(NX_NOTFOUND, "collection '%s' does not exist", name);
   if (rc != NX_OK) return rc;
-  /* INDEX CALL POINT (collection drop): the index layer drops the collection's index trees
-   * here, in the same transaction, before the catalog entry that lists them goes away. */
+  /* The index layer drops the collection's index trees and definitions, in the same txn. */
   cache_evict(t, name);
   t->writes++;
+  rc = idx_coll_dropped(t->st, name);
+  if (rc != NX_OK) return rc;
   rc = st_tree_drop(t->st, tn);
   if (rc != NX_OK) return rc;
   st_tree cat;
@@ -294,9 +296,10 @@ int eng_coll_rename(nx_txn *t, const char *from, const char *to) {
   bson_destroy(&entry);
   cache_evict(t, from);
   cache_evict(t, to);
-  /* INDEX CALL POINT (collection rename): index trees named after the collection move here. */
+  /* The index layer moves the index trees and definitions named after the collection. */
   t->writes++;
-  rc = st_tree_rename(t->st, tf, tt);
+  rc = idx_coll_renamed(t->st, from, to);
+  if (rc == NX_OK) rc = st_tree_rename(t->st, tf, tt);
   if (rc == NX_OK) rc = eng_catalog_put(t, to, &fresh);
   bson_destroy(&fresh);
   if (rc != NX_OK) return rc;

@@ -43,6 +43,7 @@
 
 #include "base.h"
 #include "doc.h"
+#include "index.h"
 #include "keyenc.h"
 #include "match.h"
 #include "storage.h"
@@ -71,6 +72,8 @@ typedef struct eng_coll {
   int compression_level;   /* zstd level (1..19), default 1 */
   uint8_t id_format;       /* ENG_ID_* for generated _id */
   bool has_expiry;         /* some document was stored with an expiry */
+  idx_set *idx;            /* the index layer's per-txn cache of its definitions (or NULL) */
+  bool idx_checked;        /* stale indexes were rebuilt in this txn */
   struct eng_coll *next;   /* next in the txn's cache */
 } eng_coll;
 
@@ -168,6 +171,16 @@ void eng_id_str(const bson_value_t *id, char *buf, size_t cap);
  * in *out borrows as eng_doc_decode says.
  */
 int eng_doc_get(nx_txn *t, eng_coll *c, st_val key, nx_buf *scratch, eng_doc *out);
+
+/* ---- Scans for the index layer (idx_scan_fn / idx_get_fn) ---- */
+typedef struct eng_scan_ctx {
+  nx_txn *t;      /* the transaction */
+  eng_coll *c;    /* the collection */
+} eng_scan_ctx;
+/** idx_scan_fn over ctx (an eng_scan_ctx): feeds every live document of the collection to each. */
+int eng_scan_docs(void *ctx, idx_each_doc_fn each, void *each_ctx);
+/** idx_get_fn over ctx (an eng_scan_ctx): the live document stored under id_key, copied. */
+int eng_get_by_key(void *ctx, st_val id_key, bson_t *doc);
 
 /* ---- THE write path ---- */
 typedef enum eng_op { ENG_INSERT, ENG_REPLACE, ENG_DELETE } eng_op;

@@ -23,6 +23,7 @@ static void txn_free(nx_txn *t);
 static void colls_free(eng_coll *c) {
   while (c) {
     eng_coll *n = c->next;
+    idx_set_free(c->idx);
     nx_free(c->name);
     nx_free(c);
     c = n;

@@ -108,6 +108,59 @@ static int insert_collision(nx_txn *t, eng_coll *c, st_val key, const bson_value
   return nx_err(NX_EXISTS, "insert into '%s': duplicate _id %s", c->name, ids);
 }
 
+int eng_scan_docs(void *ctx, idx_each_doc_fn each, void *each_ctx) {
+  eng_scan_ctx *sc = ctx;
+  st_cursor *cur;
+  int rc = st_cursor_open(sc->t->st, sc->c->tree, &cur);
+  if (rc != NX_OK) return rc;
+  nx_buf scratch, last;
+  nx_buf_init(&scratch, ST_MAX_VALUE);
+  nx_buf_init(&last, 0);
+  rc = st_cursor_first(cur);
+  while (rc == NX_OK) {
+    st_val k, v;
+    eng_doc d;
+    rc = st_cursor_get(cur, &k, &v);
+    if (rc == NX_OK) {
+      last.len = 0;
+      rc = nx_buf_append(&last, k.p, k.n);
+    }
+    if (rc == NX_OK) rc = eng_doc_decode(sc->c->name, v, &scratch, &d);
+    if (rc != NX_OK) break;
+    if (!eng_doc_expired(&d.meta, sc->t->now_ms)) {
+      rc = each(each_ctx, &d.doc);
+      if (rc != NX_OK) break;
+    }
+    /* `each` may write (an index build): storage cursors of a write txn must then be
+     * re-positioned, so step by re-seeking past the last key in write txns. */
+    if (sc->t->write) {
+      st_val lk = {last.data, last.len};
+      rc = st_cursor_seek(cur, lk, ST_SEEK_GE);
+      if (rc == NX_OK) {
+        rc = st_cursor_get(cur, &k, &v);
+        if (rc == NX_OK && k.n == lk.n && memcmp(k.p, lk.p, lk.n) == 0) rc = st_cursor_next(cur);
+      }
+    } else {
+      rc = st_cursor_next(cur);
+    }
+  }
+  nx_buf_free(&scratch);
+  nx_buf_free(&last);
+  st_cursor_close(cur);
+  return rc == NX_NOTFOUND ? NX_OK : rc;
+}
+
+int eng_get_by_key(void *ctx, st_val id_key, bson_t *doc) {
+  eng_scan_ctx *sc = ctx;
+  nx_buf scratch;
+  nx_buf_init(&scratch, ST_MAX_VALUE);
+  eng_doc d;
+  int rc = eng_doc_get(sc->t, sc->c, id_key, &scratch, &d);
+  if (rc == NX_OK) bson_copy_to(&d.doc, doc);
+  nx_buf_free(&scratch);
+  return rc;
+}
+
 int eng_doc_write(nx_txn *t, eng_coll *c, eng_op op, const bson_t *old_doc,
                   const nx_doc_meta *old_meta, const bson_t *new_doc, int64_t expires_ms) {
   if (!t->write) return nx_err(NX_READONLY, "collection '%s': write inside a read transaction", c->name);
@@ -121,6 +174,36 @@ int eng_doc_write(nx_txn *t, eng_coll *c, eng_op op, const bson_t *old_doc,
   rc = eng_id_key(&t->key, id);
   if (rc != NX_OK) return nx_err_prefix(rc, "collection '%s': ", c->name);
   st_val key = {t->key.data, t->key.len};
+
+  /* Indexes: rebuild stale ones at the first write of the txn, then check the change before the
+   * collection tree is touched, so that a refused change (unique violation, parallel arrays)
+   * leaves the transaction usable. */
+  idx_set *is;
+  rc = idx_set_get(t->st, c->name, &c->idx, &is);
+  if (rc != NX_OK) return rc;
+  if (is->n && !c->idx_checked) {
+    bool stale = false;
+    for (size_t i = 0; i < is->n; i++) stale = stale || is->defs[i]->stale;
+    if (stale) {
+      eng_scan_ctx sc = {t, c};
+      size_t rebuilt = 0;
+      rc = idx_rebuild_stale(t->st, c->name, eng_scan_docs, &sc, &rebuilt);
+      if (rc != NX_OK) return rc;
+      t->writes++;
+      rc = idx_set_get(t->st, c->name, &c->idx, &is);
+      if (rc != NX_OK) return rc;
+      /* the scan reused t->key: encode the key again */
+      rc = eng_id_key(&t->key, id);
+      if (rc != NX_OK) return rc;
+      key.p = t->key.data;
+      key.n = t->key.len;
+    }
+    c->idx_checked = true;
+  }
+  if (is->n && op != ENG_DELETE) {
+    rc = idx_write_check(t->st, c->name, &c->idx, old_doc, new_doc);
+    if (rc != NX_OK) return rc;
+  }
 
   nx_doc_meta meta = {0};
   if (op != ENG_DELETE) {
@@ -165,15 +248,19 @@ int eng_doc_write(nx_txn *t, eng_coll *c, eng_op op, const bson_t *old_doc,
   if (rc != NX_OK) return rc;
   t->writes++;
 
-  /* ==== INDEX MAINTENANCE CALL POINT ========================================================
-   * Here the document change is in the collection tree; old_doc (ENG_REPLACE, ENG_DELETE) and
-   * new_doc (ENG_INSERT, ENG_REPLACE) are valid, caller-owned BSON and `key` (t->key) is the
-   * encoded _id. The index layer removes the entries of old_doc and adds those of new_doc for
-   * every index of c, in this same transaction, e.g.
-   *     rc = idx_on_write(t->st, c->name, op, old_doc, new_doc, key);
-   * A failure (unique violation: NX_EXISTS naming the index and key) is returned as is; the
-   * caller's transaction is then aborted (auto-commit) or poisoned (user txn, see txn.c).
-   * Remember to bump t->writes for index writes too.
+  /* ==== INDEX MAINTENANCE ===================================================================
+   * The document change is in the collection tree; old_doc (ENG_REPLACE, ENG_DELETE) and new_doc
+   * (ENG_INSERT, ENG_REPLACE) are valid, caller-owned BSON. The index layer removes the entries
+   * of old_doc and adds those of new_doc for every index of c, in this same transaction. Its
+   * checks already passed above; a failure here is an I/O or memory error, and the caller's
+   * transaction is then aborted (auto-commit) or poisoned (user txn, see txn.c).
    * ========================================================================================= */
+  if (is->n) {
+    uint64_t w = 0;
+    rc = idx_on_write(t->st, c->name, &c->idx, op == ENG_INSERT ? NULL : old_doc,
+                      op == ENG_DELETE ? NULL : new_doc, &w);
+    t->writes += w;
+    if (rc != NX_OK) return rc;
+  }
   return NX_OK;
 }
