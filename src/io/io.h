@@ -145,6 +145,8 @@ typedef struct io_writer io_writer;
 
 /** Creates a temporary file beside `path` (NX_EXISTS when path exists and not force). */
 int io_writer_open(const char *path, const io_write_opts *opts, io_writer **out);
+/** JSON and NDJSON: write canonical Extended JSON (every type kept) instead of relaxed. */
+void io_writer_set_canonical(io_writer *w, bool canonical);
 /** Appends one document. */
 int io_writer_write(io_writer *w, const bson_t *doc);
 /** Finishes the format, fsyncs, renames over `path`, fsyncs the folder. Frees w (also on failure,

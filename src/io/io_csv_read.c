@@ -437,6 +437,14 @@ static bool append_value(bson_t *b, const char *key, int klen, const char *s, si
   return bson_append_utf8(b, key, klen, s, (int)n);
 }
 
+/* True when some leaf under node k has a field in the current row. */
+static bool node_present(const io_csv *c, size_t k) {
+  if (c->nodes[k].col >= 0) return (size_t)c->nodes[k].col < c->nf;
+  for (size_t j = c->nodes[k].first_child; j; j = c->nodes[j].next)
+    if (node_present(c, j)) return true;
+  return false;
+}
+
 static bool build_level(io_reader *r, bson_t *b, size_t parent) {
   io_csv *c = r->csv;
   for (size_t k = c->nodes[parent].first_child; k; k = c->nodes[k].next) {
@@ -448,7 +456,7 @@ static bool build_level(io_reader *r, bson_t *b, size_t parent) {
       if (!append_value(b, nd->name, (int)nd->name_len, (const char *)c->fbuf.data + c->foff[col],
                         c->flen[col], quoted, r->opts.no_infer))
         return false;
-    } else {
+    } else if (node_present(c, k)) {
       bson_t sub;
       if (!bson_append_document_begin(b, nd->name, (int)nd->name_len, &sub)) return false;
       if (!build_level(r, &sub, k)) return false;

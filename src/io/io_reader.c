@@ -476,6 +476,8 @@ static int json_next(io_reader *r, const bson_t **doc) {
                                        (unsigned long long)r->where.offset));
     s->pos++;
     if ((rc = skip_ws(r, &have))) return io_reader_fatal(r, rc);
+    r->where.offset = io_src_tell(s);
+    r->where.line = r->line;
     if (have)
       return io_reader_fatal(r, nx_err(NX_PARSE, "%s: line %llu, byte offset %llu: data after the "
                                        "closing ']'", r->name, (unsigned long long)r->line,
