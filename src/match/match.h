@@ -121,6 +121,9 @@ typedef struct update update_t;
  * ("update: $inc needs a number for 'n', got string"), $rename to/from the same or nested paths.
  */
 int update_parse(const bson_t *spec, update_t **out);
+/** Parses `spec` as a replacement document only (replace_one): an empty document is allowed and
+ *  any top-level '$' field is NX_INVALID. */
+int update_parse_replacement(const bson_t *spec, update_t **out);
 void update_free(update_t *u);
 /** True when `u` is a replacement document rather than operators. */
 bool update_is_replacement(const update_t *u);
