@@ -10,6 +10,8 @@
 typedef struct io_csv io_csv;
 
 struct io_reader {
+  void *alloc_base;       /* what nx_calloc returned (the struct is 128-aligned inside it,
+                             because bson_t demands 128-byte alignment) */
   io_src src;             /* the bytes */
   io_read_opts opts;      /* options (max_record resolved) */
   nx_format format;       /* the format being read */

@@ -141,11 +141,13 @@ static int reader_start(io_reader *r, const char *path_for_ext) {
 
 static int reader_alloc(const char *name, const io_read_opts *opts, io_reader **out) {
   *out = NULL;
-  io_reader *r = nx_calloc(1, sizeof *r);
-  if (!r) return nx_err(NX_NOMEM, "%s: out of memory", name);
+  void *base = nx_calloc(1, sizeof(io_reader) + 128);
+  if (!base) return nx_err(NX_NOMEM, "%s: out of memory", name);
+  io_reader *r = (io_reader *)(((uintptr_t)base + 127) & ~(uintptr_t)127);
+  r->alloc_base = base;
   r->name = nx_strdup(name);
   if (!r->name) {
-    nx_free(r);
+    nx_free(base);
     return nx_err(NX_NOMEM, "%s: out of memory", name);
   }
   if (opts) r->opts = *opts;
@@ -196,7 +198,7 @@ void io_reader_close(io_reader *r) {
   io_src_close(&r->src);
   nx_free(r->fatal_msg);
   nx_free(r->name);
-  nx_free(r);
+  nx_free(r->alloc_base);
 }
 
 void io_reader_where(const io_reader *r, io_where *out) { *out = r->where; }
