@@ -72,6 +72,13 @@ int nx_open(const char *path, const nx_open_opts *opts, nx_db **out) {
     nx_free(db);
     return rc;
   }
+  rc = api_index_open_check(db, NULL); /* stale indexes are rebuilt at open (api_index.c) */
+  if (rc != NX_OK) {
+    st_close(db->env);
+    nx_free(db->path);
+    nx_free(db);
+    return rc;
+  }
   *out = db;
   return NX_OK;
 }

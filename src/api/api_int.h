@@ -24,4 +24,7 @@ void api_in_free(api_doc *d);
 /** Checks db and a user collection name for the call `what`. */
 int api_check(const nx_db *db, const char *coll, const char *what);
 
+/** Rebuilds the indexes whose definition is stale (api_index.c); run by nx_open. */
+int api_index_open_check(nx_db *db, size_t *rebuilt);
+
 #endif

@@ -18,6 +18,7 @@
  */
 #include <string.h>
 
+#include "planner.h"
 #include "query_int.h"
 
 /* Parses the filter and, for an equality on _id, prepares a point lookup. */
@@ -87,6 +88,13 @@ int q_find(nx_txn *t, bool own_txn, const char *coll, const bson_t *filter, cons
     q_close(c);
     return rc;
   }
+  if (c->coll) { /* the planner: an index scan or this file's scan / point lookup */
+    rc = c->point ? plan_make_idhack(&c->plan) : plan_make(t, c->coll, c->filter, c->sort, &c->plan);
+    if (rc != NX_OK) {
+      q_close(c);
+      return rc;
+    }
+  }
   *out = c;
   return NX_OK;
 }
@@ -125,6 +133,13 @@ static int next_match(nx_cursor *c) {
       rc = st_get(c->t->st, c->coll->tree, pk, &v);
       if (rc == NX_NOTFOUND) return NX_DONE;
       if (rc != NX_OK) return rc;
+    } else if (plan_is_ixscan(c->plan)) {
+      st_val ik;
+      rc = plan_next(c->plan, &ik);
+      if (rc == NX_NOTFOUND) return NX_DONE;
+      if (rc == NX_OK) rc = st_get(c->t->st, c->coll->tree, ik, &v);
+      if (rc == NX_NOTFOUND) return NX_CORRUPT_BKPT("collection '%s': an index entry names a missing document", c->coll->name);
+      if (rc != NX_OK) return rc;
     } else {
       rc = scan_step(c);
       if (rc == NX_NOTFOUND) return NX_DONE;
@@ -139,6 +154,7 @@ static int next_match(nx_cursor *c) {
     }
     rc = eng_doc_decode(c->coll->name, v, &c->scratch, &c->cur);
     if (rc != NX_OK) return rc;
+    plan_note_doc(c->plan);
     if (eng_doc_expired(&c->cur.meta, c->t->now_ms)) continue;
     bool m = true;
     if (!filter_is_empty(c->filter)) {
@@ -176,7 +192,7 @@ static int next_raw(nx_cursor *c, const bson_t **doc, nx_doc_meta *meta) {
   int rc;
   if (c->limit && c->returned >= c->limit) {
     rc = NX_DONE;
-  } else if (c->sort) {
+  } else if (c->sort && !plan_provides_sort(c->plan)) {
     rc = c->sorted_ready ? NX_OK : fill_sorted(c);
     if (rc == NX_OK) {
       if (c->pos < c->sorter.n) {
@@ -235,6 +251,7 @@ void q_close(nx_cursor *c) {
   filter_free(c->filter);
   proj_free(c->proj);
   sort_free(c->sort);
+  plan_free(c->plan);
   nx_buf_free(&c->point_key);
   nx_buf_free(&c->last_key);
   nx_buf_free(&c->scratch);

@@ -63,6 +63,8 @@ struct nx_cursor {
   /* output */
   bson_t out;           /* projected document returned by q_next */
   bool out_init;        /* out holds a document to destroy */
+  /* planner (planner.h; index engineer) */
+  struct q_plan *plan;    /* the chosen plan, owned; NULL when the collection is missing */
 };
 
 #endif

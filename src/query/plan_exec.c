@@ -1,0 +1,148 @@
+/*
+ * plan_exec.c: running an index scan: the intervals of the chosen index in order, yielding the
+ * collection keys of candidate documents (the fetch and the residual filter are the executor's,
+ * cursor.c).
+ *
+ * Invariants:
+ *   1. Intervals are sorted by their low end and disjoint, so a forward walk yields entries in
+ *      index order (this is what lets an index provide a sort).
+ *   2. In a write transaction a write may move the tree under the storage cursor: the next step
+ *      re-seeks to the first key >= the last entry and steps over it if it is still there.
+ *   3. With dedupe, an _id is returned at most once (multikey entries, and documents that an
+ *      update moved forward in the index: the Halloween problem).
+ */
+#include <string.h>
+
+#include "plan_int.h"
+
+static uint32_t hash_key(const uint8_t *k, size_t n) { return nx_crc32c(0x9E3779B9u, k, n); }
+
+static bool seen_eq(const plan_seen *s, size_t slot, const uint8_t *k, size_t n) {
+  const uint8_t *r = s->arena.data + (s->slots[slot] - 1);
+  return nx_get16(r) == n && memcmp(r + 2, k, n) == 0;
+}
+
+static int seen_grow(plan_seen *s) {
+  size_t nc = s->cap ? s->cap * 2 : 256;
+  size_t *ns = nx_calloc(nc, sizeof *ns);
+  if (!ns) return nx_err(NX_NOMEM, "index scan: out of memory");
+  for (size_t i = 0; i < s->cap; i++) {
+    if (!s->slots[i]) continue;
+    const uint8_t *r = s->arena.data + (s->slots[i] - 1);
+    size_t h = hash_key(r + 2, nx_get16(r)) & (nc - 1);
+    while (ns[h]) h = (h + 1) & (nc - 1);
+    ns[h] = s->slots[i];
+  }
+  nx_free(s->slots);
+  s->slots = ns;
+  s->cap = nc;
+  return NX_OK;
+}
+
+int plan_seen_add(plan_seen *s, const uint8_t *k, size_t n, bool *was) {
+  *was = false;
+  if ((s->n + 1) * 2 > s->cap) {
+    int rc = seen_grow(s);
+    if (rc != NX_OK) return rc;
+  }
+  size_t h = hash_key(k, n) & (s->cap - 1);
+  while (s->slots[h]) {
+    if (seen_eq(s, h, k, n)) {
+      *was = true;
+      return NX_OK;
+    }
+    h = (h + 1) & (s->cap - 1);
+  }
+  size_t at = s->arena.len;
+  uint8_t l[2];
+  nx_put16(l, (uint16_t)n);
+  int rc = nx_buf_append(&s->arena, l, 2);
+  if (rc == NX_OK) rc = nx_buf_append(&s->arena, k, n);
+  if (rc != NX_OK) return rc;
+  s->slots[h] = at + 1;
+  s->n++;
+  return NX_OK;
+}
+
+void plan_seen_free(plan_seen *s) {
+  nx_buf_free(&s->arena);
+  nx_free(s->slots);
+  memset(s, 0, sizeof *s);
+}
+
+static int cmp_bytes(const uint8_t *a, size_t an, const uint8_t *b, size_t bn) {
+  size_t m = an < bn ? an : bn;
+  int c = m ? memcmp(a, b, m) : 0;
+  if (c) return c;
+  return an < bn ? -1 : an > bn;
+}
+
+/* Positions the cursor on the next entry (see invariant 2). NX_OK or NX_NOTFOUND. */
+static int step(q_plan *p, const plan_cand *c) {
+  int rc;
+  if (!p->positioned) {
+    const plan_ival *v = &c->iv[p->at];
+    rc = st_cursor_seek(p->cur, (st_val){c->arena.data + v->lo_off, v->lo_len}, ST_SEEK_GE);
+    p->positioned = true;
+  } else if (p->t->writes != p->writes_seen) {
+    st_val k = {p->last.data, p->last.len};
+    rc = st_cursor_seek(p->cur, k, ST_SEEK_GE);
+    if (rc == NX_OK) {
+      st_val k2, v2;
+      rc = st_cursor_get(p->cur, &k2, &v2);
+      if (rc == NX_OK && k2.n == k.n && memcmp(k2.p, k.p, k.n) == 0) rc = st_cursor_next(p->cur);
+    }
+  } else {
+    rc = st_cursor_next(p->cur);
+  }
+  p->writes_seen = p->t->writes;
+  return rc;
+}
+
+int plan_next(q_plan *p, st_val *id_key) {
+  if (!p->ixscan || p->done) return NX_NOTFOUND;
+  const plan_cand *c = &p->cands[p->win];
+  int rc;
+  if (!p->cur) {
+    rc = st_cursor_open(p->t->st, p->tree, &p->cur);
+    if (rc != NX_OK) return rc;
+  }
+  for (;;) {
+    if (p->at >= c->niv) {
+      p->done = true;
+      return NX_NOTFOUND;
+    }
+    rc = step(p, c);
+    st_val k, v;
+    if (rc == NX_OK) rc = st_cursor_get(p->cur, &k, &v);
+    const plan_ival *iv = &c->iv[p->at];
+    if (rc == NX_NOTFOUND ||
+        (rc == NX_OK && !iv->hi_inf && cmp_bytes(k.p, k.n, c->arena.data + iv->hi_off, iv->hi_len) >= 0)) {
+      p->at++;
+      p->positioned = false;
+      continue;
+    }
+    if (rc != NX_OK) return rc;
+    p->keys_ex++;
+    if (v.n != 2 || nx_get16(v.p) == 0 || nx_get16(v.p) > k.n)
+      return NX_CORRUPT_BKPT("index '%s' of '%s': entry with a bad value of %zu bytes", c->d->name, c->d->coll, v.n);
+    if (p->t->write) {
+      p->last.len = 0;
+      rc = nx_buf_append(&p->last, k.p, k.n);
+      if (rc != NX_OK) return rc;
+    }
+    size_t idlen = nx_get16(v.p);
+    const uint8_t *id = k.p + k.n - idlen;
+    if (p->dedupe) {
+      bool was;
+      rc = plan_seen_add(&p->seen, id, idlen, &was);
+      if (rc != NX_OK) return rc;
+      if (was) continue;
+    }
+    p->idbuf.len = 0;
+    rc = nx_buf_append(&p->idbuf, id, idlen);
+    if (rc != NX_OK) return rc;
+    *id_key = (st_val){p->idbuf.data, p->idbuf.len};
+    return NX_OK;
+  }
+}

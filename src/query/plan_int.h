@@ -1,0 +1,66 @@
+/*
+ * plan_int.h: the plan structure shared by plan.c, plan_exec.c and explain.c. Private.
+ */
+#ifndef NX_PLAN_INT_H
+#define NX_PLAN_INT_H
+
+#include "index.h"
+#include "planner.h"
+
+/* One byte interval [lo, hi) of an index scan; bytes live in the candidate's arena. */
+typedef struct plan_ival {
+  size_t lo_off, lo_len;  /* low end (inclusive) */
+  size_t hi_off, hi_len;  /* high end (exclusive) */
+  bool hi_inf;            /* no high end */
+} plan_ival;
+
+/* One candidate index with its bounds. */
+typedef struct plan_cand {
+  idx_def *d;                          /* the index (borrowed from the plan's set) */
+  bool usable;                         /* bounds were built */
+  size_t nbound;                       /* leading fields with bounds */
+  size_t npoints[IDX_MAX_FIELDS];      /* points of field i (0: a range or unbounded) */
+  nx_buf arena;                        /* interval bytes */
+  plan_ival *iv;                       /* intervals, sorted by lo */
+  size_t niv, civ;                     /* used, allocated */
+  bson_t bounds;                       /* {field: ["[1, 1]", ...]} for explain */
+  bool bounds_init;
+  bool sorts;                          /* provides the requested sort */
+  bool counted;                        /* keys_est was measured */
+  uint64_t keys_est;                   /* keys in bounds, capped at PLAN_COST_CAP */
+} plan_cand;
+
+/* The set of _id keys already returned (open addressing over an arena of key records). */
+typedef struct plan_seen {
+  nx_buf arena;       /* u16 length + bytes per key */
+  size_t *slots;      /* offset + 1 into arena, 0 = empty */
+  size_t cap, n;      /* slots, used */
+} plan_seen;
+/* true when key was already present; else adds it. */
+int plan_seen_add(plan_seen *s, const uint8_t *k, size_t n, bool *was);
+void plan_seen_free(plan_seen *s);
+
+struct q_plan {
+  bool ixscan;          /* index scan (else collection scan) */
+  bool idhack;          /* the executor's own _id point lookup */
+  bool want_sort;       /* a sort was requested */
+  idx_set *set;         /* the collection's indexes, owned */
+  plan_cand *cands;     /* usable candidates */
+  size_t ncands;
+  size_t win;           /* the chosen candidate */
+  /* execution */
+  nx_txn *t;            /* the transaction */
+  st_tree tree;         /* the winner's entry tree */
+  st_cursor *cur;       /* cursor on it, NULL before the first step */
+  size_t at;            /* current interval */
+  bool positioned;      /* cur is inside interval `at` */
+  bool done;            /* no more intervals */
+  nx_buf last;          /* last entry key (write txns re-seek after writes) */
+  uint64_t writes_seen; /* t->writes at the last step */
+  nx_buf idbuf;         /* the id key returned */
+  bool dedupe;          /* de-duplicate by _id */
+  plan_seen seen;
+  uint64_t keys_ex, docs_ex; /* examined */
+};
+
+#endif
