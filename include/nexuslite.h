@@ -465,8 +465,10 @@ typedef struct nx_export_opts {
   bool redact_drop;     /**< drop redacted fields instead of masking them */
   bool force;           /**< overwrite an existing destination */
   nx_progress_fn progress; void *progress_ctx;
+  bool canonical;       /**< NDJSON/JSON: canonical Extended JSON (every BSON type kept exactly)
+                             instead of relaxed (plain JSON numbers, readable by any JSON tool) */
 } nx_export_opts;
-#define NX_EXPORT_OPTS_INIT {sizeof(nx_export_opts), NX_FORMAT_AUTO, {NULL, NULL, 0}, {NULL, NULL, 0}, {NULL, NULL, 0}, NULL, NULL, false, false, NULL, NULL}
+#define NX_EXPORT_OPTS_INIT {sizeof(nx_export_opts), NX_FORMAT_AUTO, {NULL, NULL, 0}, {NULL, NULL, 0}, {NULL, NULL, 0}, NULL, NULL, false, false, NULL, NULL, false}
 
 /** What an export did. */
 typedef struct nx_export_report {

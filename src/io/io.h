@@ -164,6 +164,15 @@ int io_write_file_atomic(const char *path, const void *data, size_t n, bool forc
  *  order; *ncols and *cap track the array of owned strings). Arrays and empty documents are leaves. */
 int io_csv_collect_columns(const bson_t *doc, char ***cols, size_t *ncols, size_t *cap);
 
+/* ---- Import and export (the bodies of nx_import and nx_export) ---- */
+/** Imports `path` into collection `coll` (checked by the caller) as io_import.c describes. */
+int io_import(nx_db *db, const char *path, const char *coll, const nx_import_opts *o,
+              nx_import_report *rep);
+/** Exports `coll` to `path` as io_export.c describes; filter/projection/sort may be NULL. */
+int io_export(nx_db *db, const char *coll, const char *path, const nx_export_opts *o,
+              const bson_t *filter, const bson_t *projection, const bson_t *sort,
+              nx_export_report *rep);
+
 /* ---- Redaction ---- */
 /** Copies doc into out (initialised by the call) with each dotted path of the comma-separated
  *  list `fields` replaced by the string "***" or, when drop, removed. Paths go through arrays of
