@@ -44,9 +44,11 @@ static int key_cmp(const void *a, const void *b) {
   return c ? c : (x->n < y->n ? -1 : x->n > y->n);
 }
 
+static uint32_t g_long_pct = 2; /* percentage of keys of 100..1024 bytes */
+
 static void gen_key(mkey *k) {
   uint32_t r = rnd_n(100);
-  size_t n = r < 2 ? 100 + rnd_n(925) : 1 + rnd_n(24); /* 2% long keys, up to 1024 bytes */
+  size_t n = r < g_long_pct ? 100 + rnd_n(925) : 1 + rnd_n(24);
   k->p = malloc(n);
   k->n = n;
   for (size_t i = 0; i < n; i++) k->p[i] = (uint8_t)("abcdefgh"[rnd_n(8)]); /* shared prefixes */
@@ -204,6 +206,7 @@ static void full_compare(model_run *m) {
 
 static void run_model(uint32_t page_size, uint32_t ops, uint64_t seed) {
   model_run m;
+  uint32_t npool = g_long_pct > 10 ? 3000 : 12000;
   memset(&m, 0, sizeof m);
   char dir[] = "/tmp/nx_model_XXXXXX";
   cr_assert_not_null(mkdtemp(dir));
@@ -212,7 +215,7 @@ static void run_model(uint32_t page_size, uint32_t ops, uint64_t seed) {
   m.path = path;
   m.page_size = page_size;
   rng_state = seed;
-  m.npool = 12000;
+  m.npool = npool;
   m.pool = calloc(m.npool, sizeof *m.pool);
   for (size_t i = 0; i < m.npool; i++) gen_key(&m.pool[i]);
   qsort(m.pool, m.npool, sizeof *m.pool, key_cmp);
@@ -315,3 +318,9 @@ static uint32_t scaled(uint32_t n) {
 Test(btree_model, random_ops_4k) { run_model(4096, scaled(100000), 0x9e3779b97f4a7c15ull); }
 Test(btree_model, random_ops_16k) { run_model(16384, scaled(100000), 0x2545f4914f6cdd1dull); }
 Test(btree_model, random_ops_64k) { run_model(65536, scaled(100000), 0x5851f42d4c957f2dull); }
+/* Mostly long keys on small pages: few entries per branch, so merges often do not fit and
+ * lone children and empty pages occur. */
+Test(btree_model, long_keys_4k) {
+  g_long_pct = 60;
+  run_model(4096, scaled(40000), 0x853c49e6748fea9bull);
+}

@@ -657,6 +657,13 @@ static int collapse_root(pg_txn *t, bt_desc *d) {
       d->depth = 0;
       return pg_free(t, old);
     }
+    if (n == 0) { /* every entry gone (count must be 0) */
+      pg_release(t, &r);
+      d->root = 0;
+      d->root_txn = 0;
+      d->depth = 0;
+      return pg_free(t, old);
+    }
     if (n != 1) {
       pg_release(t, &r);
       return NX_OK;
@@ -691,18 +698,24 @@ int bt_del(pg_txn *t, bt_scratch *s, bt_desc *d, const uint8_t *key, size_t klen
   page_remove(lp, ps, true, p.idx[lvl]);
   d->count--;
   for (; lvl > 0; lvl--) {
+    if (p.held[lvl] && bt_n(p.pg[lvl].data) == 0) {
+      /* An empty page (a lone child whose parent could not merge) leaves the tree. */
+      uint32_t gone = p.pg[lvl].pgno;
+      pg_release(t, &p.pg[lvl]);
+      p.held[lvl] = false;
+      page_remove(p.pg[lvl - 1].data, ps, false, p.idx[lvl - 1]);
+      rc = pg_free(t, gone);
+      if (rc) goto done;
+      continue;
+    }
     if (p.held[lvl] && page_used(p.pg[lvl].data, ps) >= (ps - BT_HDR_END) / 4) break;
     bool merged;
     rc = merge_level(t, s, &p, lvl, &merged);
     if (rc) goto done;
-    if (!merged) {
-      /* A lone child of its parent or too full a sibling: the parent may still need a merge
-       * only if it lost an entry, which it did not. */
-      break;
-    }
+    if (!merged) break; /* too full a sibling, or a lone child: the parent lost nothing */
   }
   uint32_t rn = bt_n(p.pg[0].data);
-  bool collapse = (d->depth == 1 && rn == 0) || (d->depth > 1 && rn == 1);
+  bool collapse = rn == 0 || (d->depth > 1 && rn == 1);
   path_release(t, &p);
   return collapse ? collapse_root(t, d) : NX_OK;
 done:

@@ -173,8 +173,8 @@ int st_txn_commit(st_txn *t) {
       pg_set_roots(t->pt, roots);
     }
   }
-  if (rc) {
-    pager_abort(t->pt);
+  if (rc || !pg_is_write(t->pt)) {
+    pager_abort(t->pt); /* a read txn just ends */
   } else {
     rc = pager_commit(t->pt);
   }
