@@ -1,0 +1,923 @@
+/*
+ * pager.c: opening and closing, meta pages, transactions and the page API of pager.h.
+ *
+ * Design notes (see also wasp.c for the log and its crash-safety rules)
+ *  1. A committed page is never changed in place: every page a write txn dirties has a page
+ *     number that no snapshot (no live reader, neither meta page) can reach. So readers need no
+ *     lock against the writer; a reader's snapshot is only (txn id, roots).
+ *  2. Free pages: a page freed by txn T goes to `pending` with T. It moves to `ready` (reusable)
+ *     only when every live reader's snapshot is >= T and both meta pages are at txn >= T
+ *     (pager_promote_free). Consequences: (a) a page number appears at most once per log
+ *     generation (metas move only at checkpoints, which restart the log), so the log index needs
+ *     no versions; (b) a checkpoint copying frames into the main file never overwrites a page
+ *     that a reader or either meta can reach.
+ *  3. Meta pages 0 and 1 are written alternately, only by checkpoints (and at creation). The
+ *     valid one with the highest txn id wins at open.
+ *  4. The writer's dirty pages live in a private hash; pinned dirty pages are never spilled; an
+ *     unpinned dirty page may be spilled to the log (wasp.c) when the dirty set outgrows its share
+ *     of the cache. A spilled page is immutable: pg_write on it copies it to a new page number.
+ *  5. States of a handle: open -> (poisoned after a failed fsync: every call returns NX_FATAL)
+ *     -> closed. pager_poison moves it; nothing moves it back but reopening.
+ */
+#include <string.h>
+#include <unistd.h>
+
+#include "pager_int.h"
+
+/* ---- small vectors ---- */
+int u32_push(u32vec *a, uint32_t x) {
+  if (a->n == a->cap) {
+    size_t nc = a->cap ? a->cap * 2 : 64;
+    uint32_t *nv = nx_realloc(a->v, nc * sizeof *nv);
+    if (!nv) return nx_err(NX_NOMEM, "pager: out of memory");
+    a->v = nv;
+    a->cap = nc;
+  }
+  a->v[a->n++] = x;
+  return NX_OK;
+}
+
+void u32_free(u32vec *a) {
+  nx_free(a->v);
+  memset(a, 0, sizeof *a);
+}
+
+int free_push(freevec *a, uint32_t pgno, uint64_t txn) {
+  if (a->n == a->cap) {
+    size_t nc = a->cap ? a->cap * 2 : 64;
+    freeent *nv = nx_realloc(a->v, nc * sizeof *nv);
+    if (!nv) return nx_err(NX_NOMEM, "pager: out of memory");
+    a->v = nv;
+    a->cap = nc;
+  }
+  a->v[a->n].pgno = pgno;
+  a->v[a->n].txn = txn;
+  a->n++;
+  return NX_OK;
+}
+
+/* ---- poison ---- */
+bool pager_poisoned(pager *p, int *rc) {
+  pthread_mutex_lock(&p->mu);
+  int x = p->poison;
+  pthread_mutex_unlock(&p->mu);
+  if (x) *rc = nx_err(NX_FATAL, "%s: the handle is unusable after a failed fsync; reopen the database", p->path);
+  return x != 0;
+}
+
+void pager_poison(pager *p, int rc) {
+  pthread_mutex_lock(&p->mu);
+  if (!p->poison) p->poison = rc ? rc : NX_FATAL;
+  pthread_cond_broadcast(&p->cv);
+  pthread_mutex_unlock(&p->mu);
+}
+
+/* ---- page checksums ---- */
+void pager_page_seal(pager *p, uint8_t *page) { nx_put32(page, nx_crc32c(0, page + 4, p->ps - 4)); }
+
+int pager_page_check(pager *p, const uint8_t *page, uint32_t pgno, const char *where, uint64_t off) {
+  uint32_t want = nx_get32(page);
+  uint32_t got = nx_crc32c(0, page + 4, p->ps - 4);
+  if (want != got)
+    return NX_CORRUPT_BKPT("page %u in %s at offset %llu: checksum mismatch (stored %08x, computed %08x)", pgno,
+                           where, (unsigned long long)off, want, got);
+  if (nx_get32(page + 4) != pgno)
+    return NX_CORRUPT_BKPT("page %u in %s at offset %llu: header names page %u (misdirected write)", pgno, where,
+                           (unsigned long long)off, nx_get32(page + 4));
+  return NX_OK;
+}
+
+/* ---- free space ---- */
+static int cmp_desc(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return x < y ? 1 : x > y ? -1 : 0;
+}
+
+void pager_promote_free(pager *p) {
+  uint64_t limit = p->meta_txn[0] < p->meta_txn[1] ? p->meta_txn[0] : p->meta_txn[1];
+  limit = rt_oldest(&p->rt, limit);
+  size_t k = 0;
+  while (k < p->pending.n && p->pending.v[k].txn <= limit) k++;
+  if (!k) return;
+  size_t moved = 0;
+  for (size_t i = 0; i < k; i++) {
+    if (u32_push(&p->ready, p->pending.v[i].pgno)) break; /* OOM: keep the rest pending */
+    moved++;
+  }
+  memmove(p->pending.v, p->pending.v + moved, (p->pending.n - moved) * sizeof *p->pending.v);
+  p->pending.n -= moved;
+  qsort(p->ready.v, p->ready.n, sizeof *p->ready.v, cmp_desc);
+}
+
+/* ---- meta pages ---- */
+/*
+ * Meta page (pages 0 and 1):
+ *   OFFSET SIZE MEANING
+ *        0   24 page header (checksum, page number 0 or 1, txn id, type PG_T_META)
+ *       24    8 magic "NEXUSLT\0"
+ *       32    4 format version (NX_FORMAT_VERSION)
+ *       36    4 page size
+ *       40   16 file id (random at creation; the log names it too)
+ *       56    4 page count (pages in the main file that this state uses)
+ *       60    4 first page of the free-space map (0 = none or inline)
+ *       64    4 free-space map runs
+ *       68    4 free-space map pages (0: the runs are inline at offset 144)
+ *       72    8 write sequence: +1 at every meta write (the higher wins when txn ids tie)
+ *       80   64 user roots (PG_ROOTS)
+ *      144 16*n inline free-space map runs when they fit: first page (4), pages (4), freeing txn (8)
+ *        .    . zero
+ */
+int pager_write_meta(pager *p, int slot, uint64_t txn, uint32_t page_count, const uint8_t roots[PG_ROOTS],
+                     uint32_t fm_runs, const uint8_t *inline_runs) {
+  uint8_t *m = nx_calloc(1, p->ps);
+  if (!m) return nx_err(NX_NOMEM, "%s: out of memory writing a meta page", p->path);
+  nx_put32(m + 4, (uint32_t)slot);
+  nx_put64(m + 8, txn);
+  m[16] = PG_T_META;
+  memcpy(m + MT_MAGIC, META_MAGIC, 8);
+  nx_put32(m + MT_VERSION, NX_FORMAT_VERSION);
+  nx_put32(m + MT_PAGESIZE, p->ps);
+  memcpy(m + MT_FILEID, p->file_id, 16);
+  nx_put32(m + MT_PAGECOUNT, page_count);
+  nx_put32(m + MT_FMROOT, p->fm_pages.n ? p->fm_pages.v[0] : 0);
+  nx_put32(m + MT_FMCOUNT, fm_runs);
+  if (inline_runs) memcpy(m + MT_INLINE, inline_runs, (size_t)fm_runs * FM_ENTRY);
+  nx_put32(m + MT_FMPAGES, (uint32_t)p->fm_pages.n);
+  nx_put64(m + MT_SEQ, p->meta_seq + 1);
+  memcpy(m + MT_ROOTS, roots, PG_ROOTS);
+  pager_page_seal(p, m);
+  int rc = os_pwrite(p->db, m, p->ps, (uint64_t)slot * p->ps);
+  nx_free(m);
+  return rc;
+}
+
+typedef struct meta_info {
+  bool ok;
+  uint64_t txn, seq;
+  uint32_t ps, page_count, fm_root, fm_count, fm_npages;
+  uint8_t file_id[16];
+  uint8_t roots[PG_ROOTS];
+  uint8_t *inl;  /* copy of the inline runs (owned), or NULL */
+} meta_info;
+
+static bool ps_valid(uint32_t ps) { return ps >= 4096 && ps <= 65536 && (ps & (ps - 1)) == 0; }
+
+/* Reads meta slot `slot` assuming page size ps. Sets mi->ok when it is valid. Returns NX_VERSION
+ * for a newer format, else NX_OK (an invalid meta is not an error by itself). */
+static int read_meta(pager *p, int slot, uint32_t ps, uint8_t *buf, meta_info *mi) {
+  memset(mi, 0, sizeof *mi);
+  size_t got = 0;
+  int rc = os_pread(p->db, buf, ps, (uint64_t)slot * ps, &got);
+  if (rc) return rc;
+  if (got < ps || memcmp(buf + MT_MAGIC, META_MAGIC, 8) != 0) return NX_OK;
+  uint32_t ver = nx_get32(buf + MT_VERSION);
+  if (ver > NX_FORMAT_VERSION && ver < 0x10000)
+    return nx_err(NX_VERSION,
+                  "%s was written by a newer NexusLite (file format version %u; this library reads up to %u): "
+                  "upgrade the library to open it",
+                  p->path, ver, NX_FORMAT_VERSION);
+  if (ver == 0 || ver > NX_FORMAT_VERSION || nx_get32(buf + MT_PAGESIZE) != ps) return NX_OK;
+  if (nx_get32(buf) != nx_crc32c(0, buf + 4, ps - 4) || nx_get32(buf + 4) != (uint32_t)slot || buf[16] != PG_T_META)
+    return NX_OK;
+  mi->ok = true;
+  mi->txn = nx_get64(buf + 8);
+  mi->ps = ps;
+  mi->page_count = nx_get32(buf + MT_PAGECOUNT);
+  mi->fm_root = nx_get32(buf + MT_FMROOT);
+  mi->fm_count = nx_get32(buf + MT_FMCOUNT);
+  mi->fm_npages = nx_get32(buf + MT_FMPAGES);
+  mi->seq = nx_get64(buf + MT_SEQ);
+  memcpy(mi->file_id, buf + MT_FILEID, 16);
+  memcpy(mi->roots, buf + MT_ROOTS, PG_ROOTS);
+  if (mi->page_count < 2) mi->ok = false;
+  if (mi->ok && mi->fm_npages == 0 && mi->fm_count) {
+    if (mi->fm_count > (ps - MT_INLINE) / FM_ENTRY) {
+      mi->ok = false;
+    } else {
+      mi->inl = nx_malloc((size_t)mi->fm_count * FM_ENTRY);
+      if (!mi->inl) return nx_err(NX_NOMEM, "%s: out of memory", p->path);
+      memcpy(mi->inl, buf + MT_INLINE, (size_t)mi->fm_count * FM_ENTRY);
+    }
+  }
+  return NX_OK;
+}
+
+/* Finds the valid meta with the highest txn id and sets page size, file id and meta txns. */
+static int load_metas(pager *p, meta_info *best) {
+  uint8_t *buf = nx_malloc(65536);
+  if (!buf) return nx_err(NX_NOMEM, "%s: out of memory", p->path);
+  meta_info m[2];
+  int rc = NX_OK;
+  uint32_t cand = 0;
+  /* slot 0 names the page size when its first bytes are intact */
+  size_t got = 0;
+  rc = os_pread(p->db, buf, 4096, 0, &got);
+  if (rc == NX_OK && got == 4096 && memcmp(buf + MT_MAGIC, META_MAGIC, 8) == 0 && ps_valid(nx_get32(buf + MT_PAGESIZE)))
+    cand = nx_get32(buf + MT_PAGESIZE);
+  memset(m, 0, sizeof m);
+  for (int slot = 0; slot < 2 && rc == NX_OK; slot++) {
+    if (cand) rc = read_meta(p, slot, cand, buf, &m[slot]);
+    for (uint32_t ps = 4096; rc == NX_OK && !m[slot].ok && ps <= 65536; ps *= 2)
+      if (ps != cand) rc = read_meta(p, slot, ps, buf, &m[slot]);
+  }
+  nx_free(buf);
+  if (rc) {
+    nx_free(m[0].inl);
+    nx_free(m[1].inl);
+    return rc;
+  }
+  if (!m[0].ok && !m[1].ok) return NX_CORRUPT_BKPT("%s: neither meta page (page 0 nor page 1) is valid", p->path);
+  if (m[0].ok && m[1].ok && (m[0].ps != m[1].ps || memcmp(m[0].file_id, m[1].file_id, 16) != 0))
+  {
+    nx_free(m[0].inl);
+    nx_free(m[1].inl);
+    return NX_CORRUPT_BKPT("%s: the two meta pages disagree on page size or file id", p->path);
+  }
+  int b0 = !m[0].ok ? 1 : !m[1].ok ? 0 : (m[1].txn > m[0].txn || (m[1].txn == m[0].txn && m[1].seq > m[0].seq)) ? 1 : 0;
+  int b = b0;
+  nx_free(m[1 - b].inl);
+  *best = m[b];
+  p->ps = m[b].ps;
+  memcpy(p->file_id, m[b].file_id, 16);
+  p->meta_newest = b;
+  p->meta_seq = m[b].seq;
+  p->meta_txn[b] = m[b].txn;
+  /* an invalid meta counts as the oldest possible state (txn 0): pages freed after it cannot be
+   * reused until a checkpoint rewrites it */
+  p->meta_txn[1 - b] = m[1 - b].ok ? m[1 - b].txn : 0;
+  return NX_OK;
+}
+
+/* ---- creation ---- */
+static void new_file_id(uint8_t id[16]) {
+  if (getentropy(id, 16) != 0) {
+    uint64_t a = nx_mono_ns() ^ ((uint64_t)getpid() << 32), b = (uint64_t)nx_now_ms() * 0x9E3779B97F4A7C15ull;
+    nx_put64(id, a);
+    nx_put64(id + 8, b);
+  }
+}
+
+/* Writes both metas (txn 0, empty roots, 2 pages) into p->db. */
+static int write_initial_metas(pager *p) {
+  uint8_t roots[PG_ROOTS];
+  memset(roots, 0, sizeof roots);
+  p->meta_seq = 0;
+  int rc = pager_write_meta(p, 0, 0, 2, roots, 0, NULL);
+  p->meta_seq = 1;
+  if (rc == NX_OK) rc = pager_write_meta(p, 1, 0, 2, roots, 0, NULL);
+  p->meta_seq = 2;
+  p->meta_newest = 1;
+  return rc;
+}
+
+/* Creates a new database: NAME.new with both metas, synced, then the log, then a rename into
+ * place and a directory sync, so that NAME exists only complete. */
+static int create_db(pager *p) {
+  size_t n = strlen(p->path) + 8;
+  char *tmp = nx_malloc(n);
+  if (!tmp) return nx_err(NX_NOMEM, "creating %s: out of memory", p->path);
+  memcpy(tmp, p->path, n - 8);
+  memcpy(tmp + n - 8, ".create", 8);
+  new_file_id(p->file_id);
+  int rc = os_open(tmp, OS_CREATE, &p->db);
+  if (rc == NX_OK) rc = os_truncate(p->db, 0);
+  if (rc == NX_OK) rc = write_initial_metas(p);
+  if (rc == NX_OK) rc = os_sync(p->db);
+  os_close(p->db);
+  p->db = NULL;
+  if (rc == NX_OK) rc = os_open(p->wasp_path, OS_CREATE, &p->log);
+  if (rc == NX_OK) rc = os_truncate(p->log, 0);
+  if (rc == NX_OK) {
+    p->log_base = 0;
+    rc = wasp_create_header(p);
+  }
+  os_close(p->log);
+  p->log = NULL;
+  if (rc == NX_OK) rc = os_rename(tmp, p->path);
+  if (rc == NX_OK) rc = os_sync_dir(p->path);
+  nx_free(tmp);
+  return rc ? nx_err_prefix(rc, "creating %s: ", p->path) : NX_OK;
+}
+
+/* ---- open and close ---- */
+static char *cat(const char *a, const char *b) {
+  size_t la = strlen(a), lb = strlen(b);
+  char *s = nx_malloc(la + lb + 1);
+  if (!s) return NULL;
+  memcpy(s, a, la);
+  memcpy(s + la, b, lb + 1);
+  return s;
+}
+
+static void pager_free(pager *p) {
+  os_close(p->log);
+  os_close(p->db);
+  if (p->lockf) {
+    os_unlock(p->lockf);
+    os_close(p->lockf);
+  }
+  pc_free(p);
+  li_free(&p->idx);
+  rt_free(&p->rt);
+  u32_free(&p->ready);
+  u32_free(&p->fm_pages);
+  nx_free(p->pending.v);
+  nx_free(p->scratch);
+  pthread_mutex_destroy(&p->wmu);
+  pthread_rwlock_destroy(&p->idx_lock);
+  pthread_mutex_destroy(&p->mu);
+  pthread_cond_destroy(&p->cv);
+  nx_free(p->path);
+  nx_free(p->wasp_path);
+  nx_free(p->lock_path);
+  nx_free(p);
+}
+
+static int open_files(pager *p, const nx_open_opts *o, meta_info *mi) {
+  int rc;
+  if (p->memory) {
+    p->ps = o->page_size;
+    new_file_id(p->file_id);
+    rc = os_open(p->path, OS_MEMORY | OS_CREATE, &p->db);
+    if (rc == NX_OK) rc = os_open(p->wasp_path, OS_MEMORY | OS_CREATE, &p->log);
+    if (rc == NX_OK) rc = write_initial_metas(p);
+    if (rc == NX_OK) rc = wasp_create_header(p);
+    if (rc) return rc;
+    memset(mi, 0, sizeof *mi);
+    mi->ok = true;
+    mi->page_count = 2;
+    p->meta_txn[0] = p->meta_txn[1] = 0;
+    return NX_OK;
+  }
+  rc = os_open(p->lock_path, OS_CREATE, &p->lockf);
+  if (rc == NX_OK) rc = os_lock(p->lockf);
+  if (rc) return rc;
+  bool exists = false;
+  rc = os_exists(p->path, &exists);
+  if (rc) return rc;
+  if (!exists) {
+    if (!o->create_if_missing || o->read_only) return nx_err(NX_NOTFOUND, "database %s does not exist", p->path);
+    p->ps = o->page_size;
+    rc = create_db(p);
+    if (rc) return rc;
+  }
+  rc = os_open(p->path, o->read_only ? OS_RDONLY : 0, &p->db);
+  if (rc == NX_OK) rc = load_metas(p, mi);
+  if (rc) return rc;
+  rc = os_open(p->wasp_path, o->read_only ? OS_RDONLY : OS_CREATE, &p->log);
+  if (rc == NX_NOTFOUND && o->read_only) rc = NX_OK; /* no log: nothing to recover */
+  return rc;
+}
+
+int pager_open(const char *path, const nx_open_opts *opts, pager **out) {
+  *out = NULL;
+  nx_open_opts o = NX_OPEN_OPTS_INIT;
+  if (opts) memcpy(&o, opts, opts->size && opts->size < sizeof o ? opts->size : sizeof o);
+  o.size = sizeof o;
+  if (!ps_valid(o.page_size)) return nx_err(NX_INVALID, "page size %u is not a power of two in 4096..65536", o.page_size);
+  if (o.durability > NX_DURABILITY_OFF) return nx_err(NX_INVALID, "unknown durability %d", (int)o.durability);
+  pager *p = nx_calloc(1, sizeof *p);
+  if (!p) return nx_err(NX_NOMEM, "opening %s: out of memory", path);
+  pthread_mutex_init(&p->wmu, NULL);
+  pthread_rwlock_init(&p->idx_lock, NULL);
+  pthread_mutex_init(&p->mu, NULL);
+  pthread_cond_init(&p->cv, NULL);
+  p->memory = strcmp(path, ":memory:") == 0;
+  p->read_only = o.read_only && !p->memory;
+  p->dur = p->memory ? NX_DURABILITY_OFF : o.durability;
+  p->ckpt_bytes = o.checkpoint_bytes ? o.checkpoint_bytes : (16u << 20);
+  p->path = nx_strdup(path);
+  p->wasp_path = cat(path, ".wasp");
+  p->lock_path = cat(path, ".lock");
+  int rc = (p->path && p->wasp_path && p->lock_path) ? pc_init(p) : NX_NOMEM;
+  if (rc) {
+    pager_free(p);
+    return nx_err(NX_NOMEM, "opening %s: out of memory", path);
+  }
+  meta_info mi;
+  memset(&mi, 0, sizeof mi);
+  rc = open_files(p, &o, &mi);
+  if (rc == NX_OK) {
+    uint64_t cb = o.cache_bytes ? o.cache_bytes : (64u << 20);
+    p->cap_pages = (size_t)(cb / p->ps);
+    if (p->cap_pages < 64) p->cap_pages = 64;
+    p->scratch_len = 16 * (size_t)(p->ps + FR_HDR);
+    p->scratch = nx_malloc(p->scratch_len);
+    if (!p->scratch) rc = nx_err(NX_NOMEM, "opening %s: out of memory", path);
+  }
+  if (rc == NX_OK) {
+    p->last_txn = p->vis_txn = mi.txn;
+    memcpy(p->last_roots, mi.roots, PG_ROOTS);
+    memcpy(p->vis_roots, mi.roots, PG_ROOTS);
+    atomic_store(&p->page_count, mi.page_count);
+    if (!p->memory) rc = pager_load_freemap(p, mi.fm_root, mi.fm_count, mi.fm_npages, mi.page_count, mi.inl);
+  }
+  nx_free(mi.inl);
+  mi.inl = NULL;
+  uint32_t pc = mi.page_count;
+  if (rc == NX_OK && !p->memory) rc = wasp_recover(p, &pc, mi.txn);
+  if (rc == NX_OK) {
+    atomic_store(&p->page_count, pc);
+    p->app_txn = p->vis_txn = p->last_txn;
+    memcpy(p->vis_roots, p->last_roots, PG_ROOTS);
+    memcpy(p->app_roots, p->last_roots, PG_ROOTS);
+    pthread_mutex_lock(&p->mu);
+    pager_promote_free(p);
+    pthread_mutex_unlock(&p->mu);
+  }
+  /* recovery ends with a checkpoint (which also restarts the log with a fresh salt) */
+  if (rc == NX_OK && !p->read_only && !p->memory) {
+    pthread_mutex_lock(&p->wmu);
+    rc = wasp_checkpoint_locked(p, NX_CHECKPOINT_FULL);
+    pthread_mutex_unlock(&p->wmu);
+  }
+  if (rc) {
+    pager_free(p);
+    return nx_err_prefix(rc, "opening %s: ", path);
+  }
+  *out = p;
+  return NX_OK;
+}
+
+int pager_close(pager *p) {
+  if (!p) return NX_OK;
+  int rc = NX_OK;
+  int prc;
+  if (!p->read_only && !p->memory && !pager_poisoned(p, &prc)) {
+    pthread_mutex_lock(&p->wmu);
+    rc = wasp_checkpoint_locked(p, NX_CHECKPOINT_FULL);
+    pthread_mutex_unlock(&p->wmu);
+  }
+  pager_free(p);
+  return rc;
+}
+
+uint32_t pager_page_size(const pager *p) { return p->ps; }
+uint32_t pager_usable(const pager *p) { return p->ps - PG_HDR; }
+
+void pager_stats(pager *p, nx_stats *out) {
+  memset(out, 0, sizeof *out);
+  out->page_size = p->ps;
+  out->pages_total = atomic_load(&p->page_count);
+  pthread_mutex_lock(&p->mu);
+  out->pages_free = p->ready.n + p->pending.n;
+  out->txn_id = p->vis_txn;
+  out->log_bytes = p->app_off > WASP_HDR ? p->app_off - WASP_HDR : 0;
+  pthread_mutex_unlock(&p->mu);
+  out->cache_hits = atomic_load(&p->hits);
+  out->cache_misses = atomic_load(&p->misses);
+  out->commits = atomic_load(&p->commits);
+  out->checkpoints = atomic_load(&p->ckpts);
+  out->fsyncs = atomic_load(&p->fsyncs);
+}
+
+int pager_checkpoint(pager *p, nx_checkpoint_mode mode) {
+  int rc;
+  if (pager_poisoned(p, &rc)) return rc;
+  if (p->read_only) return nx_err(NX_READONLY, "%s is open read-only: no checkpoint", p->path);
+  if (mode == NX_CHECKPOINT_PASSIVE) {
+    if (pthread_mutex_trylock(&p->wmu) != 0) return nx_err(NX_BUSY, "%s: a write transaction is active", p->path);
+  } else {
+    pthread_mutex_lock(&p->wmu);
+  }
+  rc = wasp_checkpoint_locked(p, mode);
+  pthread_mutex_unlock(&p->wmu);
+  return rc;
+}
+
+/* ---- transactions ---- */
+int pager_begin(pager *p, bool write, pg_txn **out) {
+  *out = NULL;
+  int rc;
+  if (write && p->read_only) return nx_err(NX_READONLY, "%s is open read-only", p->path);
+  pg_txn *t = nx_calloc(1, sizeof *t);
+  if (!t) return nx_err(NX_NOMEM, "%s: out of memory beginning a transaction", p->path);
+  t->p = p;
+  t->write = write;
+  t->slot = -1;
+  if (!write) {
+    pthread_mutex_lock(&p->mu);
+    rc = p->poison ? NX_FATAL : rt_add(&p->rt, p->vis_txn, &t->slot);
+    t->txnid = p->vis_txn;
+    memcpy(t->roots, p->vis_roots, PG_ROOTS);
+    pthread_mutex_unlock(&p->mu);
+    if (rc == NX_FATAL) (void)pager_poisoned(p, &rc);
+    if (rc) {
+      nx_free(t);
+      return rc;
+    }
+    *out = t;
+    return NX_OK;
+  }
+  t->dnb = 256;
+  t->dht = nx_calloc(t->dnb, sizeof *t->dht);
+  if (!t->dht) {
+    nx_free(t);
+    return nx_err(NX_NOMEM, "%s: out of memory beginning a transaction", p->path);
+  }
+  pthread_mutex_lock(&p->wmu);
+  if (pager_poisoned(p, &rc)) {
+    pthread_mutex_unlock(&p->wmu);
+    nx_free(t->dht);
+    nx_free(t);
+    return rc;
+  }
+  t->txnid = p->last_txn + 1;
+  memcpy(t->roots, p->last_roots, PG_ROOTS);
+  t->page_count = atomic_load(&p->page_count);
+  t->log_start = p->log_end;
+  t->chain_start = p->chain;
+  t->dlist.next = t->dlist.prev = &t->dlist;
+  /* the writer's snapshot is the latest appended txn: register it so its pages stay put */
+  pthread_mutex_lock(&p->mu);
+  pager_promote_free(p);
+  pthread_mutex_unlock(&p->mu);
+  *out = t;
+  return NX_OK;
+}
+
+/* Frees every dirty entry of a write txn. */
+void pager_drop_dirty(pg_txn *t) {
+  pager *p = t->p;
+  pg_ent *e = t->dlist.next;
+  while (e != &t->dlist) {
+    pg_ent *n = e->next;
+    if (e->data) atomic_fetch_sub(&p->ndirty, 1);
+    nx_free(e->data);
+    nx_free(e);
+    e = n;
+  }
+  t->dlist.next = t->dlist.prev = &t->dlist;
+  nx_free(t->dht);
+  t->dht = NULL;
+  t->ndirty = t->nresident = 0;
+}
+
+static void txn_free(pg_txn *t) {
+  u32_free(&t->freed);
+  u32_free(&t->reused);
+  nx_free(t->dht);
+  nx_free(t);
+}
+
+void pager_abort(pg_txn *t) {
+  if (!t) return;
+  pager *p = t->p;
+  if (!t->write) {
+    pthread_mutex_lock(&p->mu);
+    rt_del(&p->rt, t->slot);
+    pthread_mutex_unlock(&p->mu);
+    txn_free(t);
+    return;
+  }
+  pager_rollback(t);
+  txn_free(t);
+}
+
+void pager_rollback(pg_txn *t) {
+  pager *p = t->p;
+  /* pages taken from the free list go back; the log rewinds over spilled frames */
+  pthread_mutex_lock(&p->mu);
+  for (size_t i = 0; i < t->reused.n; i++) (void)u32_push(&p->ready, t->reused.v[i]);
+  qsort(p->ready.v, p->ready.n, sizeof *p->ready.v, cmp_desc);
+  pthread_mutex_unlock(&p->mu);
+  p->log_end = t->log_start;
+  p->chain = t->chain_start;
+  pager_drop_dirty(t);
+  pthread_mutex_unlock(&p->wmu);
+}
+
+int pager_commit(pg_txn *t) {
+  if (!t->write) {
+    pager_abort(t);
+    return NX_OK;
+  }
+  int rc = wasp_commit(t); /* releases wmu and frees the dirty set */
+  txn_free(t);
+  return rc;
+}
+
+bool pg_is_write(const pg_txn *t) { return t->write; }
+uint64_t pg_txnid(const pg_txn *t) { return t->txnid; }
+pager *pg_pager(pg_txn *t) { return t->p; }
+const uint8_t *pg_roots(const pg_txn *t) { return t->roots; }
+void pg_set_roots(pg_txn *t, const uint8_t roots[PG_ROOTS]) {
+  memcpy(t->roots, roots, PG_ROOTS);
+  t->roots_set = true;
+}
+
+/* ---- the dirty set of a write txn ---- */
+static pg_ent *dirty_find(pg_txn *t, uint32_t pgno) {
+  for (pg_ent *e = t->dht[(pgno * 2654435761u) & (t->dnb - 1)]; e; e = e->hnext)
+    if (e->pgno == pgno) return e;
+  return NULL;
+}
+
+static int dirty_add(pg_txn *t, pg_ent *e) {
+  if (t->ndirty + 1 > (size_t)t->dnb * 2) {
+    uint32_t nb = t->dnb * 4;
+    pg_ent **nh = nx_calloc(nb, sizeof *nh);
+    if (!nh) return nx_err(NX_NOMEM, "%s: out of memory", t->p->path);
+    for (uint32_t i = 0; i < t->dnb; i++) {
+      pg_ent *x = t->dht[i];
+      while (x) {
+        pg_ent *n = x->hnext;
+        uint32_t h = (x->pgno * 2654435761u) & (nb - 1);
+        x->hnext = nh[h];
+        nh[h] = x;
+        x = n;
+      }
+    }
+    nx_free(t->dht);
+    t->dht = nh;
+    t->dnb = nb;
+  }
+  uint32_t h = (e->pgno * 2654435761u) & (t->dnb - 1);
+  e->hnext = t->dht[h];
+  t->dht[h] = e;
+  e->prev = t->dlist.prev;
+  e->next = &t->dlist;
+  t->dlist.prev->next = e;
+  t->dlist.prev = e;
+  t->ndirty++;
+  t->nresident++;
+  atomic_fetch_add(&t->p->ndirty, 1);
+  return NX_OK;
+}
+
+static void dirty_remove(pg_txn *t, pg_ent *e) {
+  pg_ent **pp = &t->dht[(e->pgno * 2654435761u) & (t->dnb - 1)];
+  while (*pp != e) pp = &(*pp)->hnext;
+  *pp = e->hnext;
+  e->prev->next = e->next;
+  e->next->prev = e->prev;
+  t->ndirty--;
+  if (e->data) {
+    t->nresident--;
+    atomic_fetch_sub(&t->p->ndirty, 1);
+  }
+  nx_free(e->data);
+  nx_free(e);
+}
+
+/* Spills the oldest unpinned resident dirty pages to the log when the dirty set passes half of
+ * the cache budget, down to a quarter, and trims the clean cache so that clean + dirty stays
+ * within the budget. */
+static int maybe_spill(pg_txn *t) {
+  pager *p = t->p;
+  size_t hi = p->cap_pages / 2, lo = p->cap_pages / 4;
+  if (t->nresident > hi) {
+    pg_ent *batch[16];
+    size_t nb = 0;
+    for (pg_ent *e = t->dlist.next; e != &t->dlist && t->nresident > lo; e = e->next) {
+      if (!e->data || e->pins > 0 || e->dead) continue;
+      batch[nb++] = e;
+      if (nb == 16) {
+        int rc = wasp_write_frames(p, t, batch, nb, true);
+        if (rc) return rc;
+        nb = 0;
+      }
+    }
+    if (nb) {
+      int rc = wasp_write_frames(p, t, batch, nb, true);
+      if (rc) return rc;
+    }
+    t->spilled_any = true;
+  }
+  size_t used = atomic_load(&p->ncached) + atomic_load(&p->ndirty);
+  if (used > p->cap_pages) pc_shrink(p, used - p->cap_pages);
+  return NX_OK;
+}
+
+/* ---- pages ---- */
+static void fill_page(pg_page *out, pg_ent *e) {
+  out->data = e->data;
+  out->pgno = e->pgno;
+  out->priv = e;
+}
+
+static int check_expect(pager *p, const uint8_t *data, uint32_t pgno, uint64_t expect) {
+  if (expect && nx_get64(data + 8) != expect)
+    return NX_CORRUPT_BKPT("page %u of %s: written by txn %llu, but its parent expects txn %llu (lost or stale write)",
+                           pgno, p->path, (unsigned long long)nx_get64(data + 8), (unsigned long long)expect);
+  return NX_OK;
+}
+
+/* Reads a committed page into a fresh buffer, verified: from its log frame when the log index
+ * has one, else from the main file. */
+static int load_page(pager *p, uint32_t pgno, uint8_t **out) {
+  uint8_t *buf = nx_malloc(p->ps);
+  if (!buf) return nx_err(NX_NOMEM, "%s: out of memory reading page %u", p->path, pgno);
+  uint64_t off;
+  int rc;
+  pthread_rwlock_rdlock(&p->idx_lock);
+  if (li_get(&p->idx, pgno, &off)) {
+    rc = wasp_read_frame_page(p, off, pgno, buf);
+    pthread_rwlock_unlock(&p->idx_lock);
+  } else {
+    pthread_rwlock_unlock(&p->idx_lock);
+    size_t got = 0;
+    off = (uint64_t)pgno * p->ps;
+    rc = os_pread(p->db, buf, p->ps, off, &got);
+    if (rc == NX_OK && got < p->ps)
+      rc = NX_CORRUPT_BKPT("page %u of %s: beyond the end of the file (offset %llu)", pgno, p->path,
+                           (unsigned long long)off);
+    if (rc == NX_OK) rc = pager_page_check(p, buf, pgno, p->path, off);
+  }
+  if (rc) {
+    nx_free(buf);
+    return rc;
+  }
+  *out = buf;
+  return NX_OK;
+}
+
+int pg_get(pg_txn *t, uint32_t pgno, uint64_t expect_txnid, pg_page *out) {
+  pager *p = t->p;
+  memset(out, 0, sizeof *out);
+  if (t->write) {
+    pg_ent *d = dirty_find(t, pgno);
+    if (d && !d->dead) {
+      if (d->data) {
+        d->pins++;
+        fill_page(out, d);
+        return NX_OK;
+      }
+      /* spilled: read its frame back into a private copy */
+      pg_ent *tmp = nx_calloc(1, sizeof *tmp);
+      uint8_t *buf = nx_malloc(p->ps);
+      int rc = (tmp && buf) ? wasp_read_frame_page(p, d->log_off, pgno, buf) : NX_NOMEM;
+      if (rc) {
+        nx_free(tmp);
+        nx_free(buf);
+        return rc == NX_NOMEM ? nx_err(rc, "%s: out of memory", p->path) : rc;
+      }
+      tmp->pgno = pgno;
+      tmp->kind = ENT_TEMP;
+      tmp->data = buf;
+      tmp->pins = 1;
+      fill_page(out, tmp);
+      return NX_OK;
+    }
+  }
+  uint32_t limit = t->write ? t->page_count : atomic_load(&p->page_count);
+  if (pgno < 2 || pgno >= limit)
+    return NX_CORRUPT_BKPT("page %u of %s: out of range (page count %u)", pgno, p->path, limit);
+  pg_ent *e = pc_get(p, pgno);
+  if (e) {
+    atomic_fetch_add_explicit(&p->hits, 1, memory_order_relaxed);
+  } else {
+    atomic_fetch_add_explicit(&p->misses, 1, memory_order_relaxed);
+    uint8_t *buf = NULL;
+    int rc = load_page(p, pgno, &buf);
+    if (rc) return rc;
+    e = pc_insert(p, pgno, buf, false, true);
+    if (!e) return nx_err(NX_NOMEM, "%s: out of memory caching page %u", p->path, pgno);
+  }
+  int rc = check_expect(p, e->data, pgno, expect_txnid);
+  if (rc) {
+    pc_unpin(p, e);
+    return rc;
+  }
+  fill_page(out, e);
+  return NX_OK;
+}
+
+void pg_release(pg_txn *t, pg_page *pg) {
+  pg_ent *e = pg->priv;
+  if (!e) return;
+  if (e->kind == ENT_CLEAN) pc_unpin(t->p, e);
+  else if (e->kind == ENT_DIRTY) {
+    e->pins--;
+    if (e->dead && e->pins <= 0) dirty_remove(t, e);
+  } else {
+    nx_free(e->data);
+    nx_free(e);
+  }
+  memset(pg, 0, sizeof *pg);
+}
+
+/* Takes a page number: the lowest reusable free page, else a new one at the end of the file. */
+static int take_pgno(pg_txn *t, uint32_t *out) {
+  pager *p = t->p;
+  pthread_mutex_lock(&p->mu);
+  if (p->ready.n) {
+    uint32_t pg = p->ready.v[--p->ready.n];
+    pthread_mutex_unlock(&p->mu);
+    int rc = u32_push(&t->reused, pg);
+    if (rc) {
+      pthread_mutex_lock(&p->mu);
+      p->ready.v[p->ready.n++] = pg;
+      pthread_mutex_unlock(&p->mu);
+      return rc;
+    }
+    *out = pg;
+    return NX_OK;
+  }
+  pthread_mutex_unlock(&p->mu);
+  if (t->page_count >= 0x7FFFFFF0u) return nx_err(NX_FULL, "%s: the database has reached its page limit", p->path);
+  *out = t->page_count++;
+  return NX_OK;
+}
+
+static int new_dirty(pg_txn *t, uint8_t type, pg_ent **out) {
+  pager *p = t->p;
+  int rc = maybe_spill(t);
+  if (rc) return rc;
+  pg_ent *e = nx_calloc(1, sizeof *e);
+  uint8_t *data = nx_calloc(1, p->ps);
+  uint32_t pgno = 0;
+  if (!e || !data) rc = nx_err(NX_NOMEM, "%s: out of memory allocating a page", p->path);
+  if (rc == NX_OK) rc = take_pgno(t, &pgno);
+  if (rc == NX_OK) {
+    e->pgno = pgno;
+    e->kind = ENT_DIRTY;
+    e->data = data;
+    e->pins = 1;
+    nx_put32(data + 4, pgno);
+    nx_put64(data + 8, t->txnid);
+    data[16] = type;
+    rc = dirty_add(t, e);
+    if (rc) {
+      /* give the number back */
+      pthread_mutex_lock(&p->mu);
+      (void)u32_push(&p->ready, pgno);
+      qsort(p->ready.v, p->ready.n, sizeof *p->ready.v, cmp_desc);
+      pthread_mutex_unlock(&p->mu);
+      if (t->reused.n && t->reused.v[t->reused.n - 1] == pgno) t->reused.n--;
+    }
+  }
+  if (rc) {
+    nx_free(e);
+    nx_free(data);
+    return rc;
+  }
+  *out = e;
+  return NX_OK;
+}
+
+int pg_alloc(pg_txn *t, uint8_t type, pg_page *out) {
+  memset(out, 0, sizeof *out);
+  if (!t->write) return nx_err(NX_MISUSE, "pg_alloc in a read transaction");
+  pg_ent *e;
+  int rc = new_dirty(t, type, &e);
+  if (rc) return rc;
+  fill_page(out, e);
+  return NX_OK;
+}
+
+int pg_write(pg_txn *t, pg_page *pg) {
+  if (!t->write) return nx_err(NX_MISUSE, "pg_write in a read transaction");
+  pg_ent *old = pg->priv;
+  if (old->kind == ENT_DIRTY && old->data) return NX_OK;
+  pg_ent *e;
+  int rc = new_dirty(t, pg_type(pg), &e);
+  if (rc) return rc;
+  memcpy(e->data + PG_HDR, pg->data + PG_HDR, t->p->ps - PG_HDR);
+  rc = pg_free(t, pg->pgno);
+  if (rc) {
+    /* undo: the new page stays allocated but unreferenced; free it in this txn */
+    e->pins = 0;
+    (void)pg_free(t, e->pgno);
+    return rc;
+  }
+  pg_release(t, pg);
+  fill_page(pg, e);
+  return NX_OK;
+}
+
+int pg_free(pg_txn *t, uint32_t pgno) {
+  if (!t->write) return nx_err(NX_MISUSE, "pg_free in a read transaction");
+  if (pgno < 2 || pgno >= t->page_count)
+    return nx_err(NX_INVALID, "%s: pg_free of page %u out of range (page count %u)", t->p->path, pgno, t->page_count);
+  int rc = u32_push(&t->freed, pgno);
+  if (rc) return rc;
+  pg_ent *d = dirty_find(t, pgno);
+  if (d) {
+    if (d->pins > 0) d->dead = 1;
+    else dirty_remove(t, d);
+  }
+  return NX_OK;
+}
+
+int pager_owned_pages(pg_txn *t, int (*fn)(void *ctx, uint32_t pgno), void *ctx) {
+  pager *p = t->p;
+  int rc = fn(ctx, 0);
+  if (rc == NX_OK) rc = fn(ctx, 1);
+  if (rc) return rc;
+  /* copy under mu, call fn outside it */
+  u32vec all = {0};
+  pthread_mutex_lock(&p->mu);
+  for (size_t i = 0; i < p->ready.n && rc == NX_OK; i++) rc = u32_push(&all, p->ready.v[i]);
+  for (size_t i = 0; i < p->pending.n && rc == NX_OK; i++) rc = u32_push(&all, p->pending.v[i].pgno);
+  pthread_mutex_unlock(&p->mu);
+  if (t->write) {
+    for (size_t i = 0; i < p->fm_pages.n && rc == NX_OK; i++) rc = u32_push(&all, p->fm_pages.v[i]);
+    for (size_t i = 0; i < t->freed.n && rc == NX_OK; i++) rc = u32_push(&all, t->freed.v[i]);
+  } else {
+    rc = nx_err(NX_MISUSE, "pager_owned_pages needs a write transaction");
+  }
+  for (size_t i = 0; i < all.n && rc == NX_OK; i++) rc = fn(ctx, all.v[i]);
+  u32_free(&all);
+  return rc;
+}

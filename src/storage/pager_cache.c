@@ -1,0 +1,200 @@
+/*
+ * pager_cache.c: the page cache of committed, verified pages.
+ *
+ * Design notes
+ *  1. NSTRIPES stripes, chosen by a hash of the page number; each has its own mutex, hash table
+ *     and LRU list. A hit costs one stripe lock, a hash probe and a pin; the checksum was verified
+ *     once, when the page entered the cache.
+ *  2. An entry holds a committed page image that cannot change while any snapshot can reach the
+ *     page (copy-on-write + the free-page rule). A commit replaces the entries of the page numbers
+ *     it wrote (their old images belonged to freed pages no snapshot reaches).
+ *  3. The budget (cap_pages) covers clean entries plus the writer's resident dirty pages.
+ *     Inserting past it evicts unpinned entries from the stripe's LRU tail; pinned entries are
+ *     never evicted; an entry replaced while pinned is detached and freed at its last unpin.
+ */
+#include <string.h>
+
+#include "pager_int.h"
+
+static inline uint32_t hash_pg(uint32_t pgno) { return pgno * 2654435761u; }
+static inline pc_stripe *stripe_of(pager *p, uint32_t pgno) {
+  return &p->stripes[(hash_pg(pgno) >> 16) & (NSTRIPES - 1)];
+}
+
+int pc_init(pager *p) {
+  for (uint32_t i = 0; i < NSTRIPES; i++) {
+    pc_stripe *s = &p->stripes[i];
+    pthread_mutex_init(&s->mu, NULL);
+    s->nb = 64;
+    s->ht = nx_calloc(s->nb, sizeof *s->ht);
+    s->lru.next = s->lru.prev = &s->lru;
+    if (!s->ht) return NX_NOMEM;
+  }
+  return NX_OK;
+}
+
+void pc_free(pager *p) {
+  for (uint32_t i = 0; i < NSTRIPES; i++) {
+    pc_stripe *s = &p->stripes[i];
+    if (s->ht) {
+      pg_ent *e = s->lru.next;
+      while (e && e != &s->lru) {
+        pg_ent *n = e->next;
+        nx_free(e->data);
+        nx_free(e);
+        e = n;
+      }
+      nx_free(s->ht);
+      s->ht = NULL;
+    }
+    pthread_mutex_destroy(&s->mu);
+  }
+}
+
+static void lru_unlink(pg_ent *e) {
+  e->prev->next = e->next;
+  e->next->prev = e->prev;
+}
+
+static void lru_front(pc_stripe *s, pg_ent *e) {
+  e->next = s->lru.next;
+  e->prev = &s->lru;
+  s->lru.next->prev = e;
+  s->lru.next = e;
+}
+
+static pg_ent *find(pc_stripe *s, uint32_t pgno) {
+  for (pg_ent *e = s->ht[(hash_pg(pgno)) & (s->nb - 1)]; e; e = e->hnext)
+    if (e->pgno == pgno) return e;
+  return NULL;
+}
+
+/* Unlinks e from its stripe's table and list (stripe locked). Frees it unless pinned. */
+static void remove_ent(pager *p, pc_stripe *s, pg_ent *e) {
+  pg_ent **pp = &s->ht[hash_pg(e->pgno) & (s->nb - 1)];
+  while (*pp != e) pp = &(*pp)->hnext;
+  *pp = e->hnext;
+  lru_unlink(e);
+  s->n--;
+  atomic_fetch_sub(&p->ncached, 1);
+  if (e->pins > 0) {
+    e->detached = 1;
+    return;
+  }
+  nx_free(e->data);
+  nx_free(e);
+}
+
+pg_ent *pc_get(pager *p, uint32_t pgno) {
+  pc_stripe *s = stripe_of(p, pgno);
+  pthread_mutex_lock(&s->mu);
+  pg_ent *e = find(s, pgno);
+  if (e) {
+    e->pins++;
+    if (s->lru.next != e) {
+      lru_unlink(e);
+      lru_front(s, e);
+    }
+  }
+  pthread_mutex_unlock(&s->mu);
+  return e;
+}
+
+static void grow_table(pc_stripe *s) {
+  uint32_t nb = s->nb * 2;
+  pg_ent **nh = nx_calloc(nb, sizeof *nh);
+  if (!nh) return; /* keep the longer chains */
+  for (uint32_t i = 0; i < s->nb; i++) {
+    pg_ent *e = s->ht[i];
+    while (e) {
+      pg_ent *n = e->hnext;
+      uint32_t h = hash_pg(e->pgno) & (nb - 1);
+      e->hnext = nh[h];
+      nh[h] = e;
+      e = n;
+    }
+  }
+  nx_free(s->ht);
+  s->ht = nh;
+  s->nb = nb;
+}
+
+/* Evicts unpinned entries from the LRU tail of s until the budget holds or none is left. */
+static void evict_locked(pager *p, pc_stripe *s, size_t want) {
+  pg_ent *e = s->lru.prev;
+  while (want > 0 && e != &s->lru) {
+    pg_ent *prev = e->prev;
+    if (e->pins == 0) {
+      remove_ent(p, s, e);
+      want--;
+    }
+    e = prev;
+  }
+}
+
+pg_ent *pc_insert(pager *p, uint32_t pgno, uint8_t *buf, bool replace, bool pin) {
+  pg_ent *ne = nx_calloc(1, sizeof *ne);
+  if (!ne) {
+    nx_free(buf);
+    return NULL;
+  }
+  ne->pgno = pgno;
+  ne->kind = ENT_CLEAN;
+  ne->data = buf;
+  pc_stripe *s = stripe_of(p, pgno);
+  pthread_mutex_lock(&s->mu);
+  pg_ent *old = find(s, pgno);
+  if (old && !replace) {
+    /* another reader loaded it first: use theirs */
+    if (pin) old->pins++;
+    pthread_mutex_unlock(&s->mu);
+    nx_free(buf);
+    nx_free(ne);
+    return old;
+  }
+  if (old) remove_ent(p, s, old);
+  size_t used = atomic_load(&p->ncached) + atomic_load(&p->ndirty) + 1;
+  if (used > p->cap_pages) evict_locked(p, s, used - p->cap_pages);
+  if (s->n + 1 > s->nb * 2) grow_table(s);
+  uint32_t h = hash_pg(pgno) & (s->nb - 1);
+  ne->hnext = s->ht[h];
+  s->ht[h] = ne;
+  lru_front(s, ne);
+  s->n++;
+  atomic_fetch_add(&p->ncached, 1);
+  if (pin) ne->pins = 1;
+  pthread_mutex_unlock(&s->mu);
+  return ne;
+}
+
+void pc_unpin(pager *p, pg_ent *e) {
+  pc_stripe *s = stripe_of(p, e->pgno);
+  pthread_mutex_lock(&s->mu);
+  bool free_it = --e->pins <= 0 && e->detached;
+  pthread_mutex_unlock(&s->mu);
+  if (free_it) {
+    nx_free(e->data);
+    nx_free(e);
+  }
+}
+
+void pc_drop(pager *p, uint32_t pgno) {
+  pc_stripe *s = stripe_of(p, pgno);
+  pthread_mutex_lock(&s->mu);
+  pg_ent *e = find(s, pgno);
+  if (e) remove_ent(p, s, e);
+  pthread_mutex_unlock(&s->mu);
+}
+
+void pc_shrink(pager *p, size_t want) {
+  for (uint32_t i = 0; i < NSTRIPES && want > 0; i++) {
+    pc_stripe *s = &p->stripes[i];
+    pthread_mutex_lock(&s->mu);
+    size_t before = s->n;
+    size_t share = want / (NSTRIPES - i) + 1;
+    evict_locked(p, s, share < want ? share : want);
+    size_t gone = before - s->n;
+    want = gone < want ? want - gone : 0;
+    pthread_mutex_unlock(&s->mu);
+  }
+}
