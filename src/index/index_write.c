@@ -180,6 +180,7 @@ static int apply(st_txn *t, const idx_def *d, idx_diff *df, size_t idlen_old, si
     if (writes) (*writes)++;
   }
   (void)idlen_old;
+  (void)d;
   return rc;
 }
 
