@@ -52,6 +52,9 @@ int doc_cmp_docs(const bson_t *a, const bson_t *b);
 bool doc_is_number(bson_type_t t);
 /** The number under `v` as a double (decimal128 converted through its string; 0 if not a number). */
 double doc_number_as_double(const bson_value_t *v);
+/** The number under `v` truncated toward zero to an int64, exactly (also for decimal128 and
+ *  large int64 values). False for non-numbers, NaN, infinities and values out of int64 range. */
+bool doc_number_trunc_i64(const bson_value_t *v, int64_t *out);
 /** MongoDB's name of a type as $type spells it ("double", "string", "object", "array", "binData",
  *  "undefined", "objectId", "bool", "date", "null", "regex", "dbPointer", "javascript", "symbol",
  *  "javascriptWithScope", "int", "timestamp", "long", "decimal", "minKey", "maxKey"). */

@@ -267,6 +267,45 @@ double doc_number_as_double(const bson_value_t *v) {
   }
 }
 
+bool doc_number_trunc_i64(const bson_value_t *v, int64_t *out) {
+  switch (v->value_type) {
+  case BSON_TYPE_INT32: *out = v->value.v_int32; return true;
+  case BSON_TYPE_INT64: *out = v->value.v_int64; return true;
+  case BSON_TYPE_DOUBLE: {
+    double d = v->value.v_double;
+    if (!(d > -9223372036854775808.0 - 1.0 && d < 9223372036854775808.0)) return false;
+    if (d < -9223372036854775808.0) return false;
+    *out = (int64_t)d;
+    return true;
+  }
+  case BSON_TYPE_DECIMAL128: {
+    num_repr r;
+    repr_from_decimal(&r, &v->value.v_decimal128);
+    if (r.kind != 2) return false;
+    if (r.ndig == 0 || r.exp10 <= 0) {
+      *out = 0;
+      return true;
+    }
+    if (r.exp10 > 19) return false;
+    uint64_t mag = 0;
+    for (int i = 0; i < r.exp10; i++) {
+      unsigned dgt = i < r.ndig ? (unsigned)(r.dig[i] - '0') : 0u;
+      if (mag > (UINT64_MAX - dgt) / 10u) return false;
+      mag = mag * 10u + dgt;
+    }
+    if (r.neg) {
+      if (mag > (uint64_t)INT64_MAX + 1u) return false;
+      *out = mag == (uint64_t)INT64_MAX + 1u ? INT64_MIN : -(int64_t)mag;
+    } else {
+      if (mag > (uint64_t)INT64_MAX) return false;
+      *out = (int64_t)mag;
+    }
+    return true;
+  }
+  default: return false;
+  }
+}
+
 /* ---- Everything else ---------------------------------------------------------------------- */
 
 static int cmp_bytes(const void *a, size_t la, const void *b, size_t lb) {

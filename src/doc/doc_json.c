@@ -11,6 +11,97 @@
 
 #include "doc.h"
 
+/* libbson reads {"$type": ...} as the legacy Extended JSON form of binary data and fails, yet
+ * "$type" is a query operator. So keys spelled exactly "$type" are renamed to TYPE_PLACEHOLDER
+ * in the text before parsing and renamed back in the BSON afterwards. Only JSON object keys are
+ * touched (string values and escaped text are skipped by a small scanner). Text holding a
+ * "$binary" key is left alone, since legacy binary {"$binary": "..", "$type": "00"} needs it. */
+#define TYPE_PLACEHOLDER "\x01nx$type"
+#define TYPE_PLACEHOLDER_JSON "\\u0001nx$type"
+
+/* Returns a copy of json with every "$type" key replaced, or NULL if there is none (or no memory;
+ * then *nomem is set). */
+static char *rename_type_keys(const char *json, size_t n, size_t *out_len, bool *nomem) {
+  size_t hits = 0;
+  *nomem = false;
+  for (int pass = 0; pass < 2; pass++) {
+    char *out = NULL;
+    size_t w = 0;
+    if (pass == 1) {
+      if (hits == 0) return NULL;
+      out = nx_malloc(n + hits * 16 + 1);
+      if (!out) {
+        *nomem = true;
+        return NULL;
+      }
+    }
+    size_t i = 0;
+    while (i < n) {
+      if (json[i] != '"') {
+        if (out) out[w++] = json[i];
+        i++;
+        continue;
+      }
+      size_t start = i++;
+      while (i < n && json[i] != '"') i += json[i] == '\\' ? 2 : 1;
+      size_t end = i < n ? i + 1 : n; /* one past the closing quote */
+      size_t j = end;
+      while (j < n && (json[j] == ' ' || json[j] == '\t' || json[j] == '\n' || json[j] == '\r')) j++;
+      bool is_type_key = end - start == 7 && memcmp(json + start, "\"$type\"", 7) == 0 && j < n &&
+                         json[j] == ':';
+      if (is_type_key) {
+        if (out) {
+          memcpy(out + w, "\"" TYPE_PLACEHOLDER_JSON "\"", sizeof TYPE_PLACEHOLDER_JSON + 1);
+          w += sizeof TYPE_PLACEHOLDER_JSON + 1;
+        } else {
+          hits++;
+        }
+      } else if (out) {
+        memcpy(out + w, json + start, end - start);
+        w += end - start;
+      }
+      i = end;
+    }
+    if (out) {
+      out[w] = '\0';
+      *out_len = w;
+      return out;
+    }
+  }
+  return NULL;
+}
+
+/* Copies src into dst renaming TYPE_PLACEHOLDER keys back to "$type", at every depth. */
+static bool restore_type_keys(const bson_t *src, bson_t *dst, int depth) {
+  bson_iter_t it;
+  if (depth > 200 || !bson_iter_init(&it, src)) return false;
+  while (bson_iter_next(&it)) {
+    const char *k = bson_iter_key(&it);
+    if (strcmp(k, TYPE_PLACEHOLDER) == 0) k = "$type";
+    bson_type_t t = bson_iter_type(&it);
+    if (t == BSON_TYPE_DOCUMENT || t == BSON_TYPE_ARRAY) {
+      uint32_t len;
+      const uint8_t *data;
+      bson_t sub, child;
+      if (t == BSON_TYPE_DOCUMENT)
+        bson_iter_document(&it, &len, &data);
+      else
+        bson_iter_array(&it, &len, &data);
+      if (!bson_init_static(&sub, data, len)) return false;
+      bool ok = t == BSON_TYPE_DOCUMENT ? bson_append_document_begin(dst, k, -1, &child)
+                                        : bson_append_array_begin(dst, k, -1, &child);
+      ok = ok && restore_type_keys(&sub, &child, depth + 1);
+      ok = (t == BSON_TYPE_DOCUMENT ? bson_append_document_end(dst, &child)
+                                    : bson_append_array_end(dst, &child)) && ok;
+      if (!ok) return false;
+    } else {
+      bson_value_t v = *bson_iter_value(&it);
+      if (!bson_append_value(dst, k, -1, &v)) return false;
+    }
+  }
+  return true;
+}
+
 int doc_from_json(const char *json, ssize_t len, bson_t *out) {
   if (!json) return nx_err(NX_INVALID, "json: NULL text");
   size_t n = len < 0 ? strlen(json) : (size_t)len;
@@ -20,9 +111,26 @@ int doc_from_json(const char *json, ssize_t len, bson_t *out) {
   if (json[i] != '{')
     return nx_err(NX_INVALID, "json: a document must be a JSON object, found '%c' at offset %zu",
                   json[i], i);
+  bool nomem = false;
+  size_t rn = 0;
+  /* legacy binary {"$binary": "...", "$type": "00"} needs its "$type": leave such text alone */
+  char *renamed = memmem(json, n, "\"$binary\"", 9) ? NULL : rename_type_keys(json, n, &rn, &nomem);
+  if (nomem) return nx_err(NX_NOMEM, "json: out of memory");
   bson_error_t err;
-  if (!bson_init_from_json(out, json, (ssize_t)n, &err))
-    return nx_err(NX_PARSE, "json: %s", err.message);
+  bson_t tmp;
+  bool ok = bson_init_from_json(renamed ? &tmp : out, renamed ? renamed : json,
+                                (ssize_t)(renamed ? rn : n), &err);
+  nx_free(renamed);
+  if (!ok) return nx_err(NX_PARSE, "json: %s", err.message);
+  if (renamed) {
+    bson_init(out);
+    bool good = restore_type_keys(&tmp, out, 0);
+    bson_destroy(&tmp);
+    if (!good) {
+      bson_destroy(out);
+      return nx_err(NX_LIMIT, "json: document too large or too deep");
+    }
+  }
   return NX_OK;
 }
 

@@ -118,18 +118,7 @@ static bool type_ok(const pred *p, bson_type_t t) {
 
 static bool mod_ok(const pred *p, const bson_value_t *v) {
   int64_t x;
-  switch (v->value_type) {
-  case BSON_TYPE_INT32: x = v->value.v_int32; break;
-  case BSON_TYPE_INT64: x = v->value.v_int64; break;
-  case BSON_TYPE_DOUBLE:
-  case BSON_TYPE_DECIMAL128: {
-    double d = doc_number_as_double(v);
-    if (d != d || d >= 9.2233720368547758e18 || d < -9.2233720368547758e18) return false;
-    x = (int64_t)d;
-    break;
-  }
-  default: return false;
-  }
+  if (!doc_number_trunc_i64(v, &x)) return false;
   if (p->mod_d == -1) return p->mod_r == 0;
   return x % p->mod_d == p->mod_r;
 }

@@ -118,18 +118,8 @@ static bool is_integral_number(const bson_value_t *v, int64_t *out) {
   }
 }
 
-/* Truncating conversion used by $mod (MongoDB truncates doubles toward zero). */
-static bool number_trunc(const bson_value_t *v, int64_t *out) {
-  if (!doc_is_number(v->value_type)) return false;
-  if (v->value_type == BSON_TYPE_INT32 || v->value_type == BSON_TYPE_INT64) {
-    *out = v->value_type == BSON_TYPE_INT32 ? v->value.v_int32 : v->value.v_int64;
-    return true;
-  }
-  double d = doc_number_as_double(v);
-  if (d != d || d >= 9.2233720368547758e18 || d < -9.2233720368547758e18) return false;
-  *out = (int64_t)d;
-  return true;
-}
+/* Truncating conversion used by $mod (MongoDB truncates toward zero). */
+static bool number_trunc(const bson_value_t *v, int64_t *out) { return doc_number_trunc_i64(v, out); }
 
 static bool value_truthy(const bson_value_t *v) {
   switch (v->value_type) {
