@@ -542,7 +542,8 @@ int plan_make(nx_txn *t, eng_coll *coll, const filter_t *f, const sort_t *s, q_p
     p->ixscan = true;
     idx_note_lookup(coll->name, p->cands[w].d->name);
     const plan_cand *c = &p->cands[w];
-    p->dedupe = c->d->multikey != 0 || t->write;
+    p->collect = !c->sorts;
+    p->dedupe = !p->collect && (c->d->multikey != 0 || t->write);
     rc = st_tree_open(t->st, c->d->tree, false, &p->tree);
   }
   if (rc != NX_OK) {
@@ -570,5 +571,7 @@ void plan_free(q_plan *p) {
   nx_buf_free(&p->last);
   nx_buf_free(&p->idbuf);
   plan_seen_free(&p->seen);
+  if (p->collected || p->ids.data) nx_buf_free(&p->ids);
+  nx_free(p->id_off);
   nx_free(p);
 }

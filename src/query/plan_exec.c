@@ -10,6 +10,12 @@
  *      re-seeks to the first key >= the last entry and steps over it if it is still there.
  *   3. With dedupe, an _id is returned at most once (multikey entries, and documents that an
  *      update moved forward in the index: the Halloween problem).
+ *   4. When the index does not provide the requested order (or none was requested), the ids in
+ *      the bounds are gathered first, sorted and de-duplicated, and the documents fetched in _id
+ *      order: natural order stays _id order (DESIGN.md 5), an in-memory sort keeps ties in _id
+ *      order, update_one/delete_one take the first match by _id, and a write txn cannot revisit
+ *      a document. The cost is memory for the ids in the bounds (not the documents); a plan that
+ *      provides the sort streams instead.
  */
 #include <string.h>
 
@@ -41,6 +47,7 @@ static int seen_grow(plan_seen *s) {
 
 int plan_seen_add(plan_seen *s, const uint8_t *k, size_t n, bool *was) {
   *was = false;
+  if (!s->arena.max) nx_buf_init(&s->arena, 0);
   if ((s->n + 1) * 2 > s->cap) {
     int rc = seen_grow(s);
     if (rc != NX_OK) return rc;
@@ -99,8 +106,59 @@ static int step(q_plan *p, const plan_cand *c) {
   return rc;
 }
 
+static int scan_next(q_plan *p, st_val *id_key);
+
+static int id_cmp(const void *a, const void *b, void *arena) {
+  const uint8_t *ar = arena;
+  const uint8_t *x = ar + *(const size_t *)a, *y = ar + *(const size_t *)b;
+  return cmp_bytes(x + 2, nx_get16(x), y + 2, nx_get16(y));
+}
+
+static int gather(q_plan *p) {
+  nx_buf_init(&p->ids, 0);
+  size_t cap = 0;
+  st_val id;
+  int rc;
+  while ((rc = scan_next(p, &id)) == NX_OK) {
+    if (p->nids == cap) {
+      size_t nc = cap ? cap * 2 : 64;
+      size_t *no = nx_realloc(p->id_off, nc * sizeof *no);
+      if (!no) return nx_err(NX_NOMEM, "index scan: out of memory gathering ids");
+      p->id_off = no;
+      cap = nc;
+    }
+    p->id_off[p->nids++] = p->ids.len;
+    uint8_t l[2];
+    nx_put16(l, (uint16_t)id.n);
+    rc = nx_buf_append(&p->ids, l, 2);
+    if (rc == NX_OK) rc = nx_buf_append(&p->ids, id.p, id.n);
+    if (rc != NX_OK) return rc;
+  }
+  if (rc != NX_NOTFOUND) return rc;
+  if (p->nids > 1) qsort_r(p->id_off, p->nids, sizeof *p->id_off, id_cmp, p->ids.data);
+  size_t w = 0;
+  for (size_t i = 0; i < p->nids; i++)
+    if (w == 0 || id_cmp(&p->id_off[w - 1], &p->id_off[i], p->ids.data) != 0) p->id_off[w++] = p->id_off[i];
+  p->nids = w;
+  p->collected = true;
+  return NX_OK;
+}
+
 int plan_next(q_plan *p, st_val *id_key) {
-  if (!p->ixscan || p->done) return NX_NOTFOUND;
+  if (!p->ixscan) return NX_NOTFOUND;
+  if (!p->collect) return scan_next(p, id_key);
+  if (!p->collected) {
+    int rc = gather(p);
+    if (rc != NX_OK) return rc;
+  }
+  if (p->id_at >= p->nids) return NX_NOTFOUND;
+  const uint8_t *r = p->ids.data + p->id_off[p->id_at++];
+  *id_key = (st_val){r + 2, nx_get16(r)};
+  return NX_OK;
+}
+
+static int scan_next(q_plan *p, st_val *id_key) {
+  if (p->done) return NX_NOTFOUND;
   const plan_cand *c = &p->cands[p->win];
   int rc;
   if (!p->cur) {

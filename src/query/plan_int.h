@@ -60,6 +60,11 @@ struct q_plan {
   nx_buf idbuf;         /* the id key returned */
   bool dedupe;          /* de-duplicate by _id */
   plan_seen seen;
+  bool collect;         /* no sort provided: gather the ids, sort them, return in _id order */
+  bool collected;       /* the ids are gathered */
+  nx_buf ids;           /* gathered ids: u16 length + bytes each */
+  size_t *id_off;       /* offsets of the records, sorted by id */
+  size_t nids, id_at;   /* gathered, next to return */
   uint64_t keys_ex, docs_ex; /* examined */
 };
 
