@@ -11,15 +11,20 @@
 
 #include "doc.h"
 
-/* libbson reads {"$type": ...} as the legacy Extended JSON form of binary data and fails, yet
- * "$type" is a query operator. So keys spelled exactly "$type" are renamed to TYPE_PLACEHOLDER
- * in the text before parsing and renamed back in the BSON afterwards. Only JSON object keys are
- * touched (string values and escaped text are skipped by a small scanner). Text holding a
- * "$binary" key is left alone, since legacy binary {"$binary": "..", "$type": "00"} needs it. */
-#define TYPE_PLACEHOLDER "\x01nx$type"
-#define TYPE_PLACEHOLDER_JSON "\\u0001nx$type"
+/* libbson reads {"$type": ...}, {"$regex": ...} and {"$options": ...} as legacy Extended JSON
+ * (binary data and regular expressions) and then fails or folds them into a BSON regex, yet all
+ * three are query operators. So object keys spelled exactly "$type", "$regex" or "$options" are
+ * renamed to a placeholder ("\x01nx" + the key) in the text before parsing and renamed back in the
+ * BSON afterwards. Only JSON object keys are touched (string values and escaped text are skipped
+ * by a small scanner). Text holding a "$binary" key is left alone, since legacy binary
+ * {"$binary": "..", "$type": "00"} needs its "$type". Consequence: legacy regex Extended JSON
+ * {"$regex": "x", "$options": "i"} stays a document; use {"$regularExpression": {...}}. */
+#define PH_PREFIX "\x01nx"
+#define PH_PREFIX_JSON "\\u0001nx"
 
-/* Returns a copy of json with every "$type" key replaced, or NULL if there is none (or no memory;
+static const char *const k_renamed[] = {"$type", "$regex", "$options"};
+
+/* Returns a copy of json with every such key replaced, or NULL if there is none (or no memory;
  * then *nomem is set). */
 static char *rename_type_keys(const char *json, size_t n, size_t *out_len, bool *nomem) {
   size_t hits = 0;
@@ -47,12 +52,22 @@ static char *rename_type_keys(const char *json, size_t n, size_t *out_len, bool 
       size_t end = i < n ? i + 1 : n; /* one past the closing quote */
       size_t j = end;
       while (j < n && (json[j] == ' ' || json[j] == '\t' || json[j] == '\n' || json[j] == '\r')) j++;
-      bool is_type_key = end - start == 7 && memcmp(json + start, "\"$type\"", 7) == 0 && j < n &&
-                         json[j] == ':';
-      if (is_type_key) {
+      int which = -1;
+      if (j < n && json[j] == ':') {
+        for (int q = 0; q < 3; q++) {
+          size_t kl = strlen(k_renamed[q]);
+          if (end - start == kl + 2 && memcmp(json + start + 1, k_renamed[q], kl) == 0) which = q;
+        }
+      }
+      if (which >= 0) {
         if (out) {
-          memcpy(out + w, "\"" TYPE_PLACEHOLDER_JSON "\"", sizeof TYPE_PLACEHOLDER_JSON + 1);
-          w += sizeof TYPE_PLACEHOLDER_JSON + 1;
+          size_t kl = strlen(k_renamed[which]);
+          out[w++] = '"';
+          memcpy(out + w, PH_PREFIX_JSON, sizeof PH_PREFIX_JSON - 1);
+          w += sizeof PH_PREFIX_JSON - 1;
+          memcpy(out + w, k_renamed[which], kl);
+          w += kl;
+          out[w++] = '"';
         } else {
           hits++;
         }
@@ -71,13 +86,16 @@ static char *rename_type_keys(const char *json, size_t n, size_t *out_len, bool 
   return NULL;
 }
 
-/* Copies src into dst renaming TYPE_PLACEHOLDER keys back to "$type", at every depth. */
+/* Copies src into dst renaming placeholder keys back, at every depth. */
 static bool restore_type_keys(const bson_t *src, bson_t *dst, int depth) {
   bson_iter_t it;
   if (depth > 200 || !bson_iter_init(&it, src)) return false;
   while (bson_iter_next(&it)) {
     const char *k = bson_iter_key(&it);
-    if (strcmp(k, TYPE_PLACEHOLDER) == 0) k = "$type";
+    if (strncmp(k, PH_PREFIX, sizeof PH_PREFIX - 1) == 0) {
+      for (int q = 0; q < 3; q++)
+        if (strcmp(k + sizeof PH_PREFIX - 1, k_renamed[q]) == 0) k = k_renamed[q];
+    }
     bson_type_t t = bson_iter_type(&it);
     if (t == BSON_TYPE_DOCUMENT || t == BSON_TYPE_ARRAY) {
       uint32_t len;
