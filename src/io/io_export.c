@@ -42,6 +42,10 @@ static nx_format format_for(const char *path) {
   if (has_suffix(path, ".json")) return NX_FORMAT_JSON;
   if (has_suffix(path, ".csv") || has_suffix(path, ".tsv")) return NX_FORMAT_CSV;
   if (has_suffix(path, ".bson") || is_dir(path)) return NX_FORMAT_BSON;
+  /* a name without an extension is a folder to create, as mongodump's --out */
+  const char *base = strrchr(path, '/');
+  base = base ? base + 1 : path;
+  if (!strchr(base, '.')) return NX_FORMAT_BSON;
   return NX_FORMAT_AUTO;
 }
 
