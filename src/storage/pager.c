@@ -710,15 +710,15 @@ static int load_page(pager *p, uint32_t pgno, uint8_t **out) {
   if (!buf) return nx_err(NX_NOMEM, "%s: out of memory reading page %u", p->path, pgno);
   uint64_t off;
   int rc;
-  pthread_rwlock_rdlock(&p->idx_lock);
+  pthread_rwlock_rdlock(&p->idx_lock); /* also keeps p->db in place (compaction swaps it) */
   if (li_get(&p->idx, pgno, &off)) {
     rc = wasp_read_frame_page(p, off, pgno, buf);
     pthread_rwlock_unlock(&p->idx_lock);
   } else {
-    pthread_rwlock_unlock(&p->idx_lock);
     size_t got = 0;
     off = (uint64_t)pgno * p->ps;
     rc = os_pread(p->db, buf, p->ps, off, &got);
+    pthread_rwlock_unlock(&p->idx_lock);
     if (rc == NX_OK && got < p->ps)
       rc = NX_CORRUPT_BKPT("page %u of %s: beyond the end of the file (offset %llu)", pgno, p->path,
                            (unsigned long long)off);

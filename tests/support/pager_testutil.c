@@ -7,7 +7,11 @@
 #include <unistd.h>
 
 void pt_tmpfile(char *buf, size_t n, const char *name) {
-  char dir[] = "/tmp/nxpgXXXXXX";
+  /* tmpfs when there is one: the tests open and fsync many small databases */
+  char dir[64];
+  const char *base = getenv("NX_TEST_TMPDIR");
+  if (!base) base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
+  snprintf(dir, sizeof dir, "%s/nxpgXXXXXX", base);
   if (!mkdtemp(dir)) abort();
   snprintf(buf, n, "%s/%s", dir, name);
 }
@@ -172,8 +176,8 @@ int pt_verify(pager *p, uint64_t *counter_out) {
   nx_stats st;
   pager_stats(p, &st);
   pt_acct a = {calloc(st.pages_total + 1, 1), (uint32_t)st.pages_total, 0, 0};
-  if (s.n > PT_SLOTS) rc = nx_err(NX_CORRUPT, "roots hold %u data pages", s.n);
-  if (s.counter && !s.n) rc = nx_err(NX_CORRUPT, "counter %llu but no data pages", (unsigned long long)s.counter);
+  if (s.n > PT_SLOTS) rc = nx_err(NX_ERROR, "WRONG DATA: roots hold %u data pages", s.n);
+  if (s.counter && !s.n) rc = nx_err(NX_ERROR, "WRONG DATA: counter %llu but no data pages", (unsigned long long)s.counter);
   uint64_t prev = s.counter + 1;
   for (uint32_t i = 0; i < s.n && rc == NX_OK; i++) {
     pg_page d;
@@ -183,7 +187,7 @@ int pt_verify(pager *p, uint64_t *counter_out) {
     uint32_t nx = nx_get32(d.data + 36);
     if (c >= prev || (i == 0 && c != s.counter) || nx_get32(d.data + 32) != d.pgno || nx > (ps - 64) / 4 ||
         !pattern_ok(d.data, ps, 40 + 4 * (size_t)nx, c))
-      rc = nx_err(NX_CORRUPT, "data page %u (slot %u) inconsistent: counter %llu, roots counter %llu", d.pgno, i,
+      rc = nx_err(NX_ERROR, "WRONG DATA: data page %u (slot %u) inconsistent: counter %llu, roots counter %llu", d.pgno, i,
                   (unsigned long long)c, (unsigned long long)s.counter);
     prev = c;
     if (rc == NX_OK) rc = mark(&a, d.pgno) ? nx_err(NX_CORRUPT, "page %u reached twice", d.pgno) : NX_OK;
@@ -194,7 +198,7 @@ int pt_verify(pager *p, uint64_t *counter_out) {
       if (rc) break;
       uint64_t want = c + (k == 0 ? 0 : k);
       if (nx_get64(x.data + 24) != c || nx_get32(x.data + 32) != k || !pattern_ok(x.data, ps, 36, want))
-        rc = nx_err(NX_CORRUPT, "extra page %u of data page %u inconsistent", xp, d.pgno);
+        rc = nx_err(NX_ERROR, "WRONG DATA: extra page %u of data page %u inconsistent", xp, d.pgno);
       pg_release(t, &x);
       if (rc == NX_OK) rc = mark(&a, xp) ? nx_err(NX_CORRUPT, "page %u reached twice", xp) : NX_OK;
     }
@@ -202,12 +206,30 @@ int pt_verify(pager *p, uint64_t *counter_out) {
   }
   if (rc == NX_OK) {
     rc = pager_owned_pages(t, mark_owned, &a);
-    if (rc) rc = nx_err(NX_CORRUPT, "page %u is both reachable and owned by the pager (or out of range)", a.badpg);
+    if (rc && a.bad) rc = nx_err(NX_ERROR, "ACCOUNTING: page %u is both reachable and owned by the pager (or out of range)", a.badpg);
   }
   for (uint32_t i = 0; i < a.n && rc == NX_OK; i++)
-    if (!a.st[i]) rc = nx_err(NX_CORRUPT, "page %u of %u leaked: neither reachable nor free", i, a.n);
+    if (!a.st[i]) rc = nx_err(NX_ERROR, "ACCOUNTING: page %u of %u leaked: neither reachable nor free", i, a.n);
   free(a.st);
   pager_abort(t);
   if (rc == NX_OK && counter_out) *counter_out = s.counter;
+  return rc;
+}
+
+int pt_visit(pg_txn *t, void *ctx, int (*markfn)(void *mctx, uint32_t pgno), void *mctx) {
+  (void)ctx;
+  pt_state s;
+  pt_roots_get(pg_roots(t), &s);
+  uint32_t maxx = (pager_page_size(pg_pager(t)) - 64) / 4;
+  int rc = NX_OK;
+  for (uint32_t i = 0; i < s.n && i < PT_SLOTS && rc == NX_OK; i++) {
+    pg_page d;
+    rc = pg_get(t, s.pg[i], 0, &d);
+    if (rc) break;
+    rc = markfn(mctx, d.pgno);
+    uint32_t nx = nx_get32(d.data + 36);
+    for (uint32_t k = 0; k < nx && k < maxx && rc == NX_OK; k++) rc = markfn(mctx, nx_get32(d.data + 40 + 4 * k));
+    pg_release(t, &d);
+  }
   return rc;
 }

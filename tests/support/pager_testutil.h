@@ -39,4 +39,9 @@ int pt_step(pager *p, uint32_t extra, uint64_t *counter_out);
  * the roots' counter; returns NX_OK or NX_CORRUPT with a message, and the counter. */
 int pt_verify(pager *p, uint64_t *counter_out);
 
+/* pg_visit_fn for pager_compact over the workload's pages. */
+int pt_visit(pg_txn *t, void *ctx, int (*markfn)(void *mctx, uint32_t pgno), void *mctx);
+/* pt_verify returns NX_ERROR (never NX_CORRUPT) when the pager returned pages whose content is
+ * wrong, so that tests can tell detected corruption from silently wrong data. */
+
 #endif
