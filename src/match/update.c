@@ -814,8 +814,7 @@ static int do_add_to_set(const uitem *it, mnode *arr) {
 }
 
 static int do_pull(const uitem *it, mnode *arr) {
-  const fnode *root = filter_root(it->pull);
-  const pred *p = &root->kids[0]->p;
+  const pred *p = it->op == U_PULL ? &filter_root(it->pull)->kids[0]->p : NULL;
   uint32_t j = 0;
   while (j < arr->n) {
     bson_t tmp;
@@ -950,6 +949,9 @@ static int descend(const actx *a, const uitem *it, mfield *f, size_t i, const ch
   }
   if (!creates(it->op)) return NX_OK;
   char idb[128];
+  if (it->path.index[i] == POS_ALL)
+    return nx_err(NX_INVALID, "update: Cannot apply array updates to non-array element %s at '%s' "
+                  "in %s", fkey, it->pstr, id_str(a, idb, sizeof idb));
   nx_buf b;
   nx_buf_init(&b, 256);
   bson_value_t v = c->v;
