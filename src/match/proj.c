@@ -251,6 +251,7 @@ int proj_parse(const bson_t *spec, proj_t **out) {
     if (rc == NX_OK) rc = insert_path(pj, path, ncomp, k, &leaf);
     if (rc == NX_OK) leaf->kind = incl ? PN_INCLUDE : PN_EXCLUDE;
   }
+  if (mode == 0 && id_mode == 1) mode = 1; /* {_id: 1} alone is an inclusion projection */
   pj->inclusion = mode == 1;
   if (rc == NX_OK && id_mode != -1) {
     /* _id: included by default in inclusion mode, kept by default in exclusion mode */
