@@ -412,8 +412,11 @@ static int path_touch(pg_txn *t, bt_desc *d, bt_path *p) {
   uint64_t me = pg_txnid(t);
   for (int lvl = 0; lvl < p->depth; lvl++) {
     bool leaf = lvl + 1 == p->depth;
-    int rc = bt_page_validate(p->pg[lvl].data, ps, leaf, p->pg[lvl].pgno);
-    if (rc) return rc;
+    int rc;
+    /* A page this txn wrote was built here (or validated when first touched). */
+    if (nx_get64(p->pg[lvl].data + 8) != me &&
+        (rc = bt_page_validate(p->pg[lvl].data, ps, leaf, p->pg[lvl].pgno)) != NX_OK)
+      return rc;
     rc = pg_write(t, &p->pg[lvl]);
     if (rc) return rc;
     if (lvl == 0) {

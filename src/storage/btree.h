@@ -93,7 +93,22 @@ void bt_read_free(pg_txn *t, bt_read *r);
 /* Key comparison: memcmp order, a prefix sorts first. */
 static inline int bt_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn) {
   size_t m = an < bn ? an : bn;
-  int c = m ? memcmp(a, b, m) : 0;
+  int c = 0;
+  if (m >= 8) { /* most keys differ in their first 8 bytes: compare them as one big-endian word */
+    uint64_t x, y;
+    memcpy(&x, a, 8);
+    memcpy(&y, b, 8);
+    if (x != y) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+      x = __builtin_bswap64(x);
+      y = __builtin_bswap64(y);
+#endif
+      return x < y ? -1 : 1;
+    }
+    c = memcmp(a + 8, b + 8, m - 8);
+  } else if (m) {
+    c = memcmp(a, b, m);
+  }
   if (c) return c;
   return an < bn ? -1 : (an > bn ? 1 : 0);
 }
@@ -113,6 +128,7 @@ int bt_drop(pg_txn *t, bt_desc *d);
 /* ---- Cursors ---- */
 typedef struct bt_cursor {
   pg_txn *t;
+  uint32_t ps;                   /* page size */
   bt_desc d;                     /* the tree as of the last positioning */
   int depth;                     /* levels pinned in pg[] */
   pg_page pg[BT_MAX_DEPTH];      /* pinned path, pg[0] the root */

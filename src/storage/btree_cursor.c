@@ -14,7 +14,7 @@
 
 #include <string.h>
 
-static uint32_t cur_ps(const bt_cursor *c) { return pager_page_size(pg_pager(c->t)); }
+static inline uint32_t cur_ps(const bt_cursor *c) { return c->ps; }
 
 static void cur_release(bt_cursor *c) {
   for (int i = 0; i < c->depth; i++) pg_release(c->t, &c->pg[i]);
@@ -25,6 +25,7 @@ static void cur_release(bt_cursor *c) {
 void bt_cursor_init(bt_cursor *c, pg_txn *t, const bt_desc *d) {
   memset(c, 0, sizeof *c);
   c->t = t;
+  c->ps = pager_page_size(pg_pager(t));
   c->d = *d;
   nx_buf_init(&c->buf, 0);
 }
