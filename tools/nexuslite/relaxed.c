@@ -268,7 +268,10 @@ static bool number(rx *r) {
   if (isinf(d)) sb_printf(r->out, "{\"$numberDouble\":\"%sInfinity\"}", d < 0 ? "-" : "");
   else {
     char dt[40];
-    snprintf(dt, sizeof dt, "%.17g", d);
+    for (int prec = 15; prec <= 17; prec++) { /* the shortest text that reads back the same */
+      snprintf(dt, sizeof dt, "%.*g", prec, d);
+      if (strtod(dt, NULL) == d) break;
+    }
     if (!strpbrk(dt, ".eEn")) {
       size_t l = strlen(dt);
       snprintf(dt + l, sizeof dt - l, ".0");

@@ -1160,9 +1160,11 @@ static int translate(void) {
   sb_init(&out);
   char buf[4096];
   int rc = CLI_EXIT_OK;
-  while (fgets(buf, sizeof buf, stdin)) {
-    sb_adds(&line, buf);
-    if (rx_balance(sb_str(&line)) > 0 && !feof(stdin)) continue;
+  for (;;) {
+    bool eof = !fgets(buf, sizeof buf, stdin);
+    if (!eof) sb_adds(&line, buf);
+    if (!eof && rx_balance(sb_str(&line)) > 0) continue;
+    if (eof && !line.len) break;
     const char *p = sb_str(&line);
     rx_skip(&p);
     if (*p) {
@@ -1175,6 +1177,7 @@ static int translate(void) {
       }
     }
     sb_clear(&line);
+    if (eof) break;
   }
   sb_free(&line);
   sb_free(&out);

@@ -1,0 +1,70 @@
+"""Drives `nexuslite shell` through a pseudo-terminal: prompt, line editing input, a multi-line
+statement with the continuation prompt, Ctrl-C at the prompt, exit, and the history file.
+Usage: pty_shell.py NEXUSLITE DB HOME. Prints one line per check; exit 1 when one failed."""
+import os
+import pty
+import select
+import sys
+
+nx, db, home = sys.argv[1:4]
+env = dict(os.environ, TERM="dumb", LC_ALL="C.UTF-8", NO_COLOR="1", HOME=home)
+env.pop("NEXUSLITE_HISTORY", None)
+pid, fd = pty.fork()
+if pid == 0:
+    os.execve(nx, [nx, "--db", db, "shell"], env)
+
+buf = b""
+failed = 0
+
+
+def read_until(token, what):
+    """Reads until token appears (30 s guard against a hang, not a timing check)."""
+    global buf, failed
+    while token not in buf:
+        r, _, _ = select.select([fd], [], [], 30)
+        if not r:
+            break
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        buf += data
+    ok = token in buf
+    print(("ok   " if ok else "FAIL ") + what)
+    if not ok:
+        failed += 1
+        sys.stdout.write("  output so far: %r\n" % buf[-400:])
+    else:
+        buf = buf[buf.index(token) + len(token):]
+    return ok
+
+
+read_until(b"nexuslite> ", "first prompt")
+os.write(fd, b'db.t.insertOne({_id: 1, v: "x"})\r')
+read_until(b"insertedId: 1", "insertOne result")
+read_until(b"nexuslite> ", "prompt after a statement")
+os.write(fd, b"db.t.find(\r")
+read_until(b"... ", "continuation prompt for an open bracket")
+os.write(fd, b"{_id: 1})\r")
+read_until(b"v: 'x'", "multi-line statement ran")
+read_until(b"nexuslite> ", "prompt after multi-line")
+os.write(fd, b"db.t.find({\r")
+read_until(b"... ", "continuation prompt again")
+os.write(fd, b"\x03")
+read_until(b"nexuslite> ", "Ctrl-C drops the pending input, the shell goes on")
+os.write(fd, b"db.t.countDocuments()\r")
+read_until(b"1\r\n", "shell still answers after Ctrl-C")
+read_until(b"nexuslite> ", "prompt")
+os.write(fd, b"exit\r")
+_, status = os.waitpid(pid, 0)
+code = os.waitstatus_to_exitcode(status)
+print(("ok   " if code == 0 else "FAIL ") + "exit status %d" % code)
+failed += code != 0
+hist = os.path.join(home, ".nexuslite_history")
+text = open(hist, encoding="utf-8", errors="replace").read() if os.path.exists(hist) else ""
+ok = "countDocuments" in text
+print(("ok   " if ok else "FAIL ") + "history file keeps the statements")
+failed += not ok
+sys.exit(1 if failed else 0)
