@@ -38,10 +38,8 @@ void api_in_free(api_doc *d) {
 
 int api_check(const nx_db *db, const char *coll, const char *what) {
   if (!db) return nx_err(NX_MISUSE, "%s: database handle is NULL", what);
-  if (coll) {
-    int rc = eng_coll_name_check(coll);
-    if (rc != NX_OK) return nx_err_prefix(rc, "%s: ", what);
-  }
+  int rc = eng_coll_name_check(coll);
+  if (rc != NX_OK) return nx_err_prefix(rc, "%s: ", what);
   return NX_OK;
 }
 
