@@ -408,3 +408,18 @@ Test(io_read, utf8_checker_rejects_overlongs_surrogates_and_nul) {
   cr_assert_eq(io_utf8_check((const uint8_t *)"a\0b", 3, true), 1);
   cr_assert_eq(io_utf8_check((const uint8_t *)"a\0b", 3, false), 3);
 }
+
+Test(io_read, bson_invalid_utf8_in_a_string_value_is_a_record_error_with_its_offset) {
+  /* libbson's own validation does not look inside string values: the reader does */
+  uint8_t b[] = {15, 0, 0, 0, 2, 's', 0, 3, 0, 0, 0, 'a', 0xff, 0, 0, /* then a good one */
+                 12, 0, 0, 0, 0x10, 'a', 0, 2, 0, 0, 0, 0};
+  io_reader *r;
+  io_read_opts o = fmt(NX_FORMAT_BSON);
+  cr_assert_eq(io_reader_open_mem(b, sizeof b, "u.bson", &o, &r), NX_OK);
+  const bson_t *d;
+  cr_assert_eq(io_reader_next(r, &d), NX_PARSE);
+  cr_assert(strstr(nx_err_msg(), "invalid UTF-8 at byte offset 12"), "%s", nx_err_msg());
+  cr_assert_eq(io_reader_next(r, &d), NX_ROW);
+  cr_assert_eq(io_reader_next(r, &d), NX_DONE);
+  io_reader_close(r);
+}

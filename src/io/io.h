@@ -173,6 +173,15 @@ int io_export(nx_db *db, const char *coll, const char *path, const nx_export_opt
               const bson_t *filter, const bson_t *projection, const bson_t *sort,
               nx_export_report *rep);
 
+/* ---- Fuzzing ---- */
+/**
+ * Reads every record of `data` as `format` through a reader (options derived from n, so a corpus
+ * file needs no option header), checks each document returned (valid BSON, renders as JSON,
+ * writes through a CSV/NDJSON/BSON rendering) and returns the number of records read. Aborts on
+ * a broken invariant: the entry point of fuzz/fuzz_*.c and of tests/test_fuzz_replay_io.c.
+ */
+size_t io_fuzz_read(const uint8_t *data, size_t n, nx_format format);
+
 /* ---- Redaction ---- */
 /** Copies doc into out (initialised by the call) with each dotted path of the comma-separated
  *  list `fields` replaced by the string "***" or, when drop, removed. Paths go through arrays of

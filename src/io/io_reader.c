@@ -536,6 +536,55 @@ static int need_bytes(io_reader *r, size_t n) {
   return NX_OK;
 }
 
+/* libbson's BSON_VALIDATE_UTF8 does not look inside string values (1.23): every key and string
+ * is checked here. Returns false with *bad = offset (from the document's start) of the first
+ * invalid byte. */
+static bool strings_valid(bson_iter_t *it, const uint8_t *base, size_t *bad) {
+  while (bson_iter_next(it)) {
+    const char *k = bson_iter_key(it);
+    size_t kl = strlen(k);
+    size_t at = io_utf8_check((const uint8_t *)k, kl, true);
+    if (at < kl) {
+      *bad = (size_t)((const uint8_t *)k - base) + at;
+      return false;
+    }
+    const char *str = NULL;
+    uint32_t sl = 0;
+    switch (bson_iter_type(it)) {
+    case BSON_TYPE_UTF8: str = bson_iter_utf8(it, &sl); break;
+    case BSON_TYPE_SYMBOL: str = bson_iter_symbol(it, &sl); break;
+    case BSON_TYPE_CODE: str = bson_iter_code(it, &sl); break;
+    case BSON_TYPE_CODEWSCOPE: {
+      const uint8_t *sd;
+      uint32_t sdl;
+      str = bson_iter_codewscope(it, &sl, &sdl, &sd);
+      break;
+    }
+    case BSON_TYPE_REGEX: {
+      const char *opts = NULL;
+      str = bson_iter_regex(it, &opts);
+      sl = (uint32_t)strlen(str);
+      break;
+    }
+    case BSON_TYPE_DOCUMENT:
+    case BSON_TYPE_ARRAY: {
+      bson_iter_t child;
+      if (bson_iter_recurse(it, &child) && !strings_valid(&child, base, bad)) return false;
+      break;
+    }
+    default: break;
+    }
+    if (str) {
+      at = io_utf8_check((const uint8_t *)str, sl, false); /* embedded NUL is legal in BSON strings */
+      if (at < sl) {
+        *bad = (size_t)((const uint8_t *)str - base) + at;
+        return false;
+      }
+    }
+  }
+  return true;
+}
+
 static int bson_next(io_reader *r, const bson_t **doc) {
   io_src *s = &r->src;
   r->where.line = 0;
@@ -583,6 +632,11 @@ static int bson_next(io_reader *r, const bson_t **doc) {
                   err.message[0] ? err.message : "invalid",
                   (unsigned long long)(r->where.offset + bad_off));
   }
+  bson_iter_t it;
+  if (bson_iter_init(&it, &r->view) && !strings_valid(&it, p, &bad_off))
+    return nx_err(NX_PARSE, "%s: bad BSON document at byte offset %llu: invalid UTF-8 at byte offset "
+                  "%llu", r->name, (unsigned long long)r->where.offset,
+                  (unsigned long long)(r->where.offset + bad_off));
   *doc = &r->view;
   return NX_ROW;
 }
