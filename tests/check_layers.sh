@@ -21,16 +21,12 @@ for d in "$src"/*/; do
   for h in "$d"*.h; do [ -e "$h" ] && owner[$(basename "$h")]=$l; done
 done
 bad=0
-for d in "$src"/*/; do
-  l=$(basename "$d")
-  for f in "$d"*.[ch]; do
-    [ -e "$f" ] || continue
-    while read -r inc; do
-      o=${owner[$inc]:-}
-      [ -z "$o" ] && continue
-      case " ${allowed[$l]} " in *" $o "*) ;; *) echo "layering: $f includes $inc from layer '$o' above '$l'"; bad=1;; esac
-    done < <(grep -oE '^#include "[^"]+"' "$f" | sed -E 's/#include "(.*)"/\1/' | xargs -n1 basename 2>/dev/null)
-  done
-done
+while IFS=: read -r f inc; do
+  l=$(basename "$(dirname "$f")")
+  inc=${inc##*/}
+  o=${owner[$inc]:-}
+  [ -z "$o" ] && continue
+  case " ${allowed[$l]:-} " in *" $o "*) ;; *) echo "layering: $f includes $inc from layer '$o' above '$l'"; bad=1;; esac
+done < <(grep -oE '^#include "[^"]+"' "$src"/*/*.[ch] | sed -E 's/:#include "(.*)"$/:\1/')
 if [ $bad -eq 0 ]; then echo "1 passed, 0 failed"; else echo "0 passed, 1 failed"; fi
 exit $bad
