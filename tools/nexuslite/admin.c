@@ -434,6 +434,8 @@ int cmd_export(cli *c, int argc, char **argv) {
       o.redact_drop = true;
     } else if (!strcmp(argv[i], "--force")) {
       o.force = true;
+    } else if (!strcmp(argv[i], "--canonical")) {
+      o.canonical = true;
     } else if (argv[i][0] == '-' && argv[i][1] == '-') {
       cli_err(c, "export: unknown option %s (see nexuslite export --help)", argv[i]);
       return CLI_EXIT_USAGE;

@@ -229,7 +229,7 @@ int cmd_collections(cli *c, int argc, char **argv) {
 /* ---- insert ---- */
 
 typedef struct batch {
-  bson_t *docs;
+  bson_t **docs;    /* owned copies (pointers: a bson_t must not move once allocated) */
   nx_in *in;
   size_t n, cap;
   uint64_t total;   /* committed so far */
@@ -242,19 +242,19 @@ static void batch_push(batch *b, const bson_t *doc) {
     b->in = realloc(b->in, b->cap * sizeof *b->in);
     if (!b->docs || !b->in) exit(CLI_EXIT_ERROR);
   }
-  bson_copy_to(doc, &b->docs[b->n]);
+  b->docs[b->n] = bson_copy(doc);
   b->n++;
 }
 
 static void batch_clear(batch *b) {
-  for (size_t i = 0; i < b->n; i++) bson_destroy(&b->docs[i]);
+  for (size_t i = 0; i < b->n; i++) bson_destroy(b->docs[i]);
   b->n = 0;
 }
 
 /* Inserts the pending documents atomically. `first_line` numbers them in messages. */
 static int batch_flush(cli *c, batch *b, const char *coll, const char *where) {
   if (!b->n) return CLI_EXIT_OK;
-  for (size_t i = 0; i < b->n; i++) b->in[i] = nx_bson(&b->docs[i]);
+  for (size_t i = 0; i < b->n; i++) b->in[i] = nx_bson(b->docs[i]);
   size_t failed = 0;
   int st = b->n == 1 ? nx_insert_one(c->db, NULL, coll, b->in[0], NULL)
                      : nx_insert_many(c->db, NULL, coll, b->in, b->n, &failed);

@@ -74,11 +74,13 @@ const help_entry cli_help_table[] = {
      "--batch N\tdocuments per transaction (default 1000)\n"
      "--ttl-field F\ta date or seconds field that becomes the document's expiry\n"
      "--skip-errors\tgo on past bad records (written to FILE.errors.jsonl)"},
-    {"export", "export COLLECTION FILE [--format auto|ndjson|json|csv|bson] [--filter F] [--sort S] [--project P] [--fields a,b] [--redact f,g] [--redact-drop] [--force]",
+    {"export", "export COLLECTION FILE [--format auto|ndjson|json|csv|bson] [--filter F] [--sort S] [--project P] [--fields a,b] [--redact f,g] [--redact-drop] [--canonical] [--force]",
      "export a collection to a file",
      "--format F\tby the file's extension when auto\n--filter F\twhich documents\n--sort S\torder\n"
      "--project P\tfields\n--fields a,b\tCSV columns\n--redact f,g\tmask these fields\n"
-     "--redact-drop\tdrop redacted fields instead of masking them\n--force\toverwrite an existing file"},
+     "--redact-drop\tdrop redacted fields instead of masking them\n"
+     "--canonical\tNDJSON/JSON in canonical Extended JSON (every BSON type kept exactly)\n"
+     "--force\toverwrite an existing file"},
     {"version", "version [--short]", "print the version", ""},
     {"help", "help [COMMAND | --man]", "print help, or the man page in roff", ""},
 };

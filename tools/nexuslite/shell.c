@@ -547,9 +547,15 @@ static bool run_collection(shell *s, const char *coll, part *parts, int n) {
       sh_error(s, "%s() needs an array of documents", name);
       return false;
     }
-    size_t cnt = 0, cap = 16;
-    nx_in *in = malloc(cap * sizeof *in);
-    bson_t *docs = malloc(cap * sizeof *docs);
+    /* Sized once: a bson_t points into itself and must never move (no realloc of the array). */
+    size_t cnt = 0, cap = 1;
+    if (BSON_ITER_HOLDS_ARRAY(&it)) {
+      cap = 0;
+      bson_iter_recurse(&it, &ai);
+      while (bson_iter_next(&ai)) cap++;
+    }
+    nx_in *in = calloc(cap ? cap : 1, sizeof *in);
+    bson_t *docs = calloc(cap ? cap : 1, sizeof *docs);
     if (!in || !docs) exit(CLI_EXIT_ERROR);
     if (BSON_ITER_HOLDS_DOCUMENT(&it)) {
       uint32_t len;
@@ -558,18 +564,12 @@ static bool run_collection(shell *s, const char *coll, part *parts, int n) {
       bson_init_static(&docs[cnt++], data, len);
     } else {
       bson_iter_recurse(&it, &ai);
-      while (bson_iter_next(&ai)) {
+      while (bson_iter_next(&ai) && cnt < cap) {
         if (!BSON_ITER_HOLDS_DOCUMENT(&ai)) {
           sh_error(s, "%s(): element %s is not a document", name, bson_iter_key(&ai));
           free(in);
           free(docs);
           return false;
-        }
-        if (cnt == cap) {
-          cap *= 2;
-          in = realloc(in, cap * sizeof *in);
-          docs = realloc(docs, cap * sizeof *docs);
-          if (!in || !docs) exit(CLI_EXIT_ERROR);
         }
         uint32_t len;
         const uint8_t *data;
