@@ -58,7 +58,8 @@ int nx_regex_compile(const char *pattern, size_t plen, const char *options, cons
     pcre2_general_context_free(gc);
     PCRE2_UCHAR msg[256];
     if (pcre2_get_error_message(ecode, msg, sizeof msg) < 0) memcpy(msg, "unknown error", 14);
-    if (ecode == PCRE2_ERROR_NOMEMORY) return nx_err(NX_NOMEM, "%s: out of memory", who);
+    if (ecode == PCRE2_ERROR_NOMEMORY || ecode == PCRE2_ERROR_HEAP_FAILED)
+      return nx_err(NX_NOMEM, "%s: out of memory compiling regex at '%s'", who, where);
     return nx_err(NX_INVALID, "%s: invalid regular expression at '%s': %s at offset %zu", who,
                   where, (const char *)msg, (size_t)eoff);
   }
