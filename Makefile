@@ -38,7 +38,7 @@ test: deps
 
 demo: deps build
 	@$(BUILD)/nexuslite-demo-setup 2>/dev/null || true
-	@if [ -x $(BUILD)/nexuslite ]; then bash scripts/demo; else $(BUILD)/examples/ex_storage_basics demo.db; fi
+	@if [ -x $(BUILD)/nexuslite ]; then bash scripts/demo $(BUILD); else $(BUILD)/examples/ex_storage_basics demo.db; fi
 
 bench: deps build
 	@cmake --build $(BUILD) --target benchmarks -j $(JOBS)
