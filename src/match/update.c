@@ -563,6 +563,7 @@ static int parse_common(const bson_t *spec, bool force_replacement, update_t **o
   int rc = NX_OK;
   u->spec = bson_copy(spec);
   bson_iter_t it;
+  memset(&it, 0, sizeof it);
   if (!u->spec || !bson_iter_init(&it, u->spec)) rc = nx_err(NX_INVALID, "update: malformed BSON");
   bson_iter_t probe = it;
   bool first = rc == NX_OK && bson_iter_next(&probe);
