@@ -89,6 +89,15 @@ static uint64_t g_sim_crash_at; /* 0 = disarmed; else fire when g_sim_io reaches
 static bool g_sim_crashed;
 static uint64_t g_sim_seq;
 static name_tab g_cur, g_dur;
+static os_trace_fn g_trace;
+static void *g_trace_ctx;
+
+void os_sim_set_trace(os_trace_fn fn, void *ctx) {
+  pthread_mutex_lock(&g_mu);
+  g_trace = fn;
+  g_trace_ctx = ctx;
+  pthread_mutex_unlock(&g_mu);
+}
 
 static const char *op_name(os_op op) {
   static const char *names[] = {"open", "read", "write", "sync", "truncate",
@@ -109,8 +118,11 @@ static int os_fail(int err, os_op op, const char *path) {
 
 /* Counts a call of kind op and returns the errno to inject (0: none). Also drives the simulated
  * crash: once fired, every call of a simulated file fails. */
-static int fault_check(os_op op, bool counted_for_sim) {
+static int fault_check_at(os_op op, bool counted_for_sim, const char *path, uint64_t off, uint64_t n, bool crashable) {
   int err = 0;
+  os_trace_fn tr = NULL;
+  void *trc = NULL;
+  uint64_t idx = 0;
   pthread_mutex_lock(&g_mu);
   g_count[op]++;
   g_count[OS_OP_ANY]++;
@@ -121,12 +133,17 @@ static int fault_check(os_op op, bool counted_for_sim) {
   }
   if (g_sim_on && counted_for_sim) {
     g_sim_io++;
+    idx = g_sim_io;
+    tr = g_trace;
+    trc = g_trace_ctx;
     if (g_sim_crash_at && g_sim_io >= g_sim_crash_at) g_sim_crashed = true;
   }
-  if (g_sim_crashed && err == 0) err = EIO;
+  if (g_sim_crashed && err == 0 && (crashable || counted_for_sim)) err = EIO;
   pthread_mutex_unlock(&g_mu);
+  if (tr) tr(trc, idx, op, path, off, n);
   return err;
 }
+
 
 static bool short_check(size_t *keep) {
   bool fire = false;
@@ -185,8 +202,7 @@ static int grow(uint8_t **buf, uint64_t *cap, uint64_t need) {
   uint64_t nc = *cap ? *cap : 4096;
   while (nc < need) nc *= 2;
   uint8_t *nb = nx_realloc(*buf, (size_t)nc);
-  if (!nb) return NX_NOMEM;
-  memset(nb + *cap, 0, (size_t)(nc - *cap));
+  if (!nb) return NX_NOMEM; /* bytes past the size are zeroed by set_size when they come into use */
   *buf = nb;
   *cap = nc;
   return NX_OK;
@@ -327,7 +343,7 @@ int os_open(const char *path, unsigned flags, os_file **out) {
   }
   f->fd = -1;
   f->flags = flags;
-  int err = fault_check(OS_OP_OPEN, true);
+  int err = fault_check_at(OS_OP_OPEN, !(flags & OS_MEMORY), path, 0, 0, false);
   if (err) goto fail_err;
   if (flags & OS_MEMORY) {
     f->v = nx_calloc(1, sizeof *f->v);
@@ -401,7 +417,7 @@ const char *os_path(const os_file *f) { return f ? f->path : "?"; }
 
 int os_pread(os_file *f, void *buf, size_t n, uint64_t off, size_t *got) {
   *got = 0;
-  int err = fault_check(OS_OP_READ, false);
+  int err = fault_check_at(OS_OP_READ, false, f->path, off, n, f->v && !(f->flags & OS_MEMORY));
   if (err && err != EINTR) return os_fail(err, OS_OP_READ, f->path);
   if (f->v) {
     pthread_mutex_lock(&g_mu);
@@ -459,7 +475,7 @@ static int vnode_write(os_file *f, const void *buf, size_t n, uint64_t off) {
 
 int os_pwrite(os_file *f, const void *buf, size_t n, uint64_t off) {
   if (f->flags & OS_RDONLY) return nx_err(NX_READONLY, "write to %s opened read-only", f->path);
-  int err = fault_check(OS_OP_WRITE, true);
+  int err = fault_check_at(OS_OP_WRITE, !(f->flags & OS_MEMORY), f->path, off, n, false);
   if (err && err != EINTR) return os_fail(err, OS_OP_WRITE, f->path);
   size_t keep = 0;
   bool shorted = short_check(&keep);
@@ -485,7 +501,7 @@ int os_sync(os_file *f) {
   ctx = g_sync_ctx;
   pthread_mutex_unlock(&g_mu);
   if (hook) hook(ctx);
-  int err = fault_check(OS_OP_SYNC, true);
+  int err = fault_check_at(OS_OP_SYNC, !(f->flags & OS_MEMORY), f->path, 0, 0, false);
   if (err == EINTR) err = 0;
   if (err) return os_fail(err, OS_OP_SYNC, f->path);
   if (f->v) {
@@ -506,7 +522,7 @@ int os_sync(os_file *f) {
 }
 
 static int resize(os_file *f, uint64_t size, bool only_grow, os_op op) {
-  int err = fault_check(op, true);
+  int err = fault_check_at(op, !(f->flags & OS_MEMORY), f->path, size, 0, false);
   if (err == EINTR) err = 0;
   if (err) return os_fail(err, op, f->path);
   if (f->v) {
@@ -572,7 +588,7 @@ int os_exists(const char *path, bool *out) {
 }
 
 int os_rename(const char *from, const char *to) {
-  int err = fault_check(OS_OP_RENAME, true);
+  int err = fault_check_at(OS_OP_RENAME, true, from, 0, 0, false);
   if (err) return os_fail(err, OS_OP_RENAME, from);
   pthread_mutex_lock(&g_mu);
   if (g_sim_on) {
@@ -594,7 +610,7 @@ int os_rename(const char *from, const char *to) {
 }
 
 int os_unlink(const char *path) {
-  int err = fault_check(OS_OP_UNLINK, true);
+  int err = fault_check_at(OS_OP_UNLINK, true, path, 0, 0, false);
   if (err) return os_fail(err, OS_OP_UNLINK, path);
   pthread_mutex_lock(&g_mu);
   if (g_sim_on) {
@@ -609,7 +625,7 @@ int os_unlink(const char *path) {
 }
 
 int os_sync_dir(const char *path) {
-  int err = fault_check(OS_OP_DIRSYNC, true);
+  int err = fault_check_at(OS_OP_DIRSYNC, true, path, 0, 0, false);
   if (err) return os_fail(err, OS_OP_DIRSYNC, path);
   pthread_mutex_lock(&g_mu);
   if (g_sim_on) {
@@ -667,7 +683,7 @@ static int locked_by(os_file *f) {
 }
 
 int os_lock(os_file *f) {
-  int err = fault_check(OS_OP_LOCK, false);
+  int err = fault_check_at(OS_OP_LOCK, false, f->path, 0, 0, f->v && !(f->flags & OS_MEMORY));
   if (err) return os_fail(err, OS_OP_LOCK, f->path);
   char pid[32];
   int n = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
@@ -775,8 +791,8 @@ static int vnode_crash(vnode *v, os_crash_mode mode, uint64_t *rng, uint64_t tor
     if (keep && pend_apply(v, o, n)) return NX_NOMEM;
   }
   pend_clear(v);
-  v->size = 0;
-  if (apply_write(&v->data, &v->size, &v->cap, 0, v->dur, (size_t)v->dur_size)) return NX_NOMEM;
+  if (grow(&v->data, &v->cap, v->dur_size)) return NX_NOMEM;
+  if (v->dur_size) memcpy(v->data, v->dur, (size_t)v->dur_size);
   v->size = v->dur_size;
   v->locked = false;
   return NX_OK;

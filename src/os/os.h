@@ -82,5 +82,12 @@ void os_sim_crash_after(uint64_t n);  /* 0 disarms */
 bool os_sim_crashed(void);            /* has the armed crash fired? */
 int os_sim_power_loss(os_crash_mode mode, uint64_t seed);
 uint64_t os_sim_io_count(void);       /* I/O calls counted since enable (to size crash loops) */
+/* Calls counted by the simulator are the mutating ones: open, write, sync, truncate/preallocate,
+ * rename, unlink, directory sync (reads are not counted: a crash before a read equals a crash
+ * before the next mutating call). A trace function, when set, sees each counted call before it
+ * runs: its number since enable (1-based, what os_sim_crash_after counts), kind, path, offset and
+ * length (tests classify crash points by phase with it). */
+typedef void (*os_trace_fn)(void *ctx, uint64_t idx, os_op op, const char *path, uint64_t off, uint64_t n);
+void os_sim_set_trace(os_trace_fn fn, void *ctx);
 
 #endif

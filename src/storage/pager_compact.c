@@ -195,7 +195,15 @@ static int compact_locked(pager *p, pg_visit_fn visit, void *ctx, nx_progress_fn
     u32_free(&freev);
     return rc;
   }
-  /* the new file is in place: switch to it */
+  /* the new file is in place: switch to it (by its real name, for messages and reopening) */
+  os_file *nf = NULL;
+  int orc = os_open(p->path, 0, &nf);
+  if (orc == NX_OK) {
+    os_close(f);
+    f = nf;
+  } else if (rc == NX_OK) {
+    rc = orc;
+  }
   pthread_rwlock_wrlock(&p->idx_lock);
   os_file *old = p->db;
   p->db = f;

@@ -103,7 +103,9 @@ int wasp_create_header(pager *p) {
  * allocated blocks instead of growing the file). */
 static int log_reserve(pager *p, uint64_t end) {
   if (end <= p->log_alloc || p->memory) return NX_OK;
-  uint64_t step = 1u << 20;
+  /* steps of 1 MiB, smaller when checkpoints keep the log small */
+  uint64_t step = p->ckpt_bytes / 2 < (1u << 20) ? p->ckpt_bytes / 2 : (1u << 20);
+  if (step < 65536) step = 65536;
   uint64_t want = (end + step - 1) / step * step;
   int rc = os_preallocate(p->log, want);
   if (rc) return rc;

@@ -247,7 +247,7 @@ static int apply_commit(scan *s, uint64_t txn) {
  * on that says the log was synced past `stop`? Scans in 1 MiB chunks at 64-byte steps. */
 static int check_synced_past(scan *s, uint64_t stop) {
   pager *p = s->p;
-  size_t chunk = 1u << 20;
+  size_t chunk = 256u << 10;
   uint8_t *buf = nx_malloc(chunk);
   if (!buf) return nx_err(NX_NOMEM, "%s: out of memory in recovery", p->path);
   int rc = NX_OK;
