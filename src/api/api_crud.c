@@ -12,10 +12,10 @@
 
 /* ---- Inserts ---- */
 
-/* Validates, then inserts one document into c. */
+/* Inserts one document, already validated by the caller, into c. */
 static int insert_doc(nx_txn *t, eng_coll *c, const bson_t *doc, bson_value_t *out_id) {
   bson_t fin;
-  int rc = eng_prepare_insert(t, c, doc, &fin);
+  int rc = eng_prepare_insert_ex(t, c, doc, true, &fin);
   if (rc != NX_OK) return rc;
   rc = eng_doc_write(t, c, ENG_INSERT, NULL, NULL, &fin, 0);
   if (rc == NX_OK && out_id) {
@@ -241,7 +241,13 @@ int nx_find_one(nx_db *db, nx_txn *txn, const char *coll, nx_in filter, const nx
   nx_txn *t;
   bool own;
   rc = eng_txn_use(db, txn, false, "nx_find_one", &t, &own);
-  if (rc == NX_OK) {
+  bool handled = false;
+  if (rc == NX_OK && !fi.o.projection && !fi.o.sort && fi.o.skip == 0) {
+    rc = q_find_one_by_id(t, coll, fi.filter.p, out, &handled);
+    if (handled && rc == NX_NOTFOUND) rc = nx_err(NX_NOTFOUND, "nx_find_one: no document in '%s' matches the filter", coll);
+    if (handled) rc = eng_txn_done(t, own, rc, false);
+  }
+  if (rc == NX_OK && !handled) {
     nx_cursor *c;
     rc = q_find(t, false, coll, fi.filter.p, &fi.o, &c);
     if (rc == NX_OK) {

@@ -207,5 +207,7 @@ int eng_doc_write(nx_txn *t, eng_coll *c, eng_op op, const bson_t *old_doc,
  * the collection says {"idFormat": "uuidv4"}) when missing.
  */
 int eng_prepare_insert(nx_txn *t, eng_coll *c, const bson_t *doc, bson_t *out);
+/** The same, skipping doc_validate_for_storage when the caller already ran it (`validated`). */
+int eng_prepare_insert_ex(nx_txn *t, eng_coll *c, const bson_t *doc, bool validated, bson_t *out);
 
 #endif

@@ -23,7 +23,11 @@ static bool first_id(const bson_t *doc, bson_iter_t *it) {
 }
 
 int eng_prepare_insert(nx_txn *t, eng_coll *c, const bson_t *doc, bson_t *out) {
-  int rc = doc_validate_for_storage(doc);
+  return eng_prepare_insert_ex(t, c, doc, false, out);
+}
+
+int eng_prepare_insert_ex(nx_txn *t, eng_coll *c, const bson_t *doc, bool validated, bson_t *out) {
+  int rc = validated ? NX_OK : doc_validate_for_storage(doc);
   if (rc != NX_OK) return nx_err_prefix(rc, "insert into '%s': ", c->name);
   bson_iter_t it;
   if (!bson_iter_init(&it, doc)) return nx_err(NX_INVALID, "insert into '%s': document is not BSON", c->name);

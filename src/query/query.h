@@ -45,6 +45,10 @@ int q_next(nx_cursor *c, const bson_t **doc);
 int q_next_raw(nx_cursor *c, const bson_t **doc, nx_doc_meta *meta);
 void q_close(nx_cursor *c);
 
+/** find_one's fast path: when filter is exactly {_id: scalar}, sets *handled and looks the
+ *  document up directly (NX_OK with *out initialised, or NX_NOTFOUND); else *handled = false. */
+int q_find_one_by_id(nx_txn *t, const char *coll, const bson_t *filter, bson_t *out, bool *handled);
+
 /** Counts matching documents (O(1) for an empty filter on a collection without expiring
  *  documents). A missing collection counts 0. */
 int q_count(nx_txn *t, const char *coll, const bson_t *filter, uint64_t *out);
