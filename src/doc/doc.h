@@ -128,8 +128,11 @@ int doc_path_visit(const bson_t *doc, const doc_path *path, bool expand_leaf_arr
  * "document: field name '$set' at top level may not start with '$'".
  */
 int doc_validate_for_storage(const bson_t *doc);
-/** Depth of nesting of `doc` (a flat document is 1), counting arrays and subdocuments. */
+/** Depth of nesting of `doc` (a flat document is 1), counting arrays and subdocuments; the walk
+ *  stops below DOC_MAX_DEPTH + 1, so deeper documents report DOC_MAX_DEPTH + 1. */
 int doc_depth(const bson_t *doc);
+/** Same with a caller's cap: returns min(depth, cap + 1) without recursing deeper than that. */
+int doc_depth_capped(const bson_t *doc, int cap);
 
 /* ---- UUIDs for generated _id (BSON binary subtype 4, BSON_SUBTYPE_UUID) ---- */
 /** RFC 9562 version 4: 122 random bits (OpenSSL RAND_bytes). NX_CRYPTO if RAND_bytes fails. */

@@ -624,6 +624,9 @@ int filter_parse(const bson_t *spec, filter_t **out) {
   if (spec->len > FILTER_MAX_BYTES)
     return nx_err(NX_LIMIT, "filter: %u bytes exceeds the limit of %u bytes", spec->len,
                   FILTER_MAX_BYTES);
+  if (doc_depth_capped(spec, FILTER_MAX_BSON_DEPTH) > FILTER_MAX_BSON_DEPTH)
+    return nx_err(NX_LIMIT, "filter: nesting depth exceeds %d (BSON nesting over %d)",
+                  FILTER_MAX_DEPTH, FILTER_MAX_BSON_DEPTH);
   filter_t *f = nx_calloc(1, sizeof *f);
   if (!f) return nx_err(NX_NOMEM, "filter: out of memory");
   f->true_value.value_type = BSON_TYPE_BOOL;

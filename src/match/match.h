@@ -28,6 +28,7 @@
 #define FILTER_MAX_REGEX 8192          /* bytes of one regex pattern */
 #define FILTER_MAX_BYTES (16u << 20)   /* bytes of a whole filter / update / projection spec */
 #define FILTER_MAX_NODES 200000        /* predicates in one parsed filter */
+#define FILTER_MAX_BSON_DEPTH 210      /* BSON nesting of any spec (bounds recursion on operands) */
 #define FILTER_REGEX_MATCH_LIMIT 100000u  /* PCRE2 match limit per regex call */
 #define FILTER_REGEX_DEPTH_LIMIT 10000u   /* PCRE2 depth limit per regex call */
 #define FILTER_REGEX_HEAP_KB 4096u        /* PCRE2 heap limit per regex call, KiB */

@@ -177,6 +177,8 @@ int proj_parse(const bson_t *spec, proj_t **out) {
   *out = NULL;
   if (!spec) return nx_err(NX_INVALID, "projection: NULL");
   if (spec->len > FILTER_MAX_BYTES) return nx_err(NX_LIMIT, "projection: spec too large");
+  if (doc_depth_capped(spec, FILTER_MAX_BSON_DEPTH) > FILTER_MAX_BSON_DEPTH)
+    return nx_err(NX_LIMIT, "projection: nesting deeper than %d", FILTER_MAX_BSON_DEPTH);
   proj_t *pj = nx_calloc(1, sizeof *pj);
   if (!pj) return nx_err(NX_NOMEM, "projection: out of memory");
   uint32_t cnt = bson_count_keys(spec);

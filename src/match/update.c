@@ -558,6 +558,8 @@ static int parse_common(const bson_t *spec, bool force_replacement, update_t **o
   if (spec->len > FILTER_MAX_BYTES)
     return nx_err(NX_LIMIT, "update: %u bytes exceeds the limit of %u bytes", spec->len,
                   FILTER_MAX_BYTES);
+  if (doc_depth_capped(spec, FILTER_MAX_BSON_DEPTH) > FILTER_MAX_BSON_DEPTH)
+    return nx_err(NX_LIMIT, "update: nesting deeper than %d", FILTER_MAX_BSON_DEPTH);
   update_t *u = nx_calloc(1, sizeof *u);
   if (!u) return nx_err(NX_NOMEM, "update: out of memory");
   int rc = NX_OK;
