@@ -120,8 +120,8 @@ int pager_load_freemap(pager *p, uint32_t root, uint32_t runs, uint32_t npages, 
                            (unsigned long long)nr, seen, runs, npages);
   }
   if (rc == NX_OK) {
-    qsort(p->pending.v, p->pending.n, sizeof *p->pending.v, cmp_free_txn);
-    qsort(p->ready.v, p->ready.n, sizeof *p->ready.v, cmp_desc_u32);
+    if (p->pending.n) qsort(p->pending.v, p->pending.n, sizeof *p->pending.v, cmp_free_txn);
+    if (p->ready.n) qsort(p->ready.v, p->ready.n, sizeof *p->ready.v, cmp_desc_u32);
     rc = check_unique(p);
   }
   return rc;
