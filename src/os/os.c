@@ -22,6 +22,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -76,6 +77,7 @@ static uint64_t g_count[OS_OP_COUNT_ + 1];
 static os_op g_fail_op;
 static uint64_t g_fail_n;
 static int g_fail_err;
+static uint64_t g_kill_at;
 static uint64_t g_short_n;
 static size_t g_short_keep;
 static void (*g_sync_hook)(void *);
@@ -126,6 +128,10 @@ static int fault_check_at(os_op op, bool counted_for_sim, const char *path, uint
   pthread_mutex_lock(&g_mu);
   g_count[op]++;
   g_count[OS_OP_ANY]++;
+  if (g_kill_at && --g_kill_at == 0) {
+    pthread_mutex_unlock(&g_mu);
+    raise(SIGKILL);
+  }
   if (g_fail_n) {
     if (g_fail_op == op || g_fail_op == OS_OP_ANY) {
       if (--g_fail_n == 0) err = g_fail_err;
@@ -161,6 +167,12 @@ void os_fault_fail_nth(os_op op, uint64_t n, int err) {
   g_fail_op = op;
   g_fail_n = n;
   g_fail_err = err ? err : EIO;
+  pthread_mutex_unlock(&g_mu);
+}
+
+void os_fault_kill_at(uint64_t n) {
+  pthread_mutex_lock(&g_mu);
+  g_kill_at = n;
   pthread_mutex_unlock(&g_mu);
 }
 

@@ -63,6 +63,9 @@ void os_fault_short_write_nth(uint64_t n, size_t keep);
 /* Calls of each kind since the last os_fault_reset(). */
 uint64_t os_fault_count(os_op op);
 void os_fault_reset(void);
+/* The n-th call of any kind from now (1 = next) kills the process with SIGKILL (crash children
+ * of kill -9 tests die at a seeded point: in a commit, a checkpoint or recovery). 0 disarms. */
+void os_fault_kill_at(uint64_t n);
 /* A hook called at the start of every os_sync (group-commit tests park the first fsync there). */
 void os_fault_set_sync_hook(void (*fn)(void *ctx), void *ctx);
 
