@@ -484,7 +484,7 @@ static int sync_main(pager *p) {
 }
 
 int wasp_checkpoint_locked(pager *p, nx_checkpoint_mode mode) {
-  int rc;
+  int rc = NX_OK; /* the "nothing to do" path returned it unset unless durability was FULL */
   if (pager_poisoned(p, &rc)) return rc;
   if (p->read_only) return NX_OK;
   if (p->dur == NX_DURABILITY_FULL) {
