@@ -17,6 +17,8 @@
 
 #include "storage.h"
 
+static uint32_t scaled(uint32_t n);
+
 typedef struct mkey {
   uint8_t *p;
   size_t n;
@@ -323,4 +325,159 @@ Test(btree_model, random_ops_64k) { run_model(65536, scaled(100000), 0x5851f42d4
 Test(btree_model, long_keys_4k) {
   g_long_pct = 60;
   run_model(4096, scaled(40000), 0x853c49e6748fea9bull);
+}
+
+/* ---- Space ---- */
+#include <sys/stat.h>
+
+static uint64_t file_size(const char *path) {
+  struct stat st;
+  cr_assert_eq(stat(path, &st), 0, "stat %s", path);
+  return (uint64_t)st.st_size;
+}
+
+static void key_of(char *k, uint32_t i) { snprintf(k, 24, "%08x-%u", i * 2654435761u, i); }
+
+/* A long insert/delete churn: no page leaks, and the file's page count stays within twice the
+ * live pages plus the log's pending pages. The pager reuses a freed page only once both meta
+ * pages are past the txn that freed it (DESIGN.md section 3), i.e. after two checkpoints, so up to
+ * two log generations of freed pages wait: the bound asserted is 2 * live + 2 generations, and
+ * the figure for one generation is printed (docs/design.md, B+tree). */
+Test(btree_space, churn_keeps_page_count_bounded) {
+  char dir[] = "/tmp/nx_space_XXXXXX";
+  cr_assert_not_null(mkdtemp(dir));
+  char path[64];
+  snprintf(path, sizeof path, "%s/churn.db", dir);
+  nx_open_opts o = NX_OPEN_OPTS_INIT;
+  o.durability = NX_DURABILITY_FULL;
+  o.checkpoint_bytes = 1u << 20;
+  st_env *e;
+  cr_assert_eq(st_open(path, &o, &e), NX_OK, "%s", nx_err_msg());
+  uint64_t gen_pages = o.checkpoint_bytes / 4096;
+  uint8_t val[100];
+  memset(val, 'v', sizeof val);
+  char k[24];
+  const uint32_t live = 20000, rounds = scaled(100), per = 500;
+  uint32_t lo = 0, hi = 0; /* keys [lo, hi) are live */
+  uint64_t worst_total = 0, worst_live = 0, over_one_gen = 0, at_half = 0, late_max = 0;
+  for (uint32_t r = 0; r <= rounds; r++) {
+    st_txn *t;
+    st_tree tr;
+    uint32_t ins = r == 0 ? live : per, del = r == 0 ? 0 : per;
+    for (uint32_t b = 0; b < ins; b += 250) {
+      cr_assert_eq(st_txn_begin(e, true, &t), NX_OK);
+      cr_assert_eq(st_tree_open(t, "churn", true, &tr), NX_OK);
+      for (uint32_t j = 0; j < 250 && b + j < ins; j++) {
+        key_of(k, hi++);
+        cr_assert_eq(st_put(t, tr, (st_val){(uint8_t *)k, strlen(k)}, (st_val){val, 20 + hi % 80}, 0), NX_OK);
+      }
+      for (uint32_t j = 0; j < 250 && del > 0; j++, del--) {
+        key_of(k, lo++);
+        cr_assert_eq(st_del(t, tr, (st_val){(uint8_t *)k, strlen(k)}), NX_OK, "%s", nx_err_msg());
+      }
+      cr_assert_eq(st_txn_commit(t), NX_OK, "%s", nx_err_msg());
+    }
+    cr_assert_eq(st_txn_begin(e, false, &t), NX_OK);
+    cr_assert_eq(st_tree_open(t, "churn", false, &tr), NX_OK);
+    uint64_t tree_pages;
+    cr_assert_eq(st_tree_pages(t, tr, &tree_pages), NX_OK);
+    st_txn_abort(t);
+    nx_stats s;
+    st_stats(e, &s);
+    uint64_t live_pages = tree_pages + 3; /* + catalog leaf + two meta pages */
+    cr_assert_leq(s.pages_total, 2 * live_pages + 2 * gen_pages, "round %u: %llu pages for %llu live (+2 x %llu log)", r,
+                  (unsigned long long)s.pages_total, (unsigned long long)live_pages, (unsigned long long)gen_pages);
+    if (s.pages_total > 2 * live_pages + gen_pages) over_one_gen++;
+    if (s.pages_total > worst_total) {
+      worst_total = s.pages_total;
+      worst_live = live_pages;
+    }
+    if (r == rounds / 2) at_half = s.pages_total;
+    if (r > rounds / 2 && s.pages_total > late_max) late_max = s.pages_total;
+  }
+  /* no leak: the second half of the churn does not grow the file beyond the first half's size
+   * (plus one log generation of slack) */
+  cr_assert_leq(late_max, at_half + gen_pages, "file grew from %llu to %llu pages", (unsigned long long)at_half,
+                (unsigned long long)late_max);
+  cr_assert_eq(st_check(e), NX_OK, "%s", nx_err_msg());
+  printf("churn: %u rounds of %u inserts + %u deletes over %u live keys: at most %llu pages (live %llu, log "
+         "generation %llu pages); rounds over 2 x live + 1 generation: %llu of %u\n",
+         rounds, per, per, live, (unsigned long long)worst_total, (unsigned long long)worst_live,
+         (unsigned long long)gen_pages, (unsigned long long)over_one_gen, rounds + 1);
+  cr_assert_eq(st_close(e), NX_OK, "%s", nx_err_msg());
+  char cmd[96];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  cr_assert_eq(system(cmd), 0);
+}
+
+/* After deleting 90% of the data, compaction leaves a main file at most 15% of its former size,
+ * with every remaining entry intact. */
+Test(btree_space, compaction_after_deleting_90_percent) {
+  char dir[] = "/tmp/nx_space_XXXXXX";
+  cr_assert_not_null(mkdtemp(dir));
+  char path[64];
+  snprintf(path, sizeof path, "%s/compact.db", dir);
+  nx_open_opts o = NX_OPEN_OPTS_INIT; /* FULL durability */
+  st_env *e;
+  cr_assert_eq(st_open(path, &o, &e), NX_OK, "%s", nx_err_msg());
+  const uint32_t n = scaled(40000);
+  uint8_t *val = malloc(20000);
+  char k[24];
+  st_txn *t;
+  st_tree tr;
+  for (uint32_t b = 0; b < n; b += 1000) {
+    cr_assert_eq(st_txn_begin(e, true, &t), NX_OK);
+    cr_assert_eq(st_tree_open(t, "data", true, &tr), NX_OK);
+    for (uint32_t i = b; i < b + 1000 && i < n; i++) {
+      key_of(k, i);
+      uint32_t vn = i % 500 == 0 ? 20000 : 150 + i % 100; /* some overflow values too */
+      gen_value(val, i, 7, vn);
+      cr_assert_eq(st_put(t, tr, (st_val){(uint8_t *)k, strlen(k)}, (st_val){val, vn}, 0), NX_OK);
+    }
+    cr_assert_eq(st_txn_commit(t), NX_OK);
+  }
+  /* the former size: the full data set, itself compacted (no slack from the load) */
+  uint64_t loaded = file_size(path);
+  cr_assert_eq(st_compact(e, NULL, NULL), NX_OK, "st_compact: %s", nx_err_msg());
+  uint64_t before = file_size(path);
+  cr_assert_eq(st_check(e), NX_OK, "%s", nx_err_msg());
+  printf("compaction of the loaded file: %llu -> %llu bytes\n", (unsigned long long)loaded, (unsigned long long)before);
+  cr_assert_eq(st_txn_begin(e, true, &t), NX_OK);
+  cr_assert_eq(st_tree_open(t, "data", false, &tr), NX_OK);
+  for (uint32_t i = 0; i < n; i++) {
+    if (i % 10 == 3) continue;
+    key_of(k, i);
+    cr_assert_eq(st_del(t, tr, (st_val){(uint8_t *)k, strlen(k)}), NX_OK);
+  }
+  cr_assert_eq(st_txn_commit(t), NX_OK);
+  cr_assert_eq(st_compact(e, NULL, NULL), NX_OK, "st_compact: %s", nx_err_msg());
+  uint64_t after = file_size(path);
+  printf("compaction: main file %llu -> %llu bytes (%.1f%%) after deleting 90%% of %u entries\n",
+         (unsigned long long)before, (unsigned long long)after, 100.0 * (double)after / (double)before, n);
+  cr_assert_leq(after * 100, before * 15, "file %llu -> %llu bytes", (unsigned long long)before,
+                (unsigned long long)after);
+  cr_assert_eq(st_check(e), NX_OK, "%s", nx_err_msg());
+  int crc = st_close(e);
+  cr_assert_eq(crc, NX_OK, "close after compaction: %d %s (%s)", crc, nx_code_name(crc), nx_err_msg());
+  cr_assert_eq(st_open(path, &o, &e), NX_OK, "%s", nx_err_msg());
+  cr_assert_eq(st_check(e), NX_OK, "%s", nx_err_msg());
+  cr_assert_eq(st_txn_begin(e, false, &t), NX_OK);
+  cr_assert_eq(st_tree_open(t, "data", false, &tr), NX_OK);
+  uint64_t cnt;
+  cr_assert_eq(st_tree_count(t, tr, &cnt), NX_OK);
+  cr_assert_eq(cnt, n / 10);
+  for (uint32_t i = 3; i < n; i += 10) {
+    key_of(k, i);
+    st_val v;
+    cr_assert_eq(st_get(t, tr, (st_val){(uint8_t *)k, strlen(k)}, &v), NX_OK, "key %u lost", i);
+    uint32_t vn = i % 500 == 0 ? 20000 : 150 + i % 100;
+    gen_value(val, i, 7, vn);
+    cr_assert(v.n == vn && memcmp(v.p, val, vn) == 0, "key %u: value differs", i);
+  }
+  st_txn_abort(t);
+  cr_assert_eq(st_close(e), NX_OK);
+  free(val);
+  char cmd[96];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+  cr_assert_eq(system(cmd), 0);
 }

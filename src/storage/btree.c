@@ -195,6 +195,11 @@ int bt_leaf_find(const uint8_t *pg, uint32_t ps, uint32_t pgno, const uint8_t *k
                      uint32_t *idx, bool *exact) {
   if (!bt_hdr_ok(pg, ps)) return NX_CORRUPT_BKPT("btree leaf %u: bad header", pgno);
   uint32_t lo = 0, hi = bt_n(pg);
+  if (hi >= 16) {
+    /* Fetch the cells of the first three probes' levels at once (memory-level parallelism:
+     * the probes depend on each other, the fetches need not). Prefetches never fault. */
+    for (uint32_t j = 1; j < 8; j++) __builtin_prefetch(pg + bt_slot(pg, hi * j / 8));
+  }
   *exact = false;
   while (lo < hi) {
     uint32_t mid = lo + (hi - lo) / 2;
@@ -267,7 +272,7 @@ int bt_ovf_read(pg_txn *t, uint32_t pgno, uint64_t txn, uint32_t vlen, nx_buf *b
 }
 
 /* Writes val into a new chain; *first and *txn receive its head. */
-static int ovf_write(pg_txn *t, const uint8_t *val, size_t vlen, uint32_t *first, uint64_t *txn) {
+int bt_ovf_write(pg_txn *t, const uint8_t *val, size_t vlen, uint32_t *first, uint64_t *txn) {
   uint32_t ps = pager_page_size(pg_pager(t)), per = ps - 32;
   size_t npages = (vlen + per - 1) / per;
   uint32_t next = 0;
@@ -317,8 +322,37 @@ static int cell_free_ovf(pg_txn *t, const uint8_t *c) {
 }
 
 /* ---- Get ---- */
+void bt_pincache_release(pg_txn *t, bt_pincache *pc) {
+  for (uint32_t i = 0; i < BT_PC_SLOTS; i++) {
+    if (pc->pgno[i]) pg_release(t, &pc->pg[i]);
+    pc->pgno[i] = 0;
+  }
+}
+
+/* A branch page through the pin cache: *out is borrowed from the cache (do not release). */
+static int pc_branch(pg_txn *t, bt_pincache *pc, uint32_t pgno, uint64_t txn, const uint8_t **out) {
+  uint32_t slot = (pgno * 2654435761u) >> 26; /* 64 slots */
+  if (pc->pgno[slot] == pgno) {
+    *out = pc->pg[slot].data;
+    return NX_OK;
+  }
+  pg_page p;
+  int rc = bt_get_node(t, pgno, txn, false, &p);
+  if (rc) return rc;
+  if (pc->pgno[slot]) pg_release(t, &pc->pg[slot]);
+  pc->pg[slot] = p;
+  pc->pgno[slot] = pgno;
+  *out = p.data;
+  return NX_OK;
+}
+
 int bt_get(pg_txn *t, const bt_desc *d, const uint8_t *key, size_t klen, bt_read *r,
            const uint8_t **val, size_t *vlen) {
+  return bt_get_cached(t, NULL, d, key, klen, r, val, vlen);
+}
+
+int bt_get_cached(pg_txn *t, bt_pincache *pc, const bt_desc *d, const uint8_t *key, size_t klen,
+                  bt_read *r, const uint8_t **val, size_t *vlen) {
   bt_read_release(t, r);
   if (d->root == 0) return NX_NOTFOUND;
   if (d->depth == 0 || d->depth > BT_MAX_DEPTH) return NX_CORRUPT_BKPT("btree: depth %u", d->depth);
@@ -328,7 +362,17 @@ int bt_get(pg_txn *t, const bt_desc *d, const uint8_t *key, size_t klen, bt_read
   pg_page p;
   for (uint32_t lvl = 0;; lvl++) {
     bool leaf = lvl + 1 == d->depth;
-    int rc = bt_get_node(t, pgno, txn, leaf, &p);
+    int rc;
+    if (pc && !leaf) {
+      const uint8_t *b;
+      uint32_t ci, bp = pgno;
+      rc = pc_branch(t, pc, pgno, txn, &b);
+      if (rc == NX_OK) rc = bt_branch_find(b, ps, bp, key, klen, &ci);
+      if (rc) return rc;
+      child_ref(b, ci, &pgno, &txn);
+      continue;
+    }
+    rc = bt_get_node(t, pgno, txn, leaf, &p);
     if (rc) return rc;
     if (leaf) break;
     uint32_t ci;
@@ -547,7 +591,7 @@ int bt_put(pg_txn *t, bt_scratch *s, bt_desc *d, const uint8_t *key, size_t klen
   } else {
     uint32_t first;
     uint64_t otxn;
-    rc = ovf_write(t, val, vlen, &first, &otxn);
+    rc = bt_ovf_write(t, val, vlen, &first, &otxn);
     if (rc) goto done;
     c[2] = BT_F_OVF;
     nx_put32(c + csize, first);

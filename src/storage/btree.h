@@ -90,6 +90,16 @@ void bt_read_init(bt_read *r);
 void bt_read_release(pg_txn *t, bt_read *r); /* drops the pin, keeps the buffer */
 void bt_read_free(pg_txn *t, bt_read *r);
 
+/* Branch pages a read txn keeps pinned (direct-mapped by page number), so a point read costs
+ * one pager lookup (the leaf) instead of one per level. Only for read txns: their snapshot never
+ * changes, so a page number names one page image for the txn's life. */
+#define BT_PC_SLOTS 64
+typedef struct bt_pincache {
+  uint32_t pgno[BT_PC_SLOTS]; /* page held in each slot; 0 = empty */
+  pg_page pg[BT_PC_SLOTS];    /* the pinned pages */
+} bt_pincache;
+void bt_pincache_release(pg_txn *t, bt_pincache *pc); /* drops every pin */
+
 /* Key comparison: memcmp order, a prefix sorts first. */
 static inline int bt_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn) {
   size_t m = an < bn ? an : bn;
@@ -117,11 +127,17 @@ static inline int bt_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t b
 /* Finds key; on NX_OK *val points into r (valid until bt_read_release/free or the next use of r). */
 int bt_get(pg_txn *t, const bt_desc *d, const uint8_t *key, size_t klen, bt_read *r,
            const uint8_t **val, size_t *vlen);
+/* The same through a read txn's pin cache (pc must belong to t; t must be a read txn). */
+int bt_get_cached(pg_txn *t, bt_pincache *pc, const bt_desc *d, const uint8_t *key, size_t klen,
+                  bt_read *r, const uint8_t **val, size_t *vlen);
 /* Inserts or replaces. *added is true when the key was new. noover: NX_EXISTS if present. */
 int bt_put(pg_txn *t, bt_scratch *s, bt_desc *d, const uint8_t *key, size_t klen,
            const uint8_t *val, size_t vlen, bool noover, bool *added);
 /* Deletes key (NX_NOTFOUND when absent), merging underfull pages. */
 int bt_del(pg_txn *t, bt_scratch *s, bt_desc *d, const uint8_t *key, size_t klen);
+/* Builds a densely packed copy of tree old into new pages (*out); old is left untouched (drop it
+ * in the same txn). For compaction: new pages take the lowest free page numbers. */
+int bt_rebuild(pg_txn *t, bt_scratch *s, const bt_desc *old, bt_desc *out);
 /* Frees every page of the tree (branches, leaves, overflow chains); *d becomes empty. */
 int bt_drop(pg_txn *t, bt_desc *d);
 
@@ -192,6 +208,8 @@ int bt_branch_find(const uint8_t *pg, uint32_t ps, uint32_t pgno, const uint8_t 
 /* First entry of a leaf with key >= key; *exact when equal. */
 int bt_leaf_find(const uint8_t *pg, uint32_t ps, uint32_t pgno, const uint8_t *key, size_t klen,
                  uint32_t *idx, bool *exact);
+/* Writes val into a new overflow chain; *first and *txn receive its head. */
+int bt_ovf_write(pg_txn *t, const uint8_t *val, size_t vlen, uint32_t *first, uint64_t *txn);
 /* Reads a value's overflow chain into b. */
 int bt_ovf_read(pg_txn *t, uint32_t pgno, uint64_t txn, uint32_t vlen, nx_buf *b);
 /* Full structural validation of one page (header, slots, cell bounds, byte accounting). */

@@ -56,6 +56,7 @@ struct st_txn {
   st_open_tree *trees; /* trees opened in this txn */
   uint32_t ntrees, cap;
   bt_read rd;          /* holds the value of the last st_get */
+  bt_pincache pc;      /* read txns: branch pages kept pinned for point reads */
 };
 
 struct st_cursor {
@@ -150,20 +151,29 @@ static void cat_value(const bt_desc *d, uint8_t v[ST_CAT_VAL]) {
   bt_desc_store(d, v);
 }
 
+/* Writes the dirty descriptors of the txn's open trees back into the catalog. */
+static int flush_trees(st_txn *t) {
+  int rc = NX_OK;
+  for (uint32_t i = 0; rc == NX_OK && i < t->ntrees; i++) {
+    st_open_tree *o = &t->trees[i];
+    if (!o->dirty || o->dropped) continue;
+    uint8_t v[ST_CAT_VAL];
+    bool added;
+    cat_value(&o->d, v);
+    rc = bt_put(t->pt, &t->env->scratch, &t->cat, (const uint8_t *)o->name, strlen(o->name), v,
+                ST_CAT_VAL, false, &added);
+    t->cat_dirty = true;
+    if (rc == NX_OK) o->dirty = false;
+  }
+  return rc;
+}
+
 int st_txn_commit(st_txn *t) {
   bt_read_release(t->pt, &t->rd);
+  bt_pincache_release(t->pt, &t->pc);
   int rc = NX_OK;
   if (pg_is_write(t->pt)) {
-    for (uint32_t i = 0; rc == NX_OK && i < t->ntrees; i++) {
-      st_open_tree *o = &t->trees[i];
-      if (!o->dirty || o->dropped) continue;
-      uint8_t v[ST_CAT_VAL];
-      bool added;
-      cat_value(&o->d, v);
-      rc = bt_put(t->pt, &t->env->scratch, &t->cat, (const uint8_t *)o->name, strlen(o->name), v,
-                  ST_CAT_VAL, false, &added);
-      t->cat_dirty = true;
-    }
+    rc = flush_trees(t);
     if (rc == NX_OK && t->cat_dirty) {
       uint8_t roots[PG_ROOTS];
       memcpy(roots, pg_roots(t->pt), PG_ROOTS);
@@ -185,6 +195,7 @@ int st_txn_commit(st_txn *t) {
 void st_txn_abort(st_txn *t) {
   if (!t) return;
   bt_read_release(t->pt, &t->rd);
+  bt_pincache_release(t->pt, &t->pc);
   pager_abort(t->pt);
   txn_free(t);
 }
@@ -371,7 +382,7 @@ int st_tree_count(st_txn *t, st_tree tree, uint64_t *out) {
 int st_get(st_txn *t, st_tree tree, st_val key, st_val *val) {
   st_open_tree *o = tree_of(t, tree);
   if (!o) return nx_err(NX_MISUSE, "tree handle %u is not open in this transaction", tree);
-  return bt_get(t->pt, &o->d, key.p, key.n, &t->rd, &val->p, &val->n);
+  return bt_get_cached(t->pt, pg_is_write(t->pt) ? NULL : &t->pc, &o->d, key.p, key.n, &t->rd, &val->p, &val->n);
 }
 
 int st_put(st_txn *t, st_tree tree, st_val key, st_val val, unsigned flags) {
@@ -598,6 +609,81 @@ static int st_visit(pg_txn *t, void *ctx, int (*mark)(void *mctx, uint32_t pgno)
   return rc;
 }
 
+typedef struct name_list {
+  char **v;
+  size_t n, cap;
+} name_list;
+
+static int collect_name(void *ctx, const char *name) {
+  name_list *l = ctx;
+  if (l->n == l->cap) {
+    size_t nc = l->cap ? l->cap * 2 : 16;
+    char **nv = nx_realloc(l->v, nc * sizeof *nv);
+    if (!nv) return nx_err(NX_NOMEM, "compaction: out of memory listing trees");
+    l->v = nv;
+    l->cap = nc;
+  }
+  if (!(l->v[l->n] = nx_strdup(name))) return nx_err(NX_NOMEM, "compaction: out of memory listing trees");
+  l->n++;
+  return NX_OK;
+}
+
+/* Rebuilds every tree and the catalog into densely packed pages at the lowest free page
+ * numbers, in one write txn. */
+static int rebuild_all(st_env *env) {
+  st_txn *t;
+  int rc = st_txn_begin(env, true, &t);
+  if (rc) return rc;
+  name_list names = {NULL, 0, 0};
+  rc = st_tree_list(t, NULL, collect_name, &names);
+  for (size_t i = 0; rc == NX_OK && i < names.n; i++) {
+    st_tree h;
+    bt_desc nd;
+    rc = st_tree_open(t, names.v[i], false, &h);
+    st_open_tree *o = rc == NX_OK ? tree_of(t, h) : NULL;
+    if (o) rc = bt_rebuild(t->pt, &env->scratch, &o->d, &nd);
+    if (rc == NX_OK && o) rc = bt_drop(t->pt, &o->d);
+    if (rc == NX_OK && o) {
+      o->d = nd;
+      o->dirty = true;
+    }
+  }
+  if (rc == NX_OK) rc = flush_trees(t);
+  if (rc == NX_OK) {
+    bt_desc nc;
+    rc = bt_rebuild(t->pt, &env->scratch, &t->cat, &nc);
+    if (rc == NX_OK) rc = bt_drop(t->pt, &t->cat);
+    if (rc == NX_OK) {
+      t->cat = nc;
+      t->cat_dirty = true;
+    }
+  }
+  for (size_t i = 0; i < names.n; i++) nx_free(names.v[i]);
+  nx_free(names.v);
+  if (rc) {
+    st_txn_abort(t);
+    return rc;
+  }
+  return st_txn_commit(t);
+}
+
+/* Compaction: (1) two full checkpoints, so that pages freed earlier become reusable; (2) every
+ * tree is rebuilt densely into the lowest free page numbers in one txn; (3) two more full
+ * checkpoints, so both meta pages are past it and the old pages are free; (4) the pager copies
+ * the reachable pages into a new file that ends at the highest one and renames it in place. */
+/* Compaction: (1) two full checkpoints, so that pages freed earlier become reusable; (2) every
+ * tree is rebuilt densely (leaves and branches 15/16 full) into the lowest free page numbers, in
+ * one txn; (3) two more full checkpoints, so both meta pages are past it and the old pages are
+ * free; (4) the pager copies the reachable pages into a new file that ends at the highest one and
+ * renames it in place. The new pages cannot reuse the old ones (both exist until the commit), so
+ * a file that was mostly live keeps holes (up to about as many as live pages); a file after
+ * large deletes shrinks to little more than its live pages. A later improvement: a second pass
+ * that moves only the pages above the live count into the holes below it. */
 int st_compact(st_env *env, nx_progress_fn progress, void *ctx) {
-  return pager_compact(env->p, st_visit, NULL, progress, ctx);
+  int rc = NX_OK;
+  for (int i = 0; rc == NX_OK && i < 2; i++) rc = pager_checkpoint(env->p, NX_CHECKPOINT_FULL);
+  if (rc == NX_OK) rc = rebuild_all(env);
+  for (int i = 0; rc == NX_OK && i < 2; i++) rc = pager_checkpoint(env->p, NX_CHECKPOINT_FULL);
+  if (rc == NX_OK) rc = pager_compact(env->p, st_visit, NULL, progress, ctx);
+  return rc;
 }

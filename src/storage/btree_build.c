@@ -1,0 +1,153 @@
+/*
+ * btree_build.c: bulk rebuild of a tree into densely packed new pages (for compaction).
+ *
+ * Design notes:
+ *  1. The old tree is read in key order through a cursor; cells are appended to the open page of
+ *     each level, which is closed when the next cell would pass the fill limit (15/16 of a page);
+ *     a closed page's first key and number become a cell of the level above. So leaves and
+ *     branches are nearly full, and the pages are allocated in key order from the pager's lowest
+ *     free page numbers, which is what lets compaction shrink the file.
+ *  2. Overflow values are copied into new chains (so they move to low page numbers too).
+ *  3. The old tree is left as it was: the caller drops it (bt_drop) in the same transaction.
+ *  4. Branch entry 0 carries the first key of its subtree, as splits leave it.
+ */
+#include "btree.h"
+
+#include <string.h>
+
+typedef struct rb_level {
+  pg_page pg;     /* the open page of this level */
+  bool open;      /* pg is pinned and being filled */
+  uint64_t made;  /* pages made at this level */
+} rb_level;
+
+typedef struct rb_ctx {
+  pg_txn *t;
+  uint32_t ps;
+  uint32_t limit;               /* fill limit: bytes of cells and slots per page */
+  uint32_t nlv;                 /* levels in use */
+  rb_level lv[BT_MAX_DEPTH];
+} rb_ctx;
+
+static uint32_t used_bytes(const uint8_t *pg, uint32_t ps) {
+  return (ps - bt_upper(pg) - bt_garbage(pg)) + 2 * bt_n(pg);
+}
+
+static void append(uint8_t *pg, const uint8_t *cell, uint32_t n) {
+  uint32_t cnt = bt_n(pg), up = bt_upper(pg) - n;
+  memcpy(pg + up, cell, n);
+  nx_put16(pg + BT_HDR_END + 2 * cnt, (uint16_t)up);
+  nx_put16(pg + 24, (uint16_t)(cnt + 1));
+  nx_put32(pg + 28, up);
+}
+
+static int rb_add(rb_ctx *r, uint32_t lvl, const uint8_t *cell, uint32_t n);
+
+/* Closes the open page of level lvl and adds (its first key, its number) to the level above. */
+static int rb_close(rb_ctx *r, uint32_t lvl) {
+  rb_level *L = &r->lv[lvl];
+  uint8_t cell[14 + BT_MAX_KEY];
+  const uint8_t *k = NULL;
+  size_t kn = 0;
+  bt_key(L->pg.data, r->ps, lvl == 0, 0, &k, &kn);
+  nx_put16(cell, (uint16_t)kn);
+  nx_put32(cell + 2, L->pg.pgno);
+  nx_put64(cell + 6, pg_txnid(r->t));
+  if (kn) memcpy(cell + 14, k, kn);
+  pg_release(r->t, &L->pg);
+  L->open = false;
+  return rb_add(r, lvl + 1, cell, 14 + (uint32_t)kn);
+}
+
+static int rb_add(rb_ctx *r, uint32_t lvl, const uint8_t *cell, uint32_t n) {
+  if (lvl >= BT_MAX_DEPTH) return nx_err(NX_LIMIT, "btree rebuild: more than %d levels", BT_MAX_DEPTH);
+  rb_level *L = &r->lv[lvl];
+  int rc;
+  if (L->open && used_bytes(L->pg.data, r->ps) + n + 2 > r->limit && bt_n(L->pg.data) > 0) {
+    if ((rc = rb_close(r, lvl)) != NX_OK) return rc;
+  }
+  if (!L->open) {
+    if ((rc = pg_alloc(r->t, lvl == 0 ? PG_T_LEAF : PG_T_BRANCH, &L->pg)) != NX_OK) return rc;
+    memset(L->pg.data + 24, 0, BT_HDR_END - 24);
+    nx_put32(L->pg.data + 28, r->ps);
+    L->open = true;
+    L->made++;
+    if (lvl + 1 > r->nlv) r->nlv = lvl + 1;
+  }
+  append(L->pg.data, cell, n);
+  return NX_OK;
+}
+
+/* Builds the leaf cell of (key, value) into s->cell, writing an overflow chain if needed. */
+static int leaf_cell(pg_txn *t, bt_scratch *s, const uint8_t *k, size_t kn, const uint8_t *v, size_t vn,
+                     uint32_t *n) {
+  uint8_t *c = s->cell;
+  uint32_t sz = 7 + (uint32_t)kn;
+  nx_put16(c, (uint16_t)kn);
+  nx_put32(c + 3, (uint32_t)vn);
+  if (kn) memcpy(c + 7, k, kn);
+  if (7 + kn + vn <= bt_max_cell(s->page_size)) {
+    c[2] = 0;
+    if (vn) memcpy(c + sz, v, vn);
+    sz += (uint32_t)vn;
+  } else {
+    uint32_t first;
+    uint64_t otxn;
+    int rc = bt_ovf_write(t, v, vn, &first, &otxn);
+    if (rc) return rc;
+    c[2] = BT_F_OVF;
+    nx_put32(c + sz, first);
+    nx_put64(c + sz + 4, otxn);
+    sz += 12;
+  }
+  *n = sz;
+  return NX_OK;
+}
+
+int bt_rebuild(pg_txn *t, bt_scratch *s, const bt_desc *old, bt_desc *out) {
+  memset(out, 0, sizeof *out);
+  if (!pg_is_write(t)) return nx_err(NX_READONLY, "btree rebuild in a read transaction");
+  rb_ctx r;
+  memset(&r, 0, sizeof r);
+  r.t = t;
+  r.ps = s->page_size;
+  r.limit = (r.ps - BT_HDR_END) / 16 * 15;
+  bt_cursor c;
+  bt_cursor_init(&c, t, old);
+  uint64_t count = 0;
+  int rc = bt_cursor_first(&c);
+  while (rc == NX_OK) {
+    const uint8_t *k, *v;
+    size_t kn, vn;
+    uint32_t n;
+    rc = bt_cursor_get(&c, &k, &kn, &v, &vn);
+    if (rc == NX_OK) rc = leaf_cell(t, s, k, kn, v, vn, &n);
+    if (rc == NX_OK) rc = rb_add(&r, 0, s->cell, n);
+    if (rc) break;
+    count++;
+    rc = bt_cursor_next(&c);
+  }
+  bt_cursor_fini(&c);
+  if (rc == NX_NOTFOUND) rc = NX_OK;
+  /* close the levels bottom-up; the one page of the top level is the root */
+  for (uint32_t lvl = 0; rc == NX_OK && lvl < r.nlv; lvl++) {
+    rb_level *L = &r.lv[lvl];
+    if (!L->open) continue;
+    if (lvl + 1 == r.nlv && L->made == 1) {
+      out->root = L->pg.pgno;
+      out->root_txn = pg_txnid(t);
+      out->depth = lvl + 1;
+      out->count = count;
+      pg_release(t, &L->pg);
+      L->open = false;
+      break;
+    }
+    rc = rb_close(&r, lvl);
+  }
+  for (uint32_t lvl = 0; lvl < BT_MAX_DEPTH; lvl++)
+    if (r.lv[lvl].open) pg_release(t, &r.lv[lvl].pg);
+  if (rc == NX_OK && count != old->count)
+    rc = NX_CORRUPT_BKPT("btree rebuild: %llu entries read, the descriptor says %llu", (unsigned long long)count,
+                         (unsigned long long)old->count);
+  return rc;
+}
