@@ -344,6 +344,10 @@ Test(api_crud, replace_one_keeps_id_and_refuses_operators) {
   cr_assert_eq(r.modified, 1);
   cr_assert_str_eq(find_str(db, NULL, "p", "{\"_id\": 2}", NULL), "{ \"_id\" : 2, \"name\" : \"BOB\", \"k\" : 1 };");
   cr_assert_eq(nx_replace_one(db, NULL, "p", nx_json("{\"_id\": 2}"), nx_json("{\"$set\": {\"a\": 1}}"), 0, &r), NX_INVALID);
+  /* an empty replacement keeps only the _id */
+  cr_assert_eq(nx_replace_one(db, NULL, "p", nx_json("{\"_id\": 4}"), nx_json("{}"), 0, &r), NX_OK, "%s", nx_errmsg(db));
+  cr_assert_eq(r.modified, 1);
+  cr_assert_str_eq(find_str(db, NULL, "p", "{\"_id\": 4}", NULL), "{ \"_id\" : 4 };");
   cr_assert_eq(nx_replace_one(db, NULL, "p", nx_json("{\"_id\": 2}"), nx_json("{\"_id\": 3, \"a\": 1}"), 0, &r), NX_INVALID);
   cr_assert_eq(nx_replace_one(db, NULL, "p", nx_json("{\"_id\": 42}"), nx_json("{\"a\": 1}"), 0, &r), NX_OK);
   cr_assert_eq(r.matched, 0);

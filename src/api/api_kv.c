@@ -40,8 +40,13 @@ static int kv_parse_value(const char *key, const char *json, bson_t *doc) {
   if (rc == NX_OK) rc = nx_buf_append(&b, json, strlen(json));
   if (rc == NX_OK) rc = nx_buf_append(&b, "\n}", 2);
   bson_t wrapped;
-  if (rc == NX_OK) rc = doc_from_json((const char *)b.data, (ssize_t)b.len, &wrapped);
+  if (rc != NX_OK) {
+    nx_buf_free(&b);
+    return nx_err_prefix(rc, "nx_kv_set '%s': ", key);
+  }
+  rc = doc_from_json((const char *)b.data, (ssize_t)b.len, &wrapped);
   nx_buf_free(&b);
+  if (rc == NX_NOMEM) return nx_err_prefix(rc, "nx_kv_set '%s': ", key);
   if (rc != NX_OK) return nx_err_prefix(NX_PARSE, "nx_kv_set '%s': the value is not one JSON value (offsets count 6 bytes of a {\"v\": wrapper): ", key);
   bson_iter_t it;
   if (bson_count_keys(&wrapped) != 1 || !bson_iter_init_find(&it, &wrapped, "v")) {

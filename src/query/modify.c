@@ -30,7 +30,8 @@ static int copy_doc(const bson_t *doc, nx_buf *buf, bson_t *view) {
 }
 
 static int parse_update(const bson_t *spec, q_update_kind kind, const char *what, update_t **u) {
-  int rc = update_parse(spec, u);
+  /* a replacement may be empty ({} keeps only _id); operators are refused by the parser */
+  int rc = kind == Q_UPDATE_REPLACEMENT ? update_parse_replacement(spec, u) : update_parse(spec, u);
   if (rc != NX_OK) return nx_err_prefix(rc, "%s: ", what);
   if (kind == Q_UPDATE_OPERATORS && update_is_replacement(*u)) {
     update_free(*u);
