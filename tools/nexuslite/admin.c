@@ -162,8 +162,7 @@ int cmd_info(cli *c, int argc, char **argv) {
   BSON_APPEND_INT64(&info, "checkpoints", (int64_t)s.checkpoints);
   BSON_APPEND_INT64(&info, "txnId", (int64_t)s.txn_id);
   BSON_APPEND_ARRAY_BEGIN(&info, "collections", &colls);
-  bson_t *cst = calloc(n ? n : 1, sizeof *cst);
-  if (!cst) exit(CLI_EXIT_ERROR);
+  bson_t *cst = bsonx_array(n);
   for (size_t i = 0; i < n; i++) {
     char key[24];
     snprintf(key, sizeof key, "%zu", i);

@@ -66,6 +66,12 @@ void sb_json_str(sbuf *b, const char *s, size_t n);
 void sb_base64(sbuf *b, const uint8_t *d, size_t n);
 /** The text, "" when empty (never NULL). */
 const char *sb_str(const sbuf *b);
+/* bson_t is declared 128-byte aligned, which malloc and bson_copy do not give; the library's
+ * sanitizer build checks it. Heap bson_t therefore come from these (never moved, never
+ * realloc'ed: an allocated bson_t points into itself). */
+bson_t *bsonx_copy(const bson_t *src);   /* copy of src; release with bsonx_free */
+void bsonx_free(bson_t *b);              /* bson_destroy + free; accepts NULL */
+bson_t *bsonx_array(size_t n);           /* n uninitialised aligned bson_t; release with free() */
 /** Parses a whole decimal integer string; false when s is not exactly one. */
 bool parse_i64(const char *s, int64_t *out);
 bool parse_u64(const char *s, uint64_t *out);

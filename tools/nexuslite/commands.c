@@ -242,12 +242,12 @@ static void batch_push(batch *b, const bson_t *doc) {
     b->in = realloc(b->in, b->cap * sizeof *b->in);
     if (!b->docs || !b->in) exit(CLI_EXIT_ERROR);
   }
-  b->docs[b->n] = bson_copy(doc);
+  b->docs[b->n] = bsonx_copy(doc);
   b->n++;
 }
 
 static void batch_clear(batch *b) {
-  for (size_t i = 0; i < b->n; i++) bson_destroy(b->docs[i]);
+  for (size_t i = 0; i < b->n; i++) bsonx_free(b->docs[i]);
   b->n = 0;
 }
 

@@ -487,7 +487,7 @@ void rows_add(out_rows *r, const bson_t *doc) {
       r->docs = realloc(r->docs, r->cap * sizeof *r->docs);
       if (!r->docs) exit(CLI_EXIT_ERROR);
     }
-    r->docs[r->ndocs++] = bson_copy(doc);
+    r->docs[r->ndocs++] = bsonx_copy(doc);
     break;
   }
   r->written++;
@@ -623,7 +623,7 @@ void rows_finish(out_rows *r) {
   if (r->style == OUT_TABLE) rows_table(r);
   else if (r->style == OUT_CSV) rows_csv(r);
   else if (r->style == OUT_JSON) fputs(r->written ? "\n]\n" : "[]\n", r->f);
-  for (size_t i = 0; i < r->ndocs; i++) bson_destroy(r->docs[i]);
+  for (size_t i = 0; i < r->ndocs; i++) bsonx_free(r->docs[i]);
   for (size_t i = 0; i < r->nfields; i++) free(r->fields[i]);
   free(r->docs);
   free(r->fields);

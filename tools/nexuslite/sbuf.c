@@ -126,3 +126,24 @@ bool parse_u64(const char *s, uint64_t *out) {
   *out = (uint64_t)v;
   return true;
 }
+
+bson_t *bsonx_array(size_t n) {
+  bson_t *b = aligned_alloc(128, (n ? n : 1) * sizeof(bson_t));
+  if (!b) {
+    fputs("nexuslite: out of memory\n", stderr);
+    exit(CLI_EXIT_ERROR);
+  }
+  return b;
+}
+
+bson_t *bsonx_copy(const bson_t *src) {
+  bson_t *b = bsonx_array(1);
+  bson_copy_to(src, b);
+  return b;
+}
+
+void bsonx_free(bson_t *b) {
+  if (!b) return;
+  bson_destroy(b);
+  free(b);
+}

@@ -102,7 +102,7 @@ static void print_wrapped(shell *s, const bson_t *w, const char *key) {
 static void close_cursor(shell *s) {
   nx_cursor_close(s->cur);
   s->cur = NULL;
-  if (s->peeked) bson_destroy(s->peeked);
+  bsonx_free(s->peeked);
   s->peeked = NULL;
 }
 
@@ -332,7 +332,7 @@ static bool print_batch(shell *s, bool all) {
       doc = (bson_t *)d;
     }
     if (!all && shown == SHELL_BATCH) {
-      s->peeked = owned ? doc : bson_copy(doc);
+      s->peeked = owned ? doc : bsonx_copy(doc);
       open = true;
       break;
     }
@@ -344,7 +344,7 @@ static bool print_batch(shell *s, bool all) {
     printf("%s%s", first ? "" : ",\n", sb_str(&b));
     sb_free(&b);
     first = false;
-    if (owned) bson_destroy(doc);
+    if (owned) bsonx_free(doc);
     shown++;
     if (cli_interrupted) break;
   }
@@ -555,7 +555,7 @@ static bool run_collection(shell *s, const char *coll, part *parts, int n) {
       while (bson_iter_next(&ai)) cap++;
     }
     nx_in *in = calloc(cap ? cap : 1, sizeof *in);
-    bson_t *docs = calloc(cap ? cap : 1, sizeof *docs);
+    bson_t *docs = bsonx_array(cap);
     if (!in || !docs) exit(CLI_EXIT_ERROR);
     if (BSON_ITER_HOLDS_DOCUMENT(&it)) {
       uint32_t len;
