@@ -348,7 +348,9 @@ typedef struct nx_fam_opts {
 #define NX_FAM_OPTS_INIT {sizeof(nx_fam_opts), {NULL, NULL, 0}, {NULL, NULL, 0}, false, false}
 
 /** Atomically updates the first match and returns it (before or after) in *out (initialised when
- *  found; bson_destroy it). NX_NOTFOUND when nothing matched and nothing was upserted.
+ *  found; bson_destroy it). NX_NOTFOUND when there is no document to return: nothing matched and
+ *  nothing was upserted, or an upsert inserted one while the before version was asked for (MongoDB
+ *  returns null there; the insert is committed all the same).
  *  Example: `nx_find_one_and_update(db, NULL, "ctr", nx_json("{\"_id\":\"n\"}"), nx_json("{\"$inc\":{\"v\":1}}"), &o, &d);` */
 NX_API int nx_find_one_and_update(nx_db *db, nx_txn *txn, const char *coll, nx_in filter, nx_in update,
                                   const nx_fam_opts *opts, bson_t *out);
