@@ -56,6 +56,16 @@
 #define IDX_DEFS_TREE "idx.defs"       /* the definitions tree */
 
 /* ---- Definitions ---- */
+/* An owned BSON document kept as bytes. Heap structs never embed a bson_t: libbson declares it
+ * 128-byte aligned and our allocator returns 16-byte aligned blocks (UBSan reports the access).
+ * View one with idx_bson(). */
+typedef struct idx_bytes {
+  uint8_t *p;   /* the document's bytes, owned; NULL when absent */
+  uint32_t n;   /* their length */
+} idx_bytes;
+/** Points the stack bson_t `out` at b's bytes (read-only view). False when b is absent. */
+static inline bool idx_bson(const idx_bytes *b, bson_t *out) { return b->p && bson_init_static(out, b->p, b->n); }
+
 typedef struct idx_field {
   char *path;          /* dotted path, owned */
   doc_path dp;         /* parsed path */
@@ -68,10 +78,10 @@ typedef struct idx_def {
   char *tree;              /* entry tree name "i:" coll "$" name, owned */
   size_t nfields;          /* number of key fields (1..IDX_MAX_FIELDS) */
   idx_field *fields;       /* the key fields, in key order */
-  bson_t key;              /* the key pattern, e.g. {age: 1, name: -1} */
+  idx_bytes key;           /* the key pattern, e.g. {age: 1, name: -1} */
   bool unique;             /* duplicate values parts are refused */
   bool sparse;             /* documents missing every key field are not indexed */
-  bson_t *partial_spec;    /* partial filter spec, or NULL */
+  idx_bytes partial_spec;  /* partial filter spec (p NULL when none) */
   filter_t *partial;       /* parsed partial filter, or NULL */
   uint32_t multikey;       /* bit i: field i held an array in some document (never cleared) */
   bool stale;              /* version or fingerprint mismatch: not maintained, not used */

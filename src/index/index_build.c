@@ -81,9 +81,10 @@ static int build(st_txn *t, idx_def *d, idx_scan_fn scan, void *scan_ctx, uint64
 
 static bool same_spec(const idx_def *a, const idx_def *b) {
   if (a->unique != b->unique || a->sparse != b->sparse) return false;
-  if (a->key.len != b->key.len || memcmp(bson_get_data(&a->key), bson_get_data(&b->key), a->key.len) != 0) return false;
-  if (!a->partial_spec != !b->partial_spec) return false;
-  return !a->partial_spec || bson_equal(a->partial_spec, b->partial_spec);
+  if (a->key.n != b->key.n || memcmp(a->key.p, b->key.p, a->key.n) != 0) return false;
+  if (!a->partial_spec.p != !b->partial_spec.p) return false;
+  return !a->partial_spec.p ||
+         (a->partial_spec.n == b->partial_spec.n && memcmp(a->partial_spec.p, b->partial_spec.p, a->partial_spec.n) == 0);
 }
 
 int idx_create(st_txn *t, idx_def *d, idx_scan_fn scan, void *scan_ctx, uint64_t total,

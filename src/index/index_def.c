@@ -28,8 +28,8 @@ void idx_def_free(idx_def *d) {
     doc_path_free(&d->fields[i].dp);
   }
   nx_free(d->fields);
-  bson_destroy(&d->key);
-  if (d->partial_spec) bson_destroy(d->partial_spec);
+  nx_free(d->key.p);
+  nx_free(d->partial_spec.p);
   filter_free(d->partial);
   nx_free(d->coll);
   nx_free(d->name);
@@ -60,6 +60,14 @@ static int gen_name(idx_def *d, nx_buf *b) {
   return nx_buf_append(b, "", 1);
 }
 
+static int bytes_dup(idx_bytes *b, const bson_t *doc) {
+  b->p = nx_malloc(doc->len);
+  if (!b->p) return nx_err(NX_NOMEM, "index definition: out of memory");
+  memcpy(b->p, bson_get_data(doc), doc->len);
+  b->n = doc->len;
+  return NX_OK;
+}
+
 int idx_def_new(const char *coll, const bson_t *key, const char *name, bool unique, bool sparse,
                 const bson_t *partial, idx_def **out) {
   *out = NULL;
@@ -71,7 +79,7 @@ int idx_def_new(const char *coll, const bson_t *key, const char *name, bool uniq
     return nx_err(NX_INVALID, "index on '%s': %u key fields, the limit is %d", coll, n, IDX_MAX_FIELDS);
   idx_def *d = nx_calloc(1, sizeof *d);
   if (!d) return nx_err(NX_NOMEM, "index on '%s': out of memory", coll);
-  bson_init(&d->key);
+  bson_t kb = BSON_INITIALIZER; /* the key pattern, copied into d->key at the end */
   d->fields = nx_calloc(n, sizeof *d->fields);
   d->coll = nx_strdup(coll);
   int rc = (d->fields && d->coll) ? NX_OK : nx_err(NX_NOMEM, "index on '%s': out of memory", coll);
@@ -99,7 +107,7 @@ int idx_def_new(const char *coll, const bson_t *key, const char *name, bool uniq
     f->path = nx_strdup(p);
     d->nfields++;
     if (!f->path) rc = nx_err(NX_NOMEM, "index on '%s': out of memory", coll);
-    else BSON_APPEND_INT32(&d->key, p, f->desc ? -1 : 1);
+    else BSON_APPEND_INT32(&kb, p, f->desc ? -1 : 1);
   }
   if (rc == NX_OK) {
     if (name) {
@@ -130,10 +138,12 @@ int idx_def_new(const char *coll, const bson_t *key, const char *name, bool uniq
   d->unique = unique;
   d->sparse = sparse;
   if (rc == NX_OK && partial && !bson_empty(partial)) {
-    d->partial_spec = bson_copy(partial);
-    rc = filter_parse(partial, &d->partial);
+    rc = bytes_dup(&d->partial_spec, partial);
+    if (rc == NX_OK) rc = filter_parse(partial, &d->partial);
     if (rc != NX_OK) rc = nx_err_prefix(rc, "index '%s' on '%s': partialFilterExpression: ", d->name, coll);
   }
+  if (rc == NX_OK) rc = bytes_dup(&d->key, &kb);
+  bson_destroy(&kb);
   if (rc != NX_OK) {
     idx_def_free(d);
     return rc;
@@ -147,10 +157,10 @@ static int64_t def_fp(const idx_def *d) {
   nx_put32(v, IDX_FORMAT_VERSION);
   uint32_t c = nx_crc32c(0, v, 4);
   c = nx_crc32c(c, d->name, strlen(d->name) + 1);
-  c = nx_crc32c(c, bson_get_data(&d->key), d->key.len);
+  c = nx_crc32c(c, d->key.p, d->key.n);
   uint8_t flags[2] = {d->unique, d->sparse};
   c = nx_crc32c(c, flags, 2);
-  if (d->partial_spec) c = nx_crc32c(c, bson_get_data(d->partial_spec), d->partial_spec->len);
+  if (d->partial_spec.p) c = nx_crc32c(c, d->partial_spec.p, d->partial_spec.n);
   return (int64_t)c;
 }
 
@@ -158,10 +168,11 @@ int idx_def_to_bson(const idx_def *d, bson_t *out) {
   bson_init(out);
   BSON_APPEND_INT32(out, "v", d->stale ? 0 : IDX_FORMAT_VERSION); /* a stale index stays stale */
   BSON_APPEND_UTF8(out, "name", d->name);
-  BSON_APPEND_DOCUMENT(out, "key", &d->key);
+  bson_t v;
+  if (idx_bson(&d->key, &v)) BSON_APPEND_DOCUMENT(out, "key", &v);
   BSON_APPEND_BOOL(out, "unique", d->unique);
   BSON_APPEND_BOOL(out, "sparse", d->sparse);
-  if (d->partial_spec) BSON_APPEND_DOCUMENT(out, "partialFilterExpression", d->partial_spec);
+  if (idx_bson(&d->partial_spec, &v)) BSON_APPEND_DOCUMENT(out, "partialFilterExpression", &v);
   BSON_APPEND_INT32(out, "multikey", (int32_t)d->multikey);
   BSON_APPEND_INT64(out, "fp", def_fp(d));
   BSON_APPEND_INT64(out, "buildMs", d->build_ms);

@@ -76,10 +76,11 @@ int idx_list(st_txn *t, const char *coll, bson_t *arr) {
     bson_t doc;
     BSON_APPEND_DOCUMENT_BEGIN(arr, kp, &doc);
     BSON_APPEND_UTF8(&doc, "name", d->name);
-    BSON_APPEND_DOCUMENT(&doc, "key", &d->key);
+    bson_t v;
+    if (idx_bson(&d->key, &v)) BSON_APPEND_DOCUMENT(&doc, "key", &v);
     BSON_APPEND_BOOL(&doc, "unique", d->unique);
     BSON_APPEND_BOOL(&doc, "sparse", d->sparse);
-    if (d->partial_spec) BSON_APPEND_DOCUMENT(&doc, "partialFilterExpression", d->partial_spec);
+    if (idx_bson(&d->partial_spec, &v)) BSON_APPEND_DOCUMENT(&doc, "partialFilterExpression", &v);
     BSON_APPEND_BOOL(&doc, "multikey", d->multikey != 0);
     BSON_APPEND_INT32(&doc, "v", IDX_FORMAT_VERSION);
     BSON_APPEND_INT64(&doc, "entries", (int64_t)entries);

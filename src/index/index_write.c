@@ -227,7 +227,10 @@ int idx_coll_renamed(st_txn *t, const char *from, const char *to) {
   if (rc != NX_OK) return rc;
   for (size_t i = 0; i < s->n && rc == NX_OK; i++) {
     idx_def *o = s->defs[i], *n = NULL;
-    rc = idx_def_new(to, &o->key, o->name, o->unique, o->sparse, o->partial_spec, &n);
+    bson_t kb, pb;
+    idx_bson(&o->key, &kb);
+    bool hp = idx_bson(&o->partial_spec, &pb);
+    rc = idx_def_new(to, &kb, o->name, o->unique, o->sparse, hp ? &pb : NULL, &n);
     if (rc != NX_OK) break;
     n->multikey = o->multikey;
     n->build_ms = o->build_ms;

@@ -25,13 +25,14 @@ static void cand_doc(const plan_cand *c, const bson_t *filter_spec, bson_t *out)
   BSON_APPEND_DOCUMENT_BEGIN(out, "inputStage", &in);
   BSON_APPEND_UTF8(&in, "stage", "IXSCAN");
   BSON_APPEND_UTF8(&in, "indexName", c->d->name);
-  BSON_APPEND_DOCUMENT(&in, "keyPattern", &c->d->key);
+  bson_t v;
+  if (idx_bson(&c->d->key, &v)) BSON_APPEND_DOCUMENT(&in, "keyPattern", &v);
   BSON_APPEND_BOOL(&in, "isMultiKey", c->d->multikey != 0);
   BSON_APPEND_BOOL(&in, "isUnique", c->d->unique);
   BSON_APPEND_BOOL(&in, "isSparse", c->d->sparse);
   BSON_APPEND_BOOL(&in, "isPartial", c->d->partial != NULL);
   BSON_APPEND_UTF8(&in, "direction", "forward");
-  BSON_APPEND_DOCUMENT(&in, "indexBounds", &c->bounds);
+  if (idx_bson(&c->bounds, &v)) BSON_APPEND_DOCUMENT(&in, "indexBounds", &v);
   if (c->counted) BSON_APPEND_INT64(&in, "keysEstimate", (int64_t)c->keys_est);
   bson_append_document_end(out, &in);
 }

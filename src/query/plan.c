@@ -126,7 +126,7 @@ static int range_of(const filter_conjunct *fc, bool desc, nx_buf *lo, nx_buf *hi
 static void cand_free(plan_cand *c) {
   nx_buf_free(&c->arena);
   nx_free(c->iv);
-  if (c->bounds_init) bson_destroy(&c->bounds);
+  nx_free(c->bounds.p);
 }
 
 static int add_ival(plan_cand *c, const uint8_t *lo, size_t lon, const uint8_t *hi, size_t hin, bool hi_inf) {
@@ -155,11 +155,11 @@ static int ival_cmp(const void *a, const void *b, void *arena) {
   return bcmp_(ar + x->lo_off, x->lo_len, ar + y->lo_off, y->lo_len);
 }
 
-/* Appends the rendered bounds of one field to c->bounds. */
-static void render_field(plan_cand *c, const char *path, const filter_conjunct *pts, size_t npts,
+/* Appends the rendered bounds of one field to bounds. */
+static void render_field(bson_t *bounds, const char *path, const filter_conjunct *pts, size_t npts,
                          bool null_pt, const filter_conjunct *lo_fc, const filter_conjunct *hi_fc) {
   bson_t arr;
-  BSON_APPEND_ARRAY_BEGIN(&c->bounds, path, &arr);
+  BSON_APPEND_ARRAY_BEGIN(bounds, path, &arr);
   nx_buf b;
   nx_buf_init(&b, 0);
   size_t k = 0;
@@ -206,7 +206,7 @@ static void render_field(plan_cand *c, const char *path, const filter_conjunct *
     bson_append_utf8(&arr, kp, -1, "[MinKey, MaxKey]", -1);
   }
   nx_buf_free(&b);
-  bson_append_array_end(&c->bounds, &arr);
+  bson_append_array_end(bounds, &arr);
 }
 
 /* Builds candidate c for index d under filter f. c->usable tells whether it can be used. */
@@ -214,12 +214,11 @@ static int build_cand(plan_cand *c, idx_def *d, const filter_t *f) {
   memset(c, 0, sizeof *c);
   c->d = d;
   nx_buf_init(&c->arena, 0);
-  bson_init(&c->bounds);
-  c->bounds_init = true;
   size_t nconj = filter_conjunct_count(f);
   for (size_t i = 0; i < d->nfields; i++)
     for (size_t j = 0; j < d->fields[i].dp.n; j++)
       if (d->fields[i].dp.index[j] >= 0) return NX_OK; /* numeric component: never planned */
+  bson_t bounds = BSON_INITIALIZER; /* copied into c->bounds at the end */
 
   /* prefixes: the product of points so far, as records in `pre` */
   nx_buf pre, npre, lo, hi, tmp;
@@ -294,7 +293,7 @@ static int build_cand(plan_cand *c, idx_def *d, const filter_t *f) {
       npfx *= npts;
       c->nbound = fi + 1;
       c->npoints[fi] = npts;
-      render_field(c, fd->path, &pts, npts, has_null, NULL, NULL);
+      render_field(&bounds, fd->path, &pts, npts, has_null, NULL, NULL);
       continue;
     }
     /* ranges */
@@ -349,7 +348,7 @@ static int build_cand(plan_cand *c, idx_def *d, const filter_t *f) {
         if (rc == NX_OK) rc = nx_buf_append(&hi, chi.data, chi.len);
         if (rc == NX_OK) rc = add_ival(c, lo.data, lo.len, hi.data, hi.len, false);
       }
-      render_field(c, fd->path, NULL, 0, false, have_lo ? &rlo : none, have_hi ? &rhi : none);
+      render_field(&bounds, fd->path, NULL, 0, false, have_lo ? &rlo : none, have_hi ? &rhi : none);
     }
     nx_buf_free(&clo);
     nx_buf_free(&chi);
@@ -371,7 +370,7 @@ static int build_cand(plan_cand *c, idx_def *d, const filter_t *f) {
   }
   if (empty) c->niv = 0;
   for (size_t i = c->nbound; i < d->nfields && rc == NX_OK; i++)
-    if (!have_range || i >= fi) render_field(c, d->fields[i].path, NULL, 0, false, NULL, NULL);
+    if (!have_range || i >= fi) render_field(&bounds, d->fields[i].path, NULL, 0, false, NULL, NULL);
   if (rc == NX_OK && c->niv > 1) {
     qsort_r(c->iv, c->niv, sizeof *c->iv, ival_cmp, c->arena.data);
   }
@@ -380,6 +379,16 @@ static int build_cand(plan_cand *c, idx_def *d, const filter_t *f) {
   nx_buf_free(&lo);
   nx_buf_free(&hi);
   nx_buf_free(&tmp);
+  if (rc == NX_OK) {
+    c->bounds.p = nx_malloc(bounds.len);
+    if (c->bounds.p) {
+      memcpy(c->bounds.p, bson_get_data(&bounds), bounds.len);
+      c->bounds.n = bounds.len;
+    } else {
+      rc = nx_err(NX_NOMEM, "planner: out of memory");
+    }
+  }
+  bson_destroy(&bounds);
   c->usable = true;
   return rc;
 }

@@ -23,8 +23,7 @@ typedef struct plan_cand {
   nx_buf arena;                        /* interval bytes */
   plan_ival *iv;                       /* intervals, sorted by lo */
   size_t niv, civ;                     /* used, allocated */
-  bson_t bounds;                       /* {field: ["[1, 1]", ...]} for explain */
-  bool bounds_init;
+  idx_bytes bounds;                    /* {field: ["[1, 1]", ...]} for explain */
   bool sorts;                          /* provides the requested sort */
   bool counted;                        /* keys_est was measured */
   uint64_t keys_est;                   /* keys in bounds, capped at PLAN_COST_CAP */
