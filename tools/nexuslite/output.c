@@ -506,8 +506,26 @@ static void cell(sbuf *b, const bson_t *doc, const char *path, bool json_style) 
     return;
   }
   out_opts plain = {false, false};
-  if (json_style) json_value(b, &d, &plain, 0);
-  else shell_value(b, &d, &plain, 0, false);
+  if (json_style) {
+    json_value(b, &d, &plain, 0);
+    return;
+  }
+  /* Tables show bare values: 500, not Long('500'); dates and ids as their text. */
+  char t[64];
+  switch (bson_iter_type(&d)) {
+  case BSON_TYPE_INT64: sb_printf(b, "%" PRId64, bson_iter_int64(&d)); return;
+  case BSON_TYPE_DATE_TIME: fmt_iso(t, sizeof t, bson_iter_date_time(&d)); sb_adds(b, t); return;
+  case BSON_TYPE_OID: bson_oid_to_string(bson_iter_oid(&d), t); sb_adds(b, t); return;
+  case BSON_TYPE_DECIMAL128: {
+    bson_decimal128_t dec;
+    char s[BSON_DECIMAL128_STRING];
+    bson_iter_decimal128(&d, &dec);
+    bson_decimal128_to_string(&dec, s);
+    sb_adds(b, s);
+    return;
+  }
+  default: shell_value(b, &d, &plain, 0, false); return;
+  }
 }
 
 static void csv_field(FILE *f, const char *s) {
