@@ -55,6 +55,13 @@ double doc_number_as_double(const bson_value_t *v);
 /** The number under `v` truncated toward zero to an int64, exactly (also for decimal128 and
  *  large int64 values). False for non-numbers, NaN, infinities and values out of int64 range. */
 bool doc_number_trunc_i64(const bson_value_t *v, int64_t *out);
+/** decimal128 arithmetic for $inc / $mul: `*out` = a + b (or a * b when `mul`), where either
+ *  operand may be any number type (a double operand is first rounded to 15 significant digits, as
+ *  MongoDB converts doubles to decimals in arithmetic). Exact, then rounded half-even to 34 digits;
+ *  IEEE 754-2008 special values (NaN, +-Infinity, Inf - Inf = NaN, Inf * 0 = NaN); overflow gives
+ *  +-Infinity. False only if an operand is not a number. */
+bool doc_decimal_arith(const bson_value_t *a, const bson_value_t *b, bool mul,
+                       bson_decimal128_t *out);
 /** MongoDB's name of a type as $type spells it ("double", "string", "object", "array", "binData",
  *  "undefined", "objectId", "bool", "date", "null", "regex", "dbPointer", "javascript", "symbol",
  *  "javascriptWithScope", "int", "timestamp", "long", "decimal", "minKey", "maxKey"). */

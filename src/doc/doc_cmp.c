@@ -306,6 +306,302 @@ bool doc_number_trunc_i64(const bson_value_t *v, int64_t *out) {
   }
 }
 
+/* ---- decimal128 arithmetic ----------------------------------------------------------------
+ * A finite operand is sign * C * 10^E with C a decimal digit string (no leading zeros, "0" for
+ * zero). Sums align exponents exactly (unless they are more than DEC_MAX_SHIFT apart, when the
+ * smaller operand is below the result's precision and the larger is returned); products multiply
+ * digit strings. The exact result is then rounded half-even to 34 digits. */
+#define DEC_DIGITS 34
+#define DEC_MAX_SHIFT 80
+#define DEC_EMAX 6111
+#define DEC_EMIN (-6176)
+
+typedef struct dnum {
+  int kind;      /* 0 NaN, 1 infinity, 2 finite */
+  bool neg;
+  int n;         /* digits in c */
+  int e;         /* exponent of the last digit */
+  char c[200];   /* coefficient digits */
+} dnum;
+
+static void dnum_set_digits(dnum *d, const char *digits, int n) {
+  int s = 0;
+  while (s < n - 1 && digits[s] == '0') s++;
+  d->n = n - s;
+  memmove(d->c, digits + s, (size_t)d->n);
+}
+
+static bool dnum_from(const bson_value_t *v, dnum *d) {
+  memset(d, 0, sizeof *d);
+  d->kind = 2;
+  switch (v->value_type) {
+  case BSON_TYPE_INT32:
+  case BSON_TYPE_INT64: {
+    int64_t x = v->value_type == BSON_TYPE_INT32 ? v->value.v_int32 : v->value.v_int64;
+    d->neg = x < 0;
+    uint64_t mag = d->neg ? (uint64_t)0 - (uint64_t)x : (uint64_t)x;
+    char tmp[24];
+    int n = 0;
+    do {
+      tmp[n++] = (char)('0' + (int)(mag % 10u));
+      mag /= 10u;
+    } while (mag);
+    for (int i = 0; i < n; i++) d->c[i] = tmp[n - 1 - i];
+    d->n = n;
+    return true;
+  }
+  case BSON_TYPE_DOUBLE: {
+    double x = v->value.v_double;
+    if (isnan(x)) {
+      d->kind = 0;
+      return true;
+    }
+    d->neg = signbit(x) != 0;
+    if (isinf(x)) {
+      d->kind = 1;
+      return true;
+    }
+    char buf[48];
+    snprintf(buf, sizeof buf, "%.14e", fabs(x));
+    char digits[20];
+    int n = 0;
+    const char *p = buf;
+    while (*p && *p != 'e') {
+      if (*p >= '0' && *p <= '9') digits[n++] = *p;
+      p++;
+    }
+    int ex = p[0] == 'e' ? (int)strtol(p + 1, NULL, 10) : 0;
+    dnum_set_digits(d, digits, n);
+    d->e = ex - (n - 1);
+    if (d->n == 1 && d->c[0] == '0') d->e = 0;
+    return true;
+  }
+  case BSON_TYPE_DECIMAL128: {
+    uint64_t hi = v->value.v_decimal128.high, lo = v->value.v_decimal128.low;
+    d->neg = (hi >> 63) != 0;
+    unsigned comb = (unsigned)((hi >> 58) & 0x1Fu);
+    if (comb == 0x1F) {
+      d->kind = 0;
+      return true;
+    }
+    if (comb == 0x1E) {
+      d->kind = 1;
+      return true;
+    }
+    nx_u128 coeff;
+    if (((hi >> 61) & 3u) == 3u) {
+      d->e = (int)((hi >> 47) & 0x3FFFu) - 6176;
+      coeff = 0;
+    } else {
+      d->e = (int)((hi >> 49) & 0x3FFFu) - 6176;
+      coeff = ((nx_u128)(hi & 0x1FFFFFFFFFFFFull) << 64) | lo;
+      nx_u128 max = 1;
+      for (int i = 0; i < 34; i++) max *= 10u;
+      if (coeff >= max) coeff = 0;
+    }
+    char tmp[48];
+    int n = 0;
+    do {
+      tmp[n++] = (char)('0' + (int)(coeff % 10u));
+      coeff /= 10u;
+    } while (coeff);
+    for (int i = 0; i < n; i++) d->c[i] = tmp[n - 1 - i];
+    d->n = n;
+    return true;
+  }
+  default: return false;
+  }
+}
+
+static bool dnum_is_zero(const dnum *d) { return d->n == 1 && d->c[0] == '0'; }
+
+/* |A| vs |B| for digit strings without leading zeros */
+static int digits_cmp(const char *a, int na, const char *b, int nb) {
+  if (na != nb) return na < nb ? -1 : 1;
+  int c = memcmp(a, b, (size_t)na);
+  return c < 0 ? -1 : (c > 0 ? 1 : 0);
+}
+
+/* r = a + b (digit strings, right aligned); returns length */
+static int digits_add(const char *a, int na, const char *b, int nb, char *r) {
+  int n = (na > nb ? na : nb) + 1, carry = 0;
+  for (int i = 0; i < n; i++) {
+    int da = i < na ? a[na - 1 - i] - '0' : 0;
+    int db = i < nb ? b[nb - 1 - i] - '0' : 0;
+    int s = da + db + carry;
+    r[n - 1 - i] = (char)('0' + s % 10);
+    carry = s / 10;
+  }
+  return n;
+}
+
+/* r = a - b with |a| >= |b| */
+static int digits_sub(const char *a, int na, const char *b, int nb, char *r) {
+  int borrow = 0;
+  for (int i = 0; i < na; i++) {
+    int da = a[na - 1 - i] - '0' - borrow;
+    int db = i < nb ? b[nb - 1 - i] - '0' : 0;
+    borrow = da < db;
+    r[na - 1 - i] = (char)('0' + da - db + (borrow ? 10 : 0));
+  }
+  return na;
+}
+
+static int digits_mul(const char *a, int na, const char *b, int nb, char *r) {
+  int n = na + nb;
+  int acc[200] = {0};
+  for (int i = na - 1; i >= 0; i--)
+    for (int j = nb - 1; j >= 0; j--) acc[i + j + 1] += (a[i] - '0') * (b[j] - '0');
+  for (int k = n - 1; k > 0; k--) {
+    acc[k - 1] += acc[k] / 10;
+    acc[k] %= 10;
+  }
+  for (int k = 0; k < n; k++) r[k] = (char)('0' + acc[k]);
+  return n;
+}
+
+/* Rounds d to DEC_DIGITS digits half-even and into the exponent range, then encodes. */
+static void dnum_encode(dnum *d, bson_decimal128_t *out) {
+  char buf[300];
+  if (d->kind == 0) {
+    bson_decimal128_from_string("NaN", out);
+    return;
+  }
+  if (d->kind == 1) {
+    bson_decimal128_from_string(d->neg ? "-Infinity" : "Infinity", out);
+    return;
+  }
+  dnum_set_digits(d, d->c, d->n);
+  int drop = d->n > DEC_DIGITS ? d->n - DEC_DIGITS : 0;
+  if (d->e + drop < DEC_EMIN) drop = DEC_EMIN - d->e;
+  if (drop > 0) {
+    if (drop > d->n) {
+      /* everything is below the smallest exponent: rounds to zero */
+      d->c[0] = '0';
+      d->n = 1;
+      d->e = DEC_EMIN;
+    } else {
+      int keep = d->n - drop;
+      int first = d->c[keep] - '0';
+      bool rest_zero = true;
+      for (int i = keep + 1; i < d->n; i++)
+        if (d->c[i] != '0') rest_zero = false;
+      bool up = first > 5 || (first == 5 && !rest_zero) ||
+                (first == 5 && rest_zero && keep > 0 && ((d->c[keep - 1] - '0') & 1));
+      d->n = keep;
+      d->e += drop;
+      if (d->n == 0) {
+        d->c[0] = up ? '1' : '0';
+        d->n = 1;
+      } else if (up) {
+        int i = d->n - 1;
+        while (i >= 0 && d->c[i] == '9') d->c[i--] = '0';
+        if (i >= 0) {
+          d->c[i]++;
+        } else {
+          memmove(d->c + 1, d->c, (size_t)d->n);
+          d->c[0] = '1';
+          d->n++;
+          if (d->n > DEC_DIGITS) {
+            d->n--;
+            d->e++;
+          }
+        }
+      }
+    }
+  }
+  while (d->e > DEC_EMAX && d->n < DEC_DIGITS && !dnum_is_zero(d)) {
+    d->c[d->n++] = '0';
+    d->e--;
+  }
+  if (dnum_is_zero(d) && d->e > DEC_EMAX) d->e = DEC_EMAX;
+  if (d->e > DEC_EMAX) {
+    bson_decimal128_from_string(d->neg ? "-Infinity" : "Infinity", out);
+    return;
+  }
+  snprintf(buf, sizeof buf, "%s%.*sE%d", d->neg ? "-" : "", d->n, d->c, d->e);
+  if (!bson_decimal128_from_string(buf, out)) bson_decimal128_from_string("NaN", out);
+}
+
+bool doc_decimal_arith(const bson_value_t *a, const bson_value_t *b, bool mul,
+                       bson_decimal128_t *out) {
+  dnum x, y, r;
+  if (!dnum_from(a, &x) || !dnum_from(b, &y)) return false;
+  memset(&r, 0, sizeof r);
+  r.kind = 2;
+  if (x.kind == 0 || y.kind == 0) {
+    r.kind = 0;
+  } else if (mul) {
+    r.neg = x.neg != y.neg;
+    if (x.kind == 1 || y.kind == 1) {
+      r.kind = (x.kind == 2 && dnum_is_zero(&x)) || (y.kind == 2 && dnum_is_zero(&y)) ? 0 : 1;
+    } else {
+      r.n = digits_mul(x.c, x.n, y.c, y.n, r.c);
+      r.e = x.e + y.e;
+    }
+  } else if (x.kind == 1 || y.kind == 1) {
+    if (x.kind == 1 && y.kind == 1 && x.neg != y.neg) {
+      r.kind = 0;
+    } else {
+      r.kind = 1;
+      r.neg = x.kind == 1 ? x.neg : y.neg;
+    }
+  } else if (dnum_is_zero(&x) || dnum_is_zero(&y)) {
+    const dnum *nz = dnum_is_zero(&x) ? &y : &x;
+    r = *nz;
+    r.e = x.e < y.e ? x.e : y.e; /* IEEE: the smaller exponent */
+    if (nz->e > r.e && !dnum_is_zero(nz)) {
+      int pad = nz->e - r.e;
+      if (pad > DEC_MAX_SHIFT) {
+        r = *nz;
+      } else {
+        memset(r.c + nz->n, '0', (size_t)pad);
+        r.n = nz->n + pad;
+      }
+    }
+    if (dnum_is_zero(&x) && dnum_is_zero(&y)) r.neg = x.neg && y.neg;
+  } else {
+    int e = x.e < y.e ? x.e : y.e;
+    int px = x.e - e, py = y.e - e;
+    if (px > DEC_MAX_SHIFT || py > DEC_MAX_SHIFT) {
+      /* exponents far apart: compare magnitudes through the exact order and keep the larger */
+      bson_value_t va = *a, vb = *b;
+      num_repr ra, rb;
+      repr_of(&va, &ra);
+      repr_of(&vb, &rb);
+      ra.neg = rb.neg = false;
+      r = repr_cmp(&ra, &rb) >= 0 ? x : y;
+    } else {
+      char A[200], B[200];
+      memcpy(A, x.c, (size_t)x.n);
+      memset(A + x.n, '0', (size_t)px);
+      memcpy(B, y.c, (size_t)y.n);
+      memset(B + y.n, '0', (size_t)py);
+      int na = x.n + px, nb = y.n + py;
+      r.e = e;
+      if (x.neg == y.neg) {
+        r.neg = x.neg;
+        r.n = digits_add(A, na, B, nb, r.c);
+      } else {
+        int c = digits_cmp(A, na, B, nb);
+        if (c == 0) {
+          r.c[0] = '0';
+          r.n = 1;
+          r.neg = false;
+        } else if (c > 0) {
+          r.neg = x.neg;
+          r.n = digits_sub(A, na, B, nb, r.c);
+        } else {
+          r.neg = y.neg;
+          r.n = digits_sub(B, nb, A, na, r.c);
+        }
+      }
+    }
+  }
+  dnum_encode(&r, out);
+  return true;
+}
+
 /* ---- Everything else ---------------------------------------------------------------------- */
 
 static int cmp_bytes(const void *a, size_t la, const void *b, size_t lb) {

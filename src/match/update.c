@@ -683,10 +683,14 @@ static int arith(const actx *a, const uitem *it, const bson_value_t *cur, bson_v
   bool mul = it->op == U_MUL;
   bson_type_t tc = cur->value_type, ta = arg->value_type;
   char idb[128];
-  if (tc == BSON_TYPE_DECIMAL128 || ta == BSON_TYPE_DECIMAL128)
-    return nx_err(NX_INVALID, "update: %s on decimal128 values is not supported (field '%s' in %s)",
-                  it->opname, it->pstr, id_str(a, idb, sizeof idb));
   memset(out, 0, sizeof *out);
+  if (tc == BSON_TYPE_DECIMAL128 || ta == BSON_TYPE_DECIMAL128) {
+    out->value_type = BSON_TYPE_DECIMAL128;
+    if (!doc_decimal_arith(cur, arg, mul, &out->value.v_decimal128))
+      return nx_err(NX_INVALID, "update: %s needs numbers (field '%s' in %s)", it->opname,
+                    it->pstr, id_str(a, idb, sizeof idb));
+    return NX_OK;
+  }
   if (tc == BSON_TYPE_DOUBLE || ta == BSON_TYPE_DOUBLE) {
     double x = doc_number_as_double(cur), y = doc_number_as_double(arg);
     out->value_type = BSON_TYPE_DOUBLE;
