@@ -263,5 +263,24 @@ run $DB export products "$T/out.ndjson"; expect "export refuses to overwrite" 1
 run $DB export products "$T/out.ndjson" --force; expect "export --force" 0
 run $DB export nosuch "$T/x.ndjson"; expect "export a missing collection" 3
 
+# ---- colour only when asked or on a terminal ----
+run $DB --color always find users --limit 1 --output table; expect "--color always" 0
+has "colour codes with --color always" out $'\033['
+run $DB find users --limit 1 --output table; hasnt "no colour off a terminal" out $'\033['
+
+# ---- kv value from stdin ----
+printf '{"big": [1, 2, 3]}' >"$T/value.json"
+IN="$T/value.json" run $DB kv set from-stdin -; expect "kv set from stdin" 0
+run $DB kv get from-stdin; has "kv value read from stdin" out "big"
+
+# ---- the demo: builds demo.db and, without a terminal, runs its examples and exits ----
+mkdir demo && (cd demo && bash "$SRC/scripts/demo" "$BUILD" </dev/null >"$T/demo.out" 2>&1)
+drc=$?
+[ $drc -eq 0 ] && ok "scripts/demo exits 0 without a terminal" || { bad "scripts/demo exit $drc"; tail -5 "$T/demo.out"; }
+grep -q "Three things to try" "$T/demo.out" && ok "demo prints the commands to try" || bad "demo text"
+grep -q "Decimal128(" "$T/demo.out" && ok "demo ran an example query" || bad "demo example output"
+run --db demo/demo.db count orders; expect "demo database has orders" 0 "500"
+run --db demo/demo.db index list users; has "demo indexes exist" out "age_1"
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
