@@ -1,6 +1,8 @@
 /* test_doc.c: the document layer: MongoDB's value order, JSON in and out, dot paths, storage
  * validation and UUID generation. */
 #include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "doc.h"
@@ -413,4 +415,88 @@ Test(doc, uuid_v7_is_time_ordered_and_strictly_increasing) {
   ts = 0;
   for (int i = 0; i < 6; i++) ts = ts << 8 | cur[i];
   cr_assert_eq((int64_t)ts, t + 10);
+}
+
+/* ---- The order is total: a sorted random sample is consistent pair by pair ---- */
+
+static uint32_t g_rng = 2463534242u;
+static uint32_t rnd(void) {
+  g_rng ^= g_rng << 13;
+  g_rng ^= g_rng >> 17;
+  g_rng ^= g_rng << 5;
+  return g_rng;
+}
+
+static void append_random(bson_t *b, const char *k, int depth) {
+  static const double dbl[] = {0.0, -0.0, 0.5, -1.5, 1e300, -1e-300, 9007199254740992.0,
+                               9223372036854775808.0, 1.0 / 0.0, -1.0 / 0.0};
+  static const char *dec[] = {"1", "-0", "0.1", "1E+400", "-1E-400", "NaN", "Infinity",
+                              "9007199254740993", "2.50", "-Infinity"};
+  static const int64_t i64[] = {0, 1, -1, 9007199254740993LL, INT64_MAX, INT64_MIN, 2};
+  switch (rnd() % 12) {
+  case 0: bson_append_int32(b, k, -1, (int32_t)(rnd() % 7) - 3); break;
+  case 1: bson_append_int64(b, k, -1, i64[rnd() % 7]); break;
+  case 2: bson_append_double(b, k, -1, rnd() % 3 ? dbl[rnd() % 10] : 0.0 / 0.0); break;
+  case 3: {
+    bson_decimal128_t d;
+    bson_decimal128_from_string(dec[rnd() % 10], &d);
+    bson_append_decimal128(b, k, -1, &d);
+    break;
+  }
+  case 4: {
+    static const char *s[] = {"", "a", "ab", "B", "\xc3\xa9"};
+    bson_append_utf8(b, k, -1, s[rnd() % 5], -1);
+    break;
+  }
+  case 5: bson_append_null(b, k, -1); break;
+  case 6: bson_append_bool(b, k, -1, rnd() % 2); break;
+  case 7: bson_append_date_time(b, k, -1, (int64_t)(rnd() % 5) - 2); break;
+  case 8:
+  case 9: {
+    bson_t c;
+    bool arr = rnd() % 2;
+    if (arr) bson_append_array_begin(b, k, -1, &c);
+    else bson_append_document_begin(b, k, -1, &c);
+    int n = depth < 2 ? (int)(rnd() % 3) : 0;
+    for (int i = 0; i < n; i++) {
+      char key[8];
+      if (arr) snprintf(key, sizeof key, "%d", i);
+      else snprintf(key, sizeof key, "%c", 'a' + (int)(rnd() % 2) + i);
+      append_random(&c, key, depth + 1);
+    }
+    if (arr) bson_append_array_end(b, &c);
+    else bson_append_document_end(b, &c);
+    break;
+  }
+  case 10: bson_append_minkey(b, k, -1); break;
+  default: bson_append_maxkey(b, k, -1); break;
+  }
+}
+
+static int cmp_vals(const void *a, const void *b) {
+  return doc_cmp_values((const bson_value_t *)a, (const bson_value_t *)b);
+}
+
+Test(doc, order_is_total_on_random_values) {
+  enum { N = 400 };
+  bson_t *holder = bson_new();
+  for (int i = 0; i < N; i++) {
+    char k[16];
+    snprintf(k, sizeof k, "%d", i);
+    append_random(holder, k, 0);
+  }
+  bson_value_t vals[N];
+  bson_iter_t it;
+  int n = 0;
+  cr_assert(bson_iter_init(&it, holder));
+  while (bson_iter_next(&it)) vals[n++] = *bson_iter_value(&it);
+  cr_assert_eq(n, N);
+  qsort(vals, N, sizeof vals[0], cmp_vals);
+  for (int i = 0; i < N; i++)
+    for (int j = i; j < N; j++) {
+      int c = doc_cmp_values(&vals[i], &vals[j]);
+      cr_assert_leq(c, 0, "sorted values %d and %d are out of order (transitivity broken)", i, j);
+      cr_assert_eq(doc_cmp_values(&vals[j], &vals[i]) >= 0, true, "antisymmetry broken at %d, %d", i, j);
+    }
+  bson_destroy(holder);
 }
