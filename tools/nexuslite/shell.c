@@ -1063,6 +1063,89 @@ static void history_path(shell *s) {
   else s->histfile[0] = '\0';
 }
 
+/* ---- Tab completion (libedit) ---- */
+
+static shell *g_shell; /* the shell that completion reads collection names from */
+
+static const char *const coll_methods[] = {
+    "find(", "findOne(", "countDocuments(", "estimatedDocumentCount(", "distinct(", "insertOne(",
+    "insertMany(", "updateOne(", "updateMany(", "replaceOne(", "deleteOne(", "deleteMany(",
+    "findOneAndUpdate(", "findOneAndReplace(", "findOneAndDelete(", "createIndex(", "dropIndex(",
+    "getIndexes()", "stats()", "drop()", "renameCollection(", NULL};
+static const char *const cursor_methods[] = {"sort(", "limit(", "skip(", "count()", "explain()", "toArray()",
+                                             "pretty()", "itcount()", "projection(", NULL};
+static const char *const db_methods[] = {"stats()", "getName()", "getCollectionNames()", "createCollection(",
+                                         "getCollection(", NULL};
+static const char *const top_words[] = {"db.", "show collections", "show dbs", "help", "exit", "it", NULL};
+
+/* Adds the candidates of `list` that start with word (len n) to out. */
+static void cands(const char *const *list, const char *word, size_t n, char **out, size_t *k, size_t max) {
+  for (size_t i = 0; list[i] && *k < max; i++)
+    if (!strncmp(list[i], word, n)) out[(*k)++] = strdup(list[i]);
+}
+
+static unsigned char complete(EditLine *el, int ch) {
+  (void)ch;
+  const LineInfo *li = el_line(el);
+  const char *start = li->buffer, *cur = li->cursor;
+  const char *w = cur;
+  while (w > start && (ident_char(w[-1]))) w--;
+  size_t n = (size_t)(cur - w);
+  char word[128];
+  snprintf(word, sizeof word, "%.*s", (int)(n < 127 ? n : 127), w);
+  char *out[64];
+  size_t k = 0;
+  char **names = NULL;
+  size_t nn = 0;
+  /* What comes before the word decides the kind: "db." / "db.coll." / ")." / nothing. */
+  const char *b = w;
+  if (b > start && b[-1] == '.') {
+    const char *q = b - 1;
+    if (q > start && q[-1] == ')') {
+      cands(cursor_methods, word, n, out, &k, 64);
+    } else {
+      const char *t = q;
+      while (t > start && ident_char(t[-1])) t--;
+      if ((size_t)(q - t) == 2 && !strncmp(t, "db", 2) && (t == start || !ident_char(t[-1])) &&
+          (t == start || t[-1] != '.')) {
+        cands(db_methods, word, n, out, &k, 64);
+        if (g_shell && g_shell->c->db && nx_collection_list(g_shell->c->db, &names, &nn) == NX_OK) {
+          for (size_t i = 0; i < nn && k < 64; i++)
+            if (!strncmp(names[i], word, n)) out[k++] = strdup(names[i]);
+          nx_free_strv(names, nn);
+        }
+      } else {
+        cands(coll_methods, word, n, out, &k, 64);
+      }
+    }
+  } else {
+    cands(top_words, word, n, out, &k, 64);
+  }
+  unsigned char rc = CC_REFRESH_BEEP;
+  if (k == 1) {
+    el_insertstr(el, out[0] + n);
+    rc = CC_REFRESH;
+  } else if (k > 1) {
+    /* the common prefix, then the list */
+    size_t common = strlen(out[0]);
+    for (size_t i = 1; i < k; i++) {
+      size_t j = 0;
+      while (j < common && out[i][j] == out[0][j]) j++;
+      common = j;
+    }
+    if (common > n) {
+      char *ins = strndup(out[0] + n, common - n);
+      if (ins) el_insertstr(el, ins);
+      free(ins);
+    }
+    printf("\n");
+    for (size_t i = 0; i < k; i++) printf("%s%s", out[i], i + 1 < k ? "  " : "\n");
+    rc = CC_REDISPLAY;
+  }
+  for (size_t i = 0; i < k; i++) free(out[i]);
+  return rc;
+}
+
 static bool editline_start(shell *s) {
   setlocale(LC_CTYPE, "");
   s->el = el_init("nexuslite", stdin, stdout, stderr);
@@ -1081,6 +1164,9 @@ static bool editline_start(shell *s) {
   el_set(s->el, EL_EDITOR, "emacs");
   el_set(s->el, EL_PROMPT, prompt_fn);
   el_set(s->el, EL_HIST, history, s->hist);
+  g_shell = s;
+  el_set(s->el, EL_ADDFN, "nx-complete", "complete a name", complete);
+  el_set(s->el, EL_BIND, "^I", "nx-complete", NULL);
   el_source(s->el, NULL);
   return true;
 }
