@@ -3,6 +3,7 @@
  * the data-driven cases of tests/query/, run by test_query_cases.c.) */
 #include <criterion/criterion.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "match.h"
@@ -439,4 +440,91 @@ Test(match, every_allocation_failure_is_reported_and_leaks_nothing) {
   }
   fprintf(stderr, "allocation failures exercised: %d\n", fired);
   cr_assert_gt(fired, 20, "only %d allocations were exercised", fired);
+}
+
+/* ---- Equivalent filters agree on random documents ---- */
+
+static uint32_t g_rng = 88172645u;
+static uint32_t rnd(void) {
+  g_rng ^= g_rng << 13;
+  g_rng ^= g_rng >> 17;
+  g_rng ^= g_rng << 5;
+  return g_rng;
+}
+
+/* A random scalar or small array/document, as JSON text. */
+static const char *rand_value(void) {
+  static const char *v[] = {"1", "2", "2.0", "{\"$numberLong\": \"3\"}", "\"x\"", "\"y\"", "null",
+                            "true", "[1, 2]", "[2, \"x\"]", "[]", "{\"b\": 1}", "{\"b\": [1, 3]}",
+                            "[{\"b\": 2}, {\"c\": 1}]", "[null]", "{\"$numberDecimal\": \"2\"}",
+                            "{\"$numberDouble\": \"NaN\"}", "[[1, 2]]", "-1"};
+  return v[rnd() % (sizeof v / sizeof v[0])];
+}
+
+static bool matches(const char *filter, const bson_t *doc) {
+  filter_t *f;
+  int rc = parse_json_filter(filter, &f);
+  cr_assert_eq(rc, NX_OK, "filter %s: %s", filter, nx_err_msg());
+  bool m = false;
+  cr_assert_eq(filter_match(f, doc, &m), NX_OK);
+  filter_free(f);
+  return m;
+}
+
+Test(match, equivalent_filters_agree_on_random_documents) {
+  const char *scale = getenv("NX_TEST_SCALE");
+  int rounds = scale && strcmp(scale, "asan") == 0 ? 150 : 600;
+  char d[256], f1[512], f2[512];
+  int checked = 0;
+  for (int r = 0; r < rounds; r++) {
+    if (rnd() % 4)
+      snprintf(d, sizeof d, "{\"_id\": %d, \"a\": %s}", r, rand_value());
+    else
+      snprintf(d, sizeof d, "{\"_id\": %d}", r);
+    bson_t *doc = J(d);
+    const char *x = rand_value(), *y = rand_value();
+    const char *p = rnd() % 3 ? "a" : "a.b";
+    struct {
+      const char *fmt1, *fmt2;
+    } eq[] = {
+        {"{\"%1$s\": {\"$in\": [%2$s, %3$s]}}", "{\"$or\": [{\"%1$s\": {\"$eq\": %2$s}}, {\"%1$s\": {\"$eq\": %3$s}}]}"},
+        {"{\"%1$s\": {\"$nin\": [%2$s, %3$s]}}", "{\"$nor\": [{\"%1$s\": {\"$eq\": %2$s}}, {\"%1$s\": {\"$eq\": %3$s}}]}"},
+        {"{\"%1$s\": {\"$ne\": %2$s}}", "{\"%1$s\": {\"$not\": {\"$eq\": %2$s}}}"},
+        {"{\"%1$s\": {\"$all\": [%2$s, %3$s]}}", "{\"$and\": [{\"%1$s\": {\"$eq\": %2$s}}, {\"%1$s\": {\"$eq\": %3$s}}]}"},
+        {"{\"%1$s\": {\"$gte\": %2$s}}", "{\"$or\": [{\"%1$s\": {\"$gt\": %2$s}}, {\"%1$s\": {\"$eq\": %2$s}}]}"},
+        {"{\"%1$s\": {\"$lte\": %2$s}}", "{\"$or\": [{\"%1$s\": {\"$lt\": %2$s}}, {\"%1$s\": {\"$eq\": %2$s}}]}"},
+        {"{\"%1$s\": {\"$exists\": false}}", "{\"$nor\": [{\"%1$s\": {\"$exists\": true}}]}"},
+        {"{\"%1$s\": {\"$gt\": %2$s, \"$lt\": %3$s}}", "{\"$and\": [{\"%1$s\": {\"$gt\": %2$s}}, {\"%1$s\": {\"$lt\": %3$s}}]}"},
+    };
+    for (size_t i = 0; i < sizeof eq / sizeof eq[0]; i++) {
+      snprintf(f1, sizeof f1, eq[i].fmt1, p, x, y);
+      snprintf(f2, sizeof f2, eq[i].fmt2, p, x, y);
+      bool m1 = matches(f1, doc), m2 = matches(f2, doc);
+      cr_assert_eq(m1, m2, "%s and %s disagree on %s", f1, f2, d);
+      checked++;
+    }
+    /* $elemMatch on values implies the plain condition */
+    snprintf(f1, sizeof f1, "{\"a\": {\"$elemMatch\": {\"$gte\": %s}}}", x);
+    snprintf(f2, sizeof f2, "{\"a\": {\"$gte\": %s}}", x);
+    if (matches(f1, doc)) cr_assert(matches(f2, doc), "%s matched but %s did not on %s", f1, f2, d);
+    /* after $set the value is found by equality (arrays: as a whole) */
+    snprintf(f1, sizeof f1, "{\"$set\": {\"%s\": %s}}", p, x);
+    bson_t *us = J(f1);
+    update_t *u;
+    bson_t out;
+    bool changed;
+    cr_assert_eq(update_parse(us, &u), NX_OK);
+    int rc = update_apply(u, doc, NULL, false, 0, &out, &changed);
+    if (rc == NX_OK) {
+      snprintf(f2, sizeof f2, "{\"%s\": {\"$eq\": %s}}", p, x);
+      cr_assert(matches(f2, &out), "after %s on %s, %s does not match", f1, d, f2);
+      bson_destroy(&out);
+    } else {
+      cr_assert_eq(rc, NX_INVALID, "%s on %s: %s", f1, d, nx_err_msg());
+    }
+    update_free(u);
+    bson_destroy(us);
+    bson_destroy(doc);
+  }
+  fprintf(stderr, "equivalences checked: %d\n", checked);
 }
