@@ -15,7 +15,7 @@ const help_entry cli_help_table[] = {
      "interactive mongosh-style shell (the default on a terminal)",
      "--echo\techo each statement after a prompt (for transcripts of scripts)\n"
      "--eval CODE\trun the statements in CODE and exit\n"
-     "On a terminal the shell edits lines and keeps history in ~/.nexuslite_history; otherwise it "
+     "On a terminal the shell edits lines, completes names with Tab and keeps history in ~/.nexuslite_history; otherwise it "
      "reads statements from standard input, so `nexuslite shell < script.js` runs a script and exits "
      "with 1 when a statement failed. Type help inside the shell for its commands."},
     {"collections", "collections [list | create NAME [--options JSON] | drop NAME | rename FROM TO]",

@@ -951,7 +951,7 @@ static void help(void) {
          "Literals: {name: 'x'} unquoted keys, 'single quotes', trailing commas, // comments,\n"
          "  ObjectId('...') ISODate('2024-01-31') new Date(ms) UUID('...') NumberLong(5)\n"
          "  NumberInt(5) NumberDecimal('1.10') Timestamp(t, i) /regex/i true false null\n"
-         "A statement may span lines until its brackets balance; Ctrl-C cancels a query.\n");
+         "A statement may span lines until its brackets balance; Tab completes names; Ctrl-C cancels a query.\n");
 }
 
 /* Runs one statement at *pp; moves *pp past it (and a following ';'). */
