@@ -220,7 +220,9 @@ Test(index_diff, planner_results_equal_full_scan) {
   rng = seed;
   fprintf(stderr, "index_diff: seed %llu (set NX_TEST_SEED to replay)\n", (unsigned long long)seed);
   int rounds = 12, queries_per_round = 100, ndocs = 250;
-  uint64_t queries = 0, with_index = 0, updates = 0, failed_writes = 0;
+  uint64_t queries = 0, explained = 0, with_index = 0, updates = 0, failed_writes = 0;
+  const char *scale = getenv("NX_TEST_SCALE");
+  int explain_every = scale && strcmp(scale, "asan") == 0 ? 3 : 1;
   nx_buf doc, filter, sort, upd;
   nx_buf_init(&doc, 0);
   nx_buf_init(&filter, 0);
@@ -344,7 +346,11 @@ Test(index_diff, planner_results_equal_full_scan) {
       }
       nx_free(a);
       nx_free(b);
-      if (rc1 == NX_OK && used_index(db, (char *)filter.data, sorted ? (char *)sort.data : NULL)) with_index++;
+      /* explain re-runs the query: under the sanitizers only every third one is explained */
+      if (q % explain_every == 0) {
+        explained++;
+        if (rc1 == NX_OK && used_index(db, (char *)filter.data, sorted ? (char *)sort.data : NULL)) with_index++;
+      }
       queries++;
     }
     cr_assert_eq(verify(db, "ix"), NX_OK, "round %d: %s", r, nx_errmsg(db));
@@ -354,10 +360,10 @@ Test(index_diff, planner_results_equal_full_scan) {
   nx_buf_free(&filter);
   nx_buf_free(&sort);
   nx_buf_free(&upd);
-  fprintf(stderr, "index_diff: %llu queries (%llu used an index), %llu updates/deletes, %llu writes refused\n",
-          (unsigned long long)queries, (unsigned long long)with_index, (unsigned long long)updates,
-          (unsigned long long)failed_writes);
+  fprintf(stderr, "index_diff: %llu queries (%llu of %llu explained used an index), %llu updates/deletes, "
+          "%llu writes refused\n", (unsigned long long)queries, (unsigned long long)with_index,
+          (unsigned long long)explained, (unsigned long long)updates, (unsigned long long)failed_writes);
   printf("%llu queries\n", (unsigned long long)queries);
   cr_assert_geq(queries, 1000);
-  cr_assert_geq(with_index, queries / 5, "too few queries used an index: %llu", (unsigned long long)with_index);
+  cr_assert_geq(with_index, explained / 5, "too few queries used an index: %llu", (unsigned long long)with_index);
 }
