@@ -263,6 +263,11 @@ run $DB export products "$T/out.ndjson"; expect "export refuses to overwrite" 1
 run $DB export products "$T/out.ndjson" --force; expect "export --force" 0
 run $DB export nosuch "$T/x.ndjson"; expect "export a missing collection" 3
 
+# ---- durability from the flag and from the environment ----
+run --db dur.db --durability off insert d '{_id: 1}'; expect "insert with --durability off" 0
+NEXUSLITE_DURABILITY=normal run --db dur.db insert d '{_id: 2}'; expect "insert with NEXUSLITE_DURABILITY=normal" 0
+run --db dur.db count d; expect "both commits are there after reopening" 0 "2"
+
 # ---- colour only when asked or on a terminal ----
 run $DB --color always find users --limit 1 --output table; expect "--color always" 0
 has "colour codes with --color always" out $'\033['
