@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pthread.h>
 #include <unistd.h>
 
 #include "nexuslite.h"
@@ -506,4 +507,90 @@ Test(index, stale_definition_is_rebuilt_at_open) {
   char cmd[300];
   snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
   cr_assert_eq(system(cmd), 0);
+}
+
+Test(index, oversized_key_is_refused_and_changes_nothing) {
+  nx_db *db = open_mem();
+  mkindex(db, "k", "{\"s\": 1}", NULL);
+  char big[2200];
+  memset(big, 'x', 2000);
+  big[2000] = 0;
+  char j[2300];
+  snprintf(j, sizeof j, "{\"_id\": 1, \"s\": \"%s\"}", big);
+  cr_assert_eq(nx_insert_one(db, NULL, "k", nx_json(j), NULL), NX_LIMIT);
+  cr_assert(strstr(nx_errmsg(db), "s_1"), "%s", nx_errmsg(db));
+  cr_assert_eq(count(db, "k", "{}"), 0);
+  cr_assert_eq(list_field(db, "k", "s_1", "entries"), 0);
+  nx_close(db);
+}
+
+/* Readers go on during a build: the build's progress callback parks the build (inside its write
+ * transaction) until the main thread has run a read. */
+typedef struct park {
+  pthread_mutex_t mu;
+  pthread_cond_t cv;
+  int state; /* 0 building, 1 parked in the callback, 2 released */
+  nx_db *db;
+  int rc;
+} park;
+
+static int park_progress(void *ctx, uint64_t done, uint64_t total) {
+  (void)done;
+  (void)total;
+  park *p = ctx;
+  pthread_mutex_lock(&p->mu);
+  if (p->state == 0) {
+    p->state = 1;
+    pthread_cond_broadcast(&p->cv);
+    while (p->state != 2) pthread_cond_wait(&p->cv, &p->mu);
+  }
+  pthread_mutex_unlock(&p->mu);
+  return 0;
+}
+
+static void *build_thread(void *arg) {
+  park *p = arg;
+  nx_index_opts o = NX_INDEX_OPTS_INIT;
+  o.progress = park_progress;
+  o.progress_ctx = p;
+  p->rc = nx_index_create(p->db, "r", nx_json("{\"v\": 1}"), &o);
+  return NULL;
+}
+
+Test(index, readers_go_on_during_a_build) {
+  nx_db *db = open_mem();
+  nx_txn *t;
+  cr_assert_eq(nx_txn_begin(db, NX_TXN_WRITE, &t), NX_OK);
+  for (int i = 0; i < 2500; i++) {
+    char j[64];
+    snprintf(j, sizeof j, "{\"_id\": %d, \"v\": %d}", i, i % 10);
+    cr_assert_eq(nx_insert_one(db, t, "r", nx_json(j), NULL), NX_OK);
+  }
+  cr_assert_eq(nx_txn_commit(t), NX_OK);
+  park p = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, db, -1};
+  pthread_t th;
+  cr_assert_eq(pthread_create(&th, NULL, build_thread, &p), 0);
+  pthread_mutex_lock(&p.mu);
+  while (p.state != 1) pthread_cond_wait(&p.cv, &p.mu);
+  pthread_mutex_unlock(&p.mu);
+  /* the build is parked inside its write transaction: a read runs on its snapshot */
+  uint64_t n = 0;
+  int rc = nx_count(db, NULL, "r", nx_json("{\"v\": 3}"), &n);
+  bson_t l;
+  int lrc = nx_index_list(db, "r", &l);
+  char *ls = lrc == NX_OK ? nx_to_json(&l, false) : NULL;
+  if (lrc == NX_OK) bson_destroy(&l);
+  pthread_mutex_lock(&p.mu);
+  p.state = 2;
+  pthread_cond_broadcast(&p.cv);
+  pthread_mutex_unlock(&p.mu);
+  pthread_join(th, NULL);
+  cr_assert_eq(rc, NX_OK, "%s", nx_errmsg(db));
+  cr_assert_eq(n, 250);
+  cr_assert_eq(lrc, NX_OK);
+  cr_assert(ls && !strstr(ls, "v_1"), "the unfinished index is invisible to readers: %s", ls);
+  nx_free(ls);
+  cr_assert_eq(p.rc, NX_OK, "%s", nx_errmsg(db));
+  cr_assert_eq(list_field(db, "r", "v_1", "entries"), 2500);
+  nx_close(db);
 }
