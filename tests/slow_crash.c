@@ -148,7 +148,7 @@ Test(crash, power_loss_at_every_io_boundary) {
   memcpy(phase, g_tr.phase, total + 1);
   os_sim_set_trace(NULL, NULL);
   os_sim_enable(false);
-  uint64_t stride = asan_scale() ? 5 : 1;
+  uint64_t stride = asan_scale() ? 13 : 1;
   uint64_t per_phase[PH_N] = {0}, states = 0, recovered_extra = 0;
   static const os_crash_mode modes[3] = {OS_CRASH_DROP_ALL, OS_CRASH_RANDOM, OS_CRASH_TORN};
   for (uint64_t k = 1; k <= total; k += stride) {
@@ -184,7 +184,7 @@ Test(crash, power_loss_at_every_io_boundary) {
     }
   }
   printf("slow_crash: %llu crash points (%llu counted I/O calls x 3 modes%s)\n", (unsigned long long)states,
-         (unsigned long long)total, stride > 1 ? ", every 5th call under ASan" : "");
+         (unsigned long long)total, stride > 1 ? ", every 13th call under ASan" : "");
   for (int i = 0; i < PH_N; i++) printf("  %-14s %llu\n", ph_name[i], (unsigned long long)per_phase[i]);
   printf("  (in-flight commits found durable after the crash: %llu)\n", (unsigned long long)recovered_extra);
   fflush(stdout);

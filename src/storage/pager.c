@@ -104,9 +104,9 @@ void pager_promote_free(pager *p) {
     if (u32_push(&p->ready, p->pending.v[i].pgno)) break; /* OOM: keep the rest pending */
     moved++;
   }
-  memmove(p->pending.v, p->pending.v + moved, (p->pending.n - moved) * sizeof *p->pending.v);
+  if (p->pending.n > moved) memmove(p->pending.v, p->pending.v + moved, (p->pending.n - moved) * sizeof *p->pending.v);
   p->pending.n -= moved;
-  qsort(p->ready.v, p->ready.n, sizeof *p->ready.v, cmp_desc);
+  pg_qsort(p->ready.v, p->ready.n, sizeof *p->ready.v, cmp_desc);
 }
 
 /* ---- meta pages ---- */
@@ -579,7 +579,7 @@ void pager_rollback(pg_txn *t) {
   /* pages taken from the free list go back; the log rewinds over spilled frames */
   pthread_mutex_lock(&p->mu);
   for (size_t i = 0; i < t->reused.n; i++) (void)u32_push(&p->ready, t->reused.v[i]);
-  qsort(p->ready.v, p->ready.n, sizeof *p->ready.v, cmp_desc);
+  pg_qsort(p->ready.v, p->ready.n, sizeof *p->ready.v, cmp_desc);
   pthread_mutex_unlock(&p->mu);
   p->log_end = t->log_start;
   p->chain = t->chain_start;
@@ -842,7 +842,7 @@ static int new_dirty(pg_txn *t, uint8_t type, pg_ent **out) {
       /* give the number back */
       pthread_mutex_lock(&p->mu);
       (void)u32_push(&p->ready, pgno);
-      qsort(p->ready.v, p->ready.n, sizeof *p->ready.v, cmp_desc);
+      pg_qsort(p->ready.v, p->ready.n, sizeof *p->ready.v, cmp_desc);
       pthread_mutex_unlock(&p->mu);
       if (t->reused.n && t->reused.v[t->reused.n - 1] == pgno) t->reused.n--;
     }

@@ -212,7 +212,7 @@ static int compact_locked(pager *p, pg_visit_fn visit, void *ctx, nx_progress_fn
   pthread_mutex_lock(&p->mu);
   u32_free(&p->ready);
   p->ready = freev;
-  qsort(p->ready.v, p->ready.n, sizeof *p->ready.v, cmp_desc);
+  pg_qsort(p->ready.v, p->ready.n, sizeof *p->ready.v, cmp_desc);
   p->pending.n = 0;
   u32_free(&p->fm_pages);
   p->fm_pages = fm;

@@ -16,6 +16,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 
 #include "os.h"
 #include "pager.h"
@@ -48,6 +49,11 @@
 #define FM_ENTRIES 32u
 #define FM_ENTRY 16u           /* a run: first page (4), page count (4), freeing txn (8) */
 #define MT_INLINE 144u         /* a small free-space map lives in the meta page from here */
+
+/* qsort that accepts empty (NULL) arrays */
+static inline void pg_qsort(void *base, size_t n, size_t sz, int (*cmp)(const void *, const void *)) {
+  if (n > 1) qsort(base, n, sz, cmp);
+}
 
 typedef struct u32vec {
   uint32_t *v;

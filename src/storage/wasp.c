@@ -365,7 +365,7 @@ static int copy_frames(pager *p) {
       k++;
     }
   pthread_rwlock_unlock(&p->idx_lock);
-  qsort(v, k, sizeof *v, cmp_pair);
+  pg_qsort(v, k, sizeof *v, cmp_pair);
   size_t per = p->scratch_len / p->ps;
   int rc = NX_OK;
   for (size_t i = 0; i < k && rc == NX_OK;) {
@@ -470,7 +470,7 @@ static void unready_restore(pager *p, const u32vec *pages, uint32_t from, uint32
   for (size_t i = 0; i < pages->n; i++)
     if (pages->v[i] < from) (void)u32_push(&p->ready, pages->v[i]);
   for (uint32_t g = from; g < to; g++) (void)u32_push(&p->ready, g);
-  qsort(p->ready.v, p->ready.n, sizeof *p->ready.v, cmp_desc32);
+  pg_qsort(p->ready.v, p->ready.n, sizeof *p->ready.v, cmp_desc32);
   pthread_mutex_unlock(&p->mu);
 }
 
@@ -522,13 +522,13 @@ int wasp_checkpoint_locked(pager *p, nx_checkpoint_mode mode) {
     trim++;
     new_count--;
   }
-  memmove(p->ready.v, p->ready.v + trim, (p->ready.n - trim) * sizeof *p->ready.v);
+  if (trim && p->ready.n > trim) memmove(p->ready.v, p->ready.v + trim, (p->ready.n - trim) * sizeof *p->ready.v);
   p->ready.n -= trim;
   uint32_t trimmed_to = new_count;
   ents = gather_free(p, X, &nents);
   if (!ents) rc = nx_err(NX_NOMEM, "%s: out of memory in checkpoint", p->path);
   if (rc == NX_OK) {
-    qsort(ents, nents, sizeof *ents, cmp_ent);
+    pg_qsort(ents, nents, sizeof *ents, cmp_ent);
     nruns = make_runs(ents, nents, NULL);
     if (nruns > (p->ps - MT_INLINE) / FM_ENTRY) {
       /* map pages: the lowest ready pages (taking the low end of a run never adds a run) */
@@ -538,7 +538,7 @@ int wasp_checkpoint_locked(pager *p, nx_checkpoint_mode mode) {
       nx_free(ents);
       ents = rc == NX_OK ? gather_free(p, X, &nents) : NULL;
       if (!ents && rc == NX_OK) rc = nx_err(NX_NOMEM, "%s: out of memory in checkpoint", p->path);
-      if (rc == NX_OK) qsort(ents, nents, sizeof *ents, cmp_ent);
+      if (rc == NX_OK) pg_qsort(ents, nents, sizeof *ents, cmp_ent);
     }
   }
   if (rc == NX_OK) {

@@ -45,7 +45,7 @@ static int check_unique(pager *p) {
   for (size_t i = 0; i < p->ready.n; i++) all[k++] = p->ready.v[i];
   for (size_t i = 0; i < p->pending.n; i++) all[k++] = p->pending.v[i].pgno;
   for (size_t i = 0; i < p->fm_pages.n; i++) all[k++] = p->fm_pages.v[i];
-  qsort(all, k, sizeof *all, cmp_u32);
+  pg_qsort(all, k, sizeof *all, cmp_u32);
   int rc = NX_OK;
   for (size_t i = 1; i < k; i++)
     if (all[i] == all[i - 1]) {
@@ -120,8 +120,8 @@ int pager_load_freemap(pager *p, uint32_t root, uint32_t runs, uint32_t npages, 
                            (unsigned long long)nr, seen, runs, npages);
   }
   if (rc == NX_OK) {
-    if (p->pending.n) qsort(p->pending.v, p->pending.n, sizeof *p->pending.v, cmp_free_txn);
-    if (p->ready.n) qsort(p->ready.v, p->ready.n, sizeof *p->ready.v, cmp_desc_u32);
+    if (p->pending.n) pg_qsort(p->pending.v, p->pending.n, sizeof *p->pending.v, cmp_free_txn);
+    if (p->ready.n) pg_qsort(p->ready.v, p->ready.n, sizeof *p->ready.v, cmp_desc_u32);
     rc = check_unique(p);
   }
   return rc;
@@ -285,7 +285,7 @@ static int cmp_free_pg(const void *a, const void *b) {
 /* Removes the pages replayed commits took from the map's lists, then adds the pages they freed. */
 static int apply_free_changes(pager *p, scan *s) {
   if (s->reused.n) {
-    qsort(s->reused.v, s->reused.n, sizeof *s->reused.v, cmp_u32);
+    pg_qsort(s->reused.v, s->reused.n, sizeof *s->reused.v, cmp_u32);
     size_t k = 0;
     for (size_t i = 0; i < p->ready.n; i++)
       if (!bsearch(&p->ready.v[i], s->reused.v, s->reused.n, sizeof *s->reused.v, cmp_u32)) p->ready.v[k++] = p->ready.v[i];
