@@ -1040,7 +1040,7 @@ enum {
   N_PROJ_COLLISION, N_MM_NUMPATH_UPDATE, N_MI_NUMPATH_PROJ, N_MI_ADDTOSET_DUPS, N_MI_PUSH_SORT,
   N_MM_NUMPATH_FILTER, N_MI_SIZE_ZERO, N_MM_MINMAX_TYPES,
   N_MM_WHOLE_ARRAY_IN, N_MM_ALLPOS, N_MM_EXISTS_PATHS, N_MM_TYPE_ARRAY, N_MM_EMPTY_IN,
-  N_MI_SORT_NUMPATH, N_MI_CRASH, N_MM_REGEX_COMBINED,
+  N_MI_SORT_NUMPATH, N_MI_CRASH, N_MM_REGEX_COMBINED, N_MI_SIZE_THROUGH_ARRAYS, N_MI_PULL_COND,
   N_COUNT
 };
 static normaliser norms[N_COUNT] = {
@@ -1105,6 +1105,8 @@ static normaliser norms[N_COUNT] = {
   [N_MI_SORT_NUMPATH] = {"mingo_sort_numeric_path", O_MINGO, 0},
   [N_MI_CRASH] = {"mingo_internal_error", O_MINGO, 0},
   [N_MM_REGEX_COMBINED] = {"mongomock_regex_with_other_operators", O_MONGOMOCK, 0},
+  [N_MI_SIZE_THROUGH_ARRAYS] = {"mingo_collects_values_through_arrays", O_MINGO, 0},
+  [N_MI_PULL_COND] = {"mingo_pull_condition_on_scalars", O_MINGO, 0},
 };
 
 /* ---- Value comparison ---- */
@@ -1281,6 +1283,7 @@ static bool is_type_int_long(const char *key, bson_iter_t *it) {
   return BSON_ITER_HOLDS_NUMBER(it) && (bson_iter_as_int64(it) == 16 || bson_iter_as_int64(it) == 18);
 }
 
+static bool is_all_key(const char *key, bson_iter_t *it) { (void)it; return strcmp(key, "$all") == 0; }
 static bool is_sort_key(const char *key, bson_iter_t *it) { (void)it; return strcmp(key, "$sort") == 0; }
 static bool is_each_key(const char *key, bson_iter_t *it) { (void)it; return strcmp(key, "$each") == 0; }
 static bool is_not(const char *key, bson_iter_t *it) { (void)it; return strcmp(key, "$not") == 0; }
@@ -1470,8 +1473,14 @@ static int probe_cb(const bson_value_t *v, void *ctx) {
 
 /* True when, in some document, a path of the filter holding `op` reaches an array (with a
  * non-document element, when scalar_elems). */
+static bool op_path_reaches_array_x(const dcase *dc, const char *spec, const char *op, bool objform,
+                                    bool scalar_elems, bool prefixes_only);
 static bool op_path_reaches_array_in(const dcase *dc, const char *spec, const char *op, bool objform,
                                      bool scalar_elems) {
+  return op_path_reaches_array_x(dc, spec, op, objform, scalar_elems, false);
+}
+static bool op_path_reaches_array_x(const dcase *dc, const char *spec, const char *op, bool objform,
+                                    bool scalar_elems, bool prefixes_only) {
   bson_t f, docs[16];
   if (!get_doc(&dc->c, spec, &f)) return false;
   pathlist pl = {.n = 0};
@@ -1483,7 +1492,7 @@ static bool op_path_reaches_array_in(const dcase *dc, const char *spec, const ch
     snprintf(pre, sizeof pre, "%s", pl.p[i]);
     for (bool leaf = true;; leaf = false) { /* the path and its prefixes */
       doc_path path;
-      if (doc_path_parse(pre, -1, &path) == NX_OK) {
+      if (!(leaf && prefixes_only) && doc_path_parse(pre, -1, &path) == NX_OK) {
         arr_probe pr = {leaf && scalar_elems, false, false, false, 0};
         for (int d = 0; d < n && !pr.found; d++) {
           bool found = false;
@@ -1526,7 +1535,12 @@ static bool op_path_reaches_non_array(const dcase *dc, const char *op) {
  * when an operand meets a value of another type bracket in the document. */
 static bool minmax_cross_type(const dcase *dc) {
   bson_t u, docs[16];
-  if (!get_doc(&dc->c, "update", &u) || case_docs(&dc->c, docs) < 1) return false;
+  if (!get_doc(&dc->c, "update", &u)) return false;
+  if (dc->kind == K_UPSERT) { /* the upsert seed comes from the filter's equalities */
+    if (!get_doc(&dc->c, "filter", &docs[0])) return false;
+  } else if (case_docs(&dc->c, docs) < 1) {
+    return false;
+  }
   bson_iter_t it;
   bson_iter_init(&it, &u);
   while (bson_iter_next(&it)) {
@@ -1619,10 +1633,11 @@ static bool sort_path_reaches(const dcase *dc, bool docs_too) {
   while (!hit && bson_iter_next(&it)) {
     char pre[64];
     snprintf(pre, sizeof pre, "%s", bson_iter_key(&it));
+    bool leaf_docs = docs_too;
     for (;;) { /* the path and each of its prefixes: arrays anywhere along it */
       doc_path path;
       if (doc_path_parse(pre, -1, &path) == NX_OK) {
-        arr_probe pr = {false, false, docs_too && !hit, false, 0};
+        arr_probe pr = {false, false, leaf_docs, false, 0};
         for (int d = 0; d < n && !pr.found; d++) {
           bool found = false;
           doc_path_visit(&docs[d], &path, false, probe_cb, &pr, &found);
@@ -1630,7 +1645,7 @@ static bool sort_path_reaches(const dcase *dc, bool docs_too) {
         doc_path_free(&path);
         hit = hit || pr.found;
       }
-      docs_too = false; /* documents matter at the leaf only */
+      leaf_docs = false; /* documents matter at the leaf only */
       char *dot = strrchr(pre, '.');
       if (!dot || hit) break;
       *dot = 0;
@@ -1753,6 +1768,23 @@ static bool is_regex_combined(const char *key, bson_iter_t *it) {
   }
   return re && other > 0;
 }
+static bool is_elemmatch_with_all(const char *key, bson_iter_t *it) {
+  if (strcmp(key, "$elemMatch") != 0 || !BSON_ITER_HOLDS_DOCUMENT(it)) return false;
+  uint32_t l;
+  const uint8_t *d;
+  bson_iter_document(it, &l, &d);
+  return opdoc_has(d, l, "$all", false) || spec_any(d, l, is_all_key);
+}
+static bool is_pull_field_condition(const char *key, bson_iter_t *it) {
+  if (strcmp(key, "$pull") != 0 || !BSON_ITER_HOLDS_DOCUMENT(it)) return false;
+  bson_iter_t f, c;
+  if (!bson_iter_recurse(it, &f)) return false;
+  while (bson_iter_next(&f))
+    if (BSON_ITER_HOLDS_DOCUMENT(&f) && bson_iter_recurse(&f, &c) && bson_iter_next(&c) &&
+        bson_iter_key(&c)[0] != '$')
+      return true;
+  return false;
+}
 static bool is_sort_numpath(const char *key, bson_iter_t *it) { (void)it; return is_numeric_component(key); }
 
 /* Returns the normaliser that excludes this case for this oracle, or -1. */
@@ -1781,6 +1813,11 @@ static int shape_normaliser(const dcase *dc, int oracle) {
     if (case_spec_any(dc, "filter", is_mod) && case_spec_any(dc, "docs", is_non_integer))
       return N_MI_MOD;
     if (op_path_reaches_non_array(dc, "$all")) return N_MI_ALL_SCALAR;
+    if (case_spec_any(dc, "filter", is_elemmatch_with_all)) return N_MI_ALL_SCALAR;
+    if (op_path_reaches_array_x(dc, "filter", "$size", false, false, true) ||
+        op_path_reaches_array_x(dc, "filter", "$elemMatch", false, false, true))
+      return N_MI_SIZE_THROUGH_ARRAYS;
+    if (case_spec_any(dc, "update", is_pull_field_condition)) return N_MI_PULL_COND;
     if (op_path_reaches_array(dc, "$elemMatch", true, true)) return N_MI_ELEMMATCH_SCALARS;
     if (op_path_reaches_array(dc, "$type", false, false)) return N_MI_TYPE_ARRAYS;
     if (case_spec_any(dc, "filter", is_empty_array)) return N_MI_EMPTY_ARRAY;
@@ -1795,7 +1832,8 @@ static int shape_normaliser(const dcase *dc, int oracle) {
     if (case_spec_any(dc, "filter", is_not)) return N_MM_NOT;
     if (case_spec_any(dc, "filter", is_empty_doc)) return N_MM_EMPTY_DOC;
     if (case_spec_any(dc, "filter", is_bool_operand) ||
-        (case_spec_any(dc, "docs", is_bool) && case_spec_any(dc, "filter", is_zero_or_one)))
+        (case_spec_any(dc, "docs", is_bool) && (case_spec_any(dc, "filter", is_zero_or_one) ||
+                                                case_spec_any(dc, "update", is_zero_or_one))))
       return N_MM_BOOL_NUMBER;
     if (case_spec_any(dc, "filter", is_range)) {
       bson_t f, docs[16];
