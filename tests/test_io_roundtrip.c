@@ -524,3 +524,18 @@ Test(io_rt, import_memory_does_not_grow_with_the_file) {
   /* the page cache and the log are full in both runs; allow 10% noise */
   cr_assert_leq(p_big, p_small + p_small / 10, "%d docs: %zu bytes, %d docs: %zu bytes", small, p_small, big, p_big);
 }
+
+Test(io_rt, skip_errors_stops_at_broken_structure_and_logs_it) {
+  const char *in = "id,v\n1,a\n2,\"b\"x\n3,c\n4,\"open\n";
+  write_file("s.csv", in, strlen(in));
+  nx_import_opts o = NX_IMPORT_OPTS_INIT;
+  o.skip_errors = true;
+  nx_import_report r;
+  cr_assert_eq(nx_import(g_db, path_of("s.csv"), "c", &o, &r), NX_PARSE);
+  cr_assert(strstr(nx_errmsg(g_db), "unbalanced quote"), "%s", nx_errmsg(g_db));
+  cr_assert_eq(r.failed, 2);
+  cr_assert_eq(r.inserted, 0, "the batch holding rows 1 and 3 is not committed");
+  char *side = read_file(path_of("s.csv.errors.jsonl"), NULL);
+  cr_assert(side && strstr(side, "\"line\": 3") && strstr(side, "\"line\": 5") && strstr(side, "unbalanced quote"), "%s", side);
+  free(side);
+}

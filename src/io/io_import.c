@@ -14,7 +14,8 @@
  *      whose insert fails is dropped from its batch (the batch is replayed without it when the
  *      failed write left the transaction unusable). A fatal reader error (broken structure: an
  *      unclosed quote or array, a bad BSON length) still stops the import, after committing
- *      nothing from the current batch. A stale sidecar from an earlier run is removed first.
+ *      nothing from the current batch (the fatal error is logged in the sidecar too). A stale
+ *      sidecar from an earlier run is removed first.
  *   5. The progress callback runs after each committed batch with (bytes read, file size); a
  *      non-zero return aborts the current batch and returns NX_CANCELLED (earlier batches stay).
  */
@@ -77,11 +78,12 @@ static int sidecar_write(import_ctx *x, uint64_t line, uint64_t offset, const ch
 static int bad_record(import_ctx *x, int rc, uint64_t line, uint64_t offset, const char *raw,
                       size_t raw_len, bool fatal) {
   x->rep->failed++;
-  if (!x->o->skip_errors || fatal) return rc;
+  if (!x->o->skip_errors) return rc;
   char reason[1024];
   snprintf(reason, sizeof reason, "%s", nx_err_msg());
   int rc2 = sidecar_write(x, line, offset, reason, raw, raw_len);
   if (rc2) return rc2;
+  if (fatal) return nx_err(rc, "%s", reason); /* logged too, but the reader cannot go on */
   nx_err_clear();
   return NX_OK;
 }
