@@ -18,6 +18,7 @@
 #include "nexuslite.h"
 #include "engine.h"
 #include "index.h"
+#include "planner.h"
 #include "os.h"
 
 #define PATH "/nx-sim/crash.db"
@@ -34,12 +35,7 @@ static nx_db *open_db(void) {
 static int verify(nx_db *db, const char *coll) {
   nx_txn *t;
   cr_assert_eq(nx_txn_begin(db, NX_TXN_READ, &t), NX_OK);
-  eng_coll *c;
-  int rc = eng_coll_get(t, coll, false, &c);
-  if (rc == NX_OK) {
-    eng_scan_ctx sc = {t, c};
-    rc = idx_verify(t->st, coll, eng_scan_docs, &sc, eng_get_by_key, &sc);
-  }
+  int rc = q_index_verify(t, coll);
   nx_txn_abort(t);
   return rc;
 }

@@ -59,4 +59,11 @@ uint64_t plan_docs_examined(const q_plan *p);
  */
 int q_explain(nx_txn *t, const char *coll, const bson_t *filter, const q_opts *o, bson_t *out);
 
+/**
+ * Verifies every index of `coll` against its stored documents (expired ones included), entry for
+ * entry (idx_verify). NX_OK, NX_NOTFOUND (no such collection), or NX_CORRUPT with the first
+ * disagreement. For the integrity-check command.
+ */
+int q_index_verify(nx_txn *t, const char *coll);
+
 #endif
