@@ -135,7 +135,10 @@ static int gather(q_plan *p) {
     if (rc != NX_OK) return rc;
   }
   if (rc != NX_NOTFOUND) return rc;
-  if (p->nids > 1) qsort_r(p->id_off, p->nids, sizeof *p->id_off, id_cmp, p->ids.data);
+  /* one point interval of a non-multikey index yields its ids already in order: check first */
+  bool sorted = true;
+  for (size_t i = 1; i < p->nids && sorted; i++) sorted = id_cmp(&p->id_off[i - 1], &p->id_off[i], p->ids.data) < 0;
+  if (!sorted) qsort_r(p->id_off, p->nids, sizeof *p->id_off, id_cmp, p->ids.data);
   size_t w = 0;
   for (size_t i = 0; i < p->nids; i++)
     if (w == 0 || id_cmp(&p->id_off[w - 1], &p->id_off[i], p->ids.data) != 0) p->id_off[w++] = p->id_off[i];
