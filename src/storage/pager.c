@@ -42,6 +42,17 @@ void u32_free(u32vec *a) {
   memset(a, 0, sizeof *a);
 }
 
+int free_reserve(freevec *a, size_t more) {
+  if (a->n + more <= a->cap) return NX_OK;
+  size_t nc = a->cap ? a->cap : 64;
+  while (nc < a->n + more) nc *= 2;
+  freeent *nv = nx_realloc(a->v, nc * sizeof *nv);
+  if (!nv) return nx_err(NX_NOMEM, "pager: out of memory");
+  a->v = nv;
+  a->cap = nc;
+  return NX_OK;
+}
+
 int free_push(freevec *a, uint32_t pgno, uint64_t txn) {
   if (a->n == a->cap) {
     size_t nc = a->cap ? a->cap * 2 : 64;
@@ -496,6 +507,11 @@ int pager_begin(pager *p, bool write, pg_txn **out) {
   t->write = write;
   t->slot = -1;
   if (!write) {
+    t->slots = nx_calloc(TXN_SLOTS, sizeof *t->slots);
+    if (!t->slots) {
+      nx_free(t);
+      return nx_err(NX_NOMEM, "%s: out of memory beginning a transaction", p->path);
+    }
     pthread_mutex_lock(&p->mu);
     rc = p->poison ? NX_FATAL : rt_add(&p->rt, p->vis_txn, &t->slot);
     t->txnid = p->vis_txn;
@@ -503,6 +519,7 @@ int pager_begin(pager *p, bool write, pg_txn **out) {
     pthread_mutex_unlock(&p->mu);
     if (rc == NX_FATAL) (void)pager_poisoned(p, &rc);
     if (rc) {
+      nx_free(t->slots);
       nx_free(t);
       return rc;
     }
@@ -554,6 +571,13 @@ void pager_drop_dirty(pg_txn *t) {
 }
 
 static void txn_free(pg_txn *t) {
+  if (t->slots) {
+    for (uint32_t i = 0; i < TXN_SLOTS; i++)
+      if (t->slots[i].e) pc_unpin(t->p, t->slots[i].e);
+    nx_free(t->slots);
+  }
+  if (t->hits) atomic_fetch_add_explicit(&t->p->hits, t->hits, memory_order_relaxed);
+  if (t->misses) atomic_fetch_add_explicit(&t->p->misses, t->misses, memory_order_relaxed);
   u32_free(&t->freed);
   u32_free(&t->reused);
   nx_free(t->dht);
@@ -760,14 +784,26 @@ int pg_get(pg_txn *t, uint32_t pgno, uint64_t expect_txnid, pg_page *out) {
       return NX_OK;
     }
   }
+  txn_slot *sl = t->slots ? &t->slots[(pgno * 2654435761u) >> 26] : NULL;
+  if (sl && sl->e && sl->e->pgno == pgno) {
+    /* this txn already holds a pin on it */
+    t->hits++;
+    int rc = check_expect(p, sl->e->data, pgno, expect_txnid);
+    if (rc) return rc;
+    sl->users++;
+    out->data = sl->e->data;
+    out->pgno = pgno;
+    out->priv = (void *)((uintptr_t)sl | 1u);
+    return NX_OK;
+  }
   uint32_t limit = t->write ? t->page_count : atomic_load(&p->page_count);
   if (pgno < 2 || pgno >= limit)
     return NX_CORRUPT_BKPT("page %u of %s: out of range (page count %u)", pgno, p->path, limit);
   pg_ent *e = pc_get(p, pgno);
   if (e) {
-    atomic_fetch_add_explicit(&p->hits, 1, memory_order_relaxed);
+    t->hits++;
   } else {
-    atomic_fetch_add_explicit(&p->misses, 1, memory_order_relaxed);
+    t->misses++;
     uint8_t *buf = NULL;
     int rc = load_page(p, pgno, &buf);
     if (rc) return rc;
@@ -779,11 +815,27 @@ int pg_get(pg_txn *t, uint32_t pgno, uint64_t expect_txnid, pg_page *out) {
     pc_unpin(p, e);
     return rc;
   }
+  if (sl && sl->users == 0) {
+    /* the slot takes this pin over (dropping its previous page) and hands out tagged handles */
+    if (sl->e) pc_unpin(p, sl->e);
+    sl->e = e;
+    sl->users = 1;
+    out->data = e->data;
+    out->pgno = pgno;
+    out->priv = (void *)((uintptr_t)sl | 1u);
+    return NX_OK;
+  }
   fill_page(out, e);
   return NX_OK;
 }
 
 void pg_release(pg_txn *t, pg_page *pg) {
+  if ((uintptr_t)pg->priv & 1u) {
+    txn_slot *sl = (txn_slot *)((uintptr_t)pg->priv & ~(uintptr_t)1u);
+    sl->users--;
+    memset(pg, 0, sizeof *pg);
+    return;
+  }
   pg_ent *e = pg->priv;
   if (!e) return;
   if (e->kind == ENT_CLEAN) pc_unpin(t->p, e);

@@ -71,6 +71,7 @@ typedef struct freevec {
   size_t n, cap;
 } freevec;
 int free_push(freevec *a, uint32_t pgno, uint64_t txn);
+int free_reserve(freevec *a, size_t more);
 
 enum { ENT_CLEAN = 0, ENT_DIRTY = 1, ENT_TEMP = 2 };
 
@@ -107,6 +108,7 @@ typedef struct log_index {
   size_t n;
 } log_index;
 int li_put(log_index *li, uint32_t pgno, uint64_t off);
+int li_reserve(log_index *li, size_t more); /* so that `more` li_put calls cannot fail */
 bool li_get(const log_index *li, uint32_t pgno, uint64_t *off);
 void li_clear(log_index *li);
 void li_free(log_index *li);
@@ -122,8 +124,18 @@ void rt_del(reader_table *rt, int slot);
 uint64_t rt_oldest(const reader_table *rt, uint64_t dflt);
 void rt_free(reader_table *rt);
 
+/* A read txn keeps its own pins on recently used pages (the root and upper branch levels are hit
+ * by every lookup): a hit there takes no lock and touches no shared cache line. */
+#define TXN_SLOTS 64u
+typedef struct txn_slot {
+  pg_ent *e;       /* pinned by the slot (one pin), or NULL */
+  uint32_t users;  /* pg_page handles of this txn using it (tagged priv) */
+} txn_slot;
+
 struct pg_txn {
   pager *p;
+  txn_slot *slots;               /* read txns: TXN_SLOTS slots, direct-mapped by page number */
+  uint64_t hits, misses;         /* counted here, added to the pager's at the end */
   bool write;
   uint64_t txnid;                /* write: id being written; read: snapshot id */
   uint8_t roots[PG_ROOTS];       /* snapshot roots, replaced by pg_set_roots */

@@ -228,6 +228,9 @@ static int publish(pager *p, pg_txn *t) {
   pthread_mutex_lock(&p->mu);
   for (size_t i = 0; i < t->freed.n && rc == NX_OK; i++) rc = free_push(&p->pending, t->freed.v[i], t->txnid);
   pthread_mutex_unlock(&p->mu);
+  /* freed pages leave the cache: new snapshots cannot reach them, and an older reader that still
+   * does reloads them from disk (their bytes stay until the page is reused, after that reader) */
+  for (size_t i = 0; i < t->freed.n; i++) pc_drop(p, t->freed.v[i]);
   p->last_txn = t->txnid;
   memcpy(p->last_roots, t->roots, PG_ROOTS);
   atomic_store(&p->page_count, t->page_count);
@@ -259,6 +262,18 @@ int wasp_commit(pg_txn *t) {
     }
   }
   if (rc == NX_OK && nb) rc = wasp_write_frames(p, t, batch, nb, false);
+  /* everything publish() needs is allocated before the record exists: once it is written the
+   * commit cannot fail for want of memory */
+  if (rc == NX_OK) {
+    pthread_rwlock_wrlock(&p->idx_lock);
+    rc = li_reserve(&p->idx, t->ndirty);
+    pthread_rwlock_unlock(&p->idx_lock);
+  }
+  if (rc == NX_OK) {
+    pthread_mutex_lock(&p->mu);
+    rc = free_reserve(&p->pending, t->freed.n);
+    pthread_mutex_unlock(&p->mu);
+  }
   if (rc == NX_OK) rc = write_commit_record(p, t);
   if (rc) {
     pager_rollback(t);

@@ -38,6 +38,14 @@ static int li_grow(log_index *li) {
   return NX_OK;
 }
 
+int li_reserve(log_index *li, size_t more) {
+  while ((li->n + more + 1) * 2 > li->cap) {
+    int rc = li_grow(li);
+    if (rc) return rc;
+  }
+  return NX_OK;
+}
+
 int li_put(log_index *li, uint32_t pgno, uint64_t off) {
   if ((li->n + 1) * 2 > li->cap) {
     int rc = li_grow(li);
