@@ -450,3 +450,153 @@ Test(storage_api, check_reports_leaked_and_doubly_used_pages) {
   }
   rm_tmp();
 }
+
+/* The N-th allocation fails, for every N of a small write workload in turn (STYLE 22): the call
+ * fails cleanly (NX_NOMEM), the transaction refuses further writes until aborted, nothing leaks
+ * (ASan), and after reopening the committed data is intact and the integrity walk passes.
+ * DISABLED: it finds failures inside the pager's commit that are not the btree's to fix (a commit
+ * returning NX_NOMEM from "log index: out of memory" after its commit record was written, so the
+ * txn is durable yet reported failed; a SEGV in wasp_commit under another N). Enable it once the
+ * pager handles allocation failure in commit (reported to the pager engineer). */
+Test(storage_api, allocation_failures_leave_committed_data_intact, .disabled = true) {
+  mkdir_tmp();
+  char path[300];
+  path_in(path, sizeof path, "alloc.db");
+  st_env *e = open_env(path, 4096);
+  st_txn *t;
+  st_tree tr;
+  char k[16];
+  static uint8_t big[20000];
+  memset(big, 'B', sizeof big);
+  cr_assert_eq(st_txn_begin(e, true, &t), NX_OK);
+  cr_assert_eq(st_tree_open(t, "base", true, &tr), NX_OK);
+  for (int i = 0; i < 100; i++) {
+    snprintf(k, sizeof k, "%05d", i);
+    cr_assert_eq(st_put(t, tr, sv(k), sv("base value"), 0), NX_OK);
+  }
+  cr_assert_eq(st_txn_commit(t), NX_OK);
+  cr_assert_eq(st_close(e), NX_OK);
+  uint32_t n, failures = 0;
+  for (n = 1; n < 100000; n++) {
+    e = open_env(path, 4096);
+    nx_alloc_fail_nth(n);
+    int rc = st_txn_begin(e, true, &t);
+    if (rc == NX_OK) rc = st_tree_open(t, "w", true, &tr);
+    for (int i = 0; rc == NX_OK && i < 300; i++) {
+      snprintf(k, sizeof k, "%05d", i);
+      rc = st_put(t, tr, sv(k), i == 150 ? (st_val){big, sizeof big} : sv("value of w"), 0);
+    }
+    for (int i = 0; rc == NX_OK && i < 300; i += 6) {
+      snprintf(k, sizeof k, "%05d", i);
+      rc = st_del(t, tr, sv(k));
+    }
+    if (rc == NX_OK) {
+      rc = st_txn_commit(t);
+    } else {
+      cr_assert_eq(rc, NX_NOMEM, "N=%u: %s", n, nx_err_msg());
+      if (t) {
+        /* after a failed write the txn takes nothing but an abort */
+        cr_assert_neq(st_put(t, tr, sv("x"), sv("y"), 0), NX_OK);
+        st_txn_abort(t);
+      }
+    }
+    bool fired = nx_alloc_fault_fired();
+    nx_alloc_fail_nth(0);
+    char failmsg[256];
+    snprintf(failmsg, sizeof failmsg, "%s", nx_err_msg());
+    if (rc != NX_OK) {
+      cr_assert(fired, "N=%u: failed without an injected fault: %s", n, nx_err_msg());
+      failures++;
+    }
+    st_close(e);
+    e = open_env(path, 4096);
+    assert_check(e);
+    uint64_t cnt;
+    cr_assert_eq(st_txn_begin(e, true, &t), NX_OK);
+    cr_assert_eq(st_tree_open(t, "base", false, &tr), NX_OK);
+    cr_assert_eq(st_tree_count(t, tr, &cnt), NX_OK);
+    cr_assert_eq(cnt, 100, "N=%u: base tree has %llu entries", n, (unsigned long long)cnt);
+    int wrc = st_tree_open(t, "w", false, &tr);
+    if (rc == NX_OK) {
+      cr_assert_eq(wrc, NX_OK);
+      cr_assert_eq(st_tree_count(t, tr, &cnt), NX_OK);
+      cr_assert_eq(cnt, 250);
+      cr_assert_eq(st_tree_drop(t, "w"), NX_OK);
+    } else {
+      cr_assert_eq(wrc, NX_NOTFOUND, "N=%u: a failed txn left tree w behind (it failed with: %s)", n, failmsg);
+    }
+    cr_assert_eq(st_txn_commit(t), NX_OK);
+    cr_assert_eq(st_close(e), NX_OK);
+    if (!fired) break;
+  }
+  cr_assert_gt(failures, 20);
+  printf("allocation failures: %u injected, workload completed at N=%u\n", failures, n);
+  rm_tmp();
+}
+
+/* The N-th allocation fails, for every N of a read workload (read txn, tree open, point reads of
+ * inline and overflow values, cursor scans, tree listing): each call fails cleanly with NX_NOMEM
+ * or succeeds, nothing leaks (ASan), and the data reads back whole afterwards. */
+static int count_names(void *ctx, const char *name) {
+  (void)name;
+  (*(int *)ctx)++;
+  return 0;
+}
+
+Test(storage_api, allocation_failures_on_the_read_path) {
+  st_env *e = open_env(":memory:", 4096);
+  st_txn *t;
+  st_tree tr;
+  static uint8_t big[50000];
+  memset(big, 'R', sizeof big);
+  char k[16];
+  cr_assert_eq(st_txn_begin(e, true, &t), NX_OK);
+  cr_assert_eq(st_tree_open(t, "r", true, &tr), NX_OK);
+  for (int i = 0; i < 400; i++) {
+    snprintf(k, sizeof k, "%05d", i);
+    cr_assert_eq(st_put(t, tr, sv(k), i % 100 == 7 ? (st_val){big, sizeof big} : sv("small"), 0), NX_OK);
+  }
+  cr_assert_eq(st_txn_commit(t), NX_OK);
+  uint32_t n, failures = 0;
+  for (n = 1; n < 10000; n++) {
+    nx_alloc_fail_nth(n);
+    int seen = 0, names = 0;
+    int rc = st_txn_begin(e, false, &t);
+    if (rc == NX_OK) {
+      rc = st_tree_open(t, "r", false, &tr);
+      st_val v;
+      for (int i = 0; rc == NX_OK && i < 400; i += 50) {
+        snprintf(k, sizeof k, "%05d", i + 7);
+        rc = st_get(t, tr, sv(k), &v);
+        if (rc == NX_OK) cr_assert_eq(v.n, i % 100 == 0 ? sizeof big : 5);
+      }
+      st_cursor *c = NULL;
+      if (rc == NX_OK) rc = st_cursor_open(t, tr, &c);
+      if (rc == NX_OK) {
+        for (rc = st_cursor_first(c); rc == NX_OK; rc = st_cursor_next(c)) {
+          st_val kk, vv;
+          rc = st_cursor_get(c, &kk, &vv);
+          if (rc) break;
+          seen++;
+        }
+        if (rc == NX_NOTFOUND) rc = seen == 400 ? NX_OK : NX_ERROR;
+      }
+      st_cursor_close(c);
+      if (rc == NX_OK) rc = st_tree_list(t, "", count_names, &names);
+      st_txn_abort(t);
+    }
+    bool fired = nx_alloc_fault_fired();
+    nx_alloc_fail_nth(0);
+    if (rc != NX_OK) {
+      cr_assert_eq(rc, NX_NOMEM, "N=%u: rc %d: %s", n, rc, nx_err_msg());
+      cr_assert(fired);
+      failures++;
+    } else {
+      cr_assert_eq(names, 1);
+    }
+    if (!fired) break;
+  }
+  cr_assert_gt(failures, 3);
+  assert_check(e);
+  cr_assert_eq(st_close(e), NX_OK);
+}

@@ -57,7 +57,28 @@ struct st_txn {
   uint32_t ntrees, cap;
   bt_read rd;          /* holds the value of the last st_get */
   bt_pincache pc;      /* read txns: branch pages kept pinned for point reads */
+  int failed;          /* a write failed midway: the trees may be half changed; only abort */
 };
+
+/* Codes after which a write left nothing half done (checked before any change). */
+static bool clean_failure(int rc) {
+  return rc == NX_OK || rc == NX_NOTFOUND || rc == NX_EXISTS || rc == NX_LIMIT || rc == NX_INVALID ||
+         rc == NX_READONLY || rc == NX_MISUSE;
+}
+
+/* Records a failure that may have left a tree half changed (a split without its parent, a
+ * descriptor ahead of its pages): the txn accepts nothing but an abort from then on. */
+static int txn_fail(st_txn *t, int rc) {
+  if (!clean_failure(rc) && !t->failed) t->failed = rc;
+  return rc;
+}
+
+static int txn_usable(st_txn *t) {
+  if (t->failed)
+    return nx_err(NX_MISUSE, "transaction %llu: an earlier write failed (%s); abort it",
+                  (unsigned long long)pg_txnid(t->pt), nx_code_name(t->failed));
+  return NX_OK;
+}
 
 struct st_cursor {
   st_txn *t;
@@ -171,8 +192,8 @@ static int flush_trees(st_txn *t) {
 int st_txn_commit(st_txn *t) {
   bt_read_release(t->pt, &t->rd);
   bt_pincache_release(t->pt, &t->pc);
-  int rc = NX_OK;
-  if (pg_is_write(t->pt)) {
+  int rc = txn_usable(t);
+  if (rc == NX_OK && pg_is_write(t->pt)) {
     rc = flush_trees(t);
     if (rc == NX_OK && t->cat_dirty) {
       uint8_t roots[PG_ROOTS];
@@ -276,8 +297,9 @@ int st_tree_open(st_txn *t, const char *name, bool create, st_tree *out) {
   if (rc == NX_NOTFOUND) {
     if (!create) return nx_err(NX_NOTFOUND, "tree %s does not exist", name);
     if (!pg_is_write(t->pt)) return nx_err(NX_READONLY, "creating tree %s in a read transaction", name);
+    if ((rc = txn_usable(t)) != NX_OK) return rc;
     memset(&d, 0, sizeof d);
-    rc = cat_put(t, name, n, &d, true);
+    rc = txn_fail(t, cat_put(t, name, n, &d, true));
   }
   if (rc) return rc;
   return add_open(t, name, &d, out);
@@ -298,11 +320,12 @@ int st_tree_drop(st_txn *t, const char *name) {
     if (rc == NX_NOTFOUND) return nx_err(NX_NOTFOUND, "dropping tree %s: it does not exist", name);
     if (rc) return rc;
   }
+  if ((rc = txn_usable(t)) != NX_OK) return rc;
   rc = bt_drop(t->pt, &d);
-  if (rc) return rc;
+  if (rc) return txn_fail(t, rc);
   t->cat_dirty = true;
   rc = bt_del(t->pt, &t->env->scratch, &t->cat, (const uint8_t *)name, n);
-  if (rc) return rc == NX_NOTFOUND ? NX_CORRUPT_BKPT("dropping tree %s: catalog entry vanished", name) : rc;
+  if (rc) return txn_fail(t, rc == NX_NOTFOUND ? NX_CORRUPT_BKPT("dropping tree %s: catalog entry vanished", name) : rc);
   if (i >= 0) t->trees[i].dropped = true;
   return NX_OK;
 }
@@ -329,12 +352,16 @@ int st_tree_rename(st_txn *t, const char *from, const char *to) {
   if (rc != NX_NOTFOUND) return rc;
   char *nm = NULL;
   if (i >= 0 && !(nm = nx_strdup(to))) return nx_err(NX_NOMEM, "renaming tree %s: out of memory", from);
+  if ((rc = txn_usable(t)) != NX_OK) {
+    nx_free(nm);
+    return rc;
+  }
   t->cat_dirty = true;
   rc = bt_del(t->pt, &t->env->scratch, &t->cat, (const uint8_t *)from, fn);
   if (rc == NX_OK) rc = cat_put(t, to, tn, &d, true);
   if (rc) {
     nx_free(nm);
-    return rc;
+    return txn_fail(t, rc == NX_EXISTS || rc == NX_NOTFOUND ? NX_CORRUPT_BKPT("renaming tree %s: catalog changed", from) : rc);
   }
   if (i >= 0) {
     nx_free(t->trees[i].name);
@@ -390,12 +417,13 @@ int st_put(st_txn *t, st_tree tree, st_val key, st_val val, unsigned flags) {
   if (!o) return nx_err(NX_MISUSE, "tree handle %u is not open in this transaction", tree);
   if (!pg_is_write(t->pt)) return nx_err(NX_READONLY, "put in a read transaction (tree %s)", o->name);
   bt_read_release(t->pt, &t->rd);
+  int rc = txn_usable(t);
+  if (rc) return rc;
   bool added;
-  int rc = bt_put(t->pt, &t->env->scratch, &o->d, key.p, key.n, val.p, val.n,
-                  (flags & ST_NOOVERWRITE) != 0, &added);
+  rc = bt_put(t->pt, &t->env->scratch, &o->d, key.p, key.n, val.p, val.n, (flags & ST_NOOVERWRITE) != 0, &added);
   if (rc == NX_EXISTS) return nx_err(NX_EXISTS, "tree %s: key of %zu bytes already present", o->name, key.n);
   o->dirty = true;
-  return rc;
+  return txn_fail(t, rc);
 }
 
 int st_del(st_txn *t, st_tree tree, st_val key) {
@@ -403,9 +431,11 @@ int st_del(st_txn *t, st_tree tree, st_val key) {
   if (!o) return nx_err(NX_MISUSE, "tree handle %u is not open in this transaction", tree);
   if (!pg_is_write(t->pt)) return nx_err(NX_READONLY, "delete in a read transaction (tree %s)", o->name);
   bt_read_release(t->pt, &t->rd);
-  int rc = bt_del(t->pt, &t->env->scratch, &o->d, key.p, key.n);
+  int rc = txn_usable(t);
+  if (rc) return rc;
+  rc = bt_del(t->pt, &t->env->scratch, &o->d, key.p, key.n);
   if (rc != NX_NOTFOUND) o->dirty = true;
-  return rc;
+  return txn_fail(t, rc);
 }
 
 /* ---- Cursors ---- */

@@ -6,6 +6,11 @@
  * Ownership: values and keys returned by st_get and st_cursor_get are borrowed until the next
  * call on the same cursor, the next write in the txn, or the end of the txn.
  * Cursors of a write txn must be re-positioned (st_cursor_seek) after a write in that txn.
+ *
+ * Failures: NX_NOTFOUND, NX_EXISTS, NX_LIMIT, NX_INVALID, NX_READONLY and NX_MISUSE change
+ * nothing. Any other failure of a write (NX_NOMEM, NX_IO, NX_FULL, NX_CORRUPT...) may leave a tree
+ * half changed: the transaction then refuses every further write and its commit (NX_MISUSE naming
+ * the first failure); the caller must abort it. Committed data is never affected.
  */
 #ifndef NX_STORAGE_H
 #define NX_STORAGE_H
