@@ -19,6 +19,7 @@
 
 static int src_init_common(io_src *s) {
   s->cap = IO_SRC_CHUNK;
+  if (!s->file && s->raw_size + 64 < s->cap) s->cap = (size_t)s->raw_size + 64; /* small inputs */
   s->buf = nx_malloc(s->cap);
   if (!s->buf) return nx_err(NX_NOMEM, "%s: out of memory for the read buffer", s->name);
   return NX_OK;
