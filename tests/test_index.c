@@ -544,6 +544,19 @@ static int park_progress(void *ctx, uint64_t done, uint64_t total) {
   return 0;
 }
 
+typedef struct writer_arg {
+  nx_db *db;
+  int rc;
+  volatile int done;
+} writer_arg;
+
+static void *writer_thread(void *arg) {
+  writer_arg *w = arg;
+  w->rc = nx_insert_one(w->db, NULL, "r", nx_json("{\"_id\": 99999, \"v\": 3}"), NULL);
+  __atomic_store_n(&w->done, 1, __ATOMIC_SEQ_CST);
+  return NULL;
+}
+
 static void *build_thread(void *arg) {
   park *p = arg;
   nx_index_opts o = NX_INDEX_OPTS_INIT;
@@ -553,7 +566,7 @@ static void *build_thread(void *arg) {
   return NULL;
 }
 
-Test(index, readers_go_on_during_a_build) {
+Test(index, readers_go_on_and_writers_wait_during_a_build) {
   nx_db *db = open_mem();
   nx_txn *t;
   cr_assert_eq(nx_txn_begin(db, NX_TXN_WRITE, &t), NX_OK);
@@ -576,18 +589,29 @@ Test(index, readers_go_on_during_a_build) {
   int lrc = nx_index_list(db, "r", &l);
   char *ls = lrc == NX_OK ? nx_to_json(&l, false) : NULL;
   if (lrc == NX_OK) bson_destroy(&l);
+  /* a writer waits for the build's write transaction */
+  writer_arg w = {db, -1, 0};
+  pthread_t wt;
+  cr_assert_eq(pthread_create(&wt, NULL, writer_thread, &w), 0);
+  usleep(100 * 1000);
+  int done_early = __atomic_load_n(&w.done, __ATOMIC_SEQ_CST);
   pthread_mutex_lock(&p.mu);
   p.state = 2;
   pthread_cond_broadcast(&p.cv);
   pthread_mutex_unlock(&p.mu);
   pthread_join(th, NULL);
+  pthread_join(wt, NULL);
+  cr_assert_eq(done_early, 0, "the insert did not wait for the build");
+  cr_assert_eq(w.rc, NX_OK, "%s", nx_errmsg(db));
   cr_assert_eq(rc, NX_OK, "%s", nx_errmsg(db));
   cr_assert_eq(n, 250);
   cr_assert_eq(lrc, NX_OK);
   cr_assert(ls && !strstr(ls, "v_1"), "the unfinished index is invisible to readers: %s", ls);
   nx_free(ls);
   cr_assert_eq(p.rc, NX_OK, "%s", nx_errmsg(db));
-  cr_assert_eq(list_field(db, "r", "v_1", "entries"), 2500);
+  cr_assert_eq(list_field(db, "r", "v_1", "entries"), 2501); /* the waiting insert was indexed */
+  cr_assert_eq(count(db, "r", "{\"v\": 3}"), 251);
+  cr_assert_eq(verify(db, "r"), NX_OK, "%s", nx_errmsg(db));
   nx_close(db);
 }
 
