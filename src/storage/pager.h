@@ -41,7 +41,11 @@ enum {
 typedef struct pager pager;
 typedef struct pg_txn pg_txn;
 
-/* A pinned page: data stays valid until pg_release (or the end of the txn for dirty pages). */
+/* A pinned page: data stays valid until pg_release (or the end of the txn for dirty pages that
+ * are never released). A dirty page that has been released may be spilled to the log when the
+ * write txn outgrows its share of the cache: get it again with pg_get (a spilled page comes back
+ * read-only; pg_write then copies it to a new page number). Pinned dirty pages are never spilled.
+ * A txn (read or write) is used by one thread at a time; different txns may run in parallel. */
 typedef struct pg_page {
   uint8_t *data;   /* page_size bytes; writable only if obtained from pg_alloc/pg_write */
   uint32_t pgno;   /* its page number */
@@ -55,16 +59,22 @@ int pager_close(pager *p);       /* checkpoints unless read-only or poisoned; ac
 uint32_t pager_page_size(const pager *p);
 uint32_t pager_usable(const pager *p); /* bytes after PG_HDR that the user may fill */
 void pager_stats(pager *p, nx_stats *out);
+/* PASSIVE returns NX_BUSY while a write txn is open; FULL and TRUNCATE wait for it (so the calling
+ * thread must not hold one). Readers are never waited for. Checkpoints also run automatically at
+ * the end of a commit once the log passes opts->checkpoint_bytes (in the committing thread). */
 int pager_checkpoint(pager *p, nx_checkpoint_mode mode);
 /* Rewrites live pages into a new file and renames it in place. `visit` enumerates the pages
- * reachable from roots (provided by the btree layer) so that free pages are dropped. */
+ * reachable from roots (provided by the btree layer) so that free pages are dropped. Page
+ * numbers are kept: the file shrinks to the highest reachable page (holes below become free).
+ * To shrink a file whose live pages are scattered, rewrite the tree first (pg_write on every page
+ * in a write txn moves each to the lowest free page number; two checkpoints later the old copies
+ * are free). NX_BUSY when a reader holds a snapshot older than the current state. */
 typedef int (*pg_visit_fn)(pg_txn *t, void *ctx, int (*mark)(void *mctx, uint32_t pgno), void *mctx);
 int pager_compact(pager *p, pg_visit_fn visit, void *ctx, nx_progress_fn progress, void *pctx);
 
 /* Integrity support (st_check): calls fn for every page the pager itself accounts for as of
  * write txn t: the two meta pages, free-space-map pages, and free pages (reusable or pending).
- * fn returning non-zero stops the walk and that value is returned. storage.c holds a weak
- * fallback returning NX_MISUSE ("not available") until the pager defines it. */
+ * fn returning non-zero stops the walk and that value is returned. */
 int pager_owned_pages(pg_txn *t, int (*fn)(void *ctx, uint32_t pgno), void *ctx);
 
 /* ---- Transactions ---- */
