@@ -565,14 +565,6 @@ static int check_one(void *ctx, const uint8_t *name, size_t n, const bt_desc *d)
   return NX_OK;
 }
 
-/* Fallback until the pager provides the enumeration: NX_MISUSE means "not available". */
-__attribute__((weak)) int pager_owned_pages(pg_txn *t, int (*fn)(void *ctx, uint32_t pgno), void *ctx) {
-  (void)t;
-  (void)fn;
-  (void)ctx;
-  return NX_MISUSE;
-}
-
 int st_check(st_env *env) {
   st_txn *t;
   /* A write txn: no commit can change the free lists while we compare them with the trees. */
@@ -592,20 +584,9 @@ int st_check(st_env *env) {
   if (rc == NX_OK) rc = each_tree(t->pt, &t->cat, check_one, &a);
   if (rc == NX_OK) {
     rc = pager_owned_pages(t->pt, acct_pager, &a);
-    if (rc == NX_OK) {
-      for (uint32_t i = 0; i < a.npages; i++) {
-        if (a.state[i] == PS_NONE) {
-          rc = NX_CORRUPT_BKPT("page accounting: page %u of %u is neither reachable nor free (leaked)", i, a.npages);
-          break;
-        }
-      }
-    } else if (rc == NX_MISUSE) {
-      /* counts only: reachable + free + 2 metas can never exceed the file */
-      rc = NX_OK;
-      if (a.reached + s.pages_free + 2 > s.pages_total)
-        rc = NX_CORRUPT_BKPT("page accounting: %llu reachable + %llu free + 2 meta pages > %llu pages",
-                             (unsigned long long)a.reached, (unsigned long long)s.pages_free,
-                             (unsigned long long)s.pages_total);
+    for (uint32_t i = 0; rc == NX_OK && i < a.npages; i++) {
+      if (a.state[i] == PS_NONE)
+        rc = NX_CORRUPT_BKPT("page accounting: page %u of %u is neither reachable nor free (leaked)", i, a.npages);
     }
   }
   nx_free(a.state);
