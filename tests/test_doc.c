@@ -500,3 +500,58 @@ Test(doc, order_is_total_on_random_values) {
     }
   bson_destroy(holder);
 }
+
+/* ---- The raw walker decodes what libbson decodes, and survives garbage ---- */
+
+Test(doc, raw_walker_agrees_with_bson_iter) {
+  bson_t *d = J("{\"d\": 1.5, \"s\": \"h\\u00e9\", \"o\": {\"x\": [1, {\"y\": null}]}, \"a\": [true, false],"
+                " \"b\": {\"$binary\": {\"base64\": \"AQID\", \"subType\": \"04\"}}, \"u\": {\"$undefined\": true},"
+                " \"id\": {\"$oid\": \"5f1d7e0d2b3c4a5e6f708192\"}, \"t\": {\"$date\": {\"$numberLong\": \"-7\"}},"
+                " \"n\": null, \"r\": {\"$regularExpression\": {\"pattern\": \"^a\", \"options\": \"im\"}},"
+                " \"c\": {\"$code\": \"f()\"}, \"sy\": {\"$symbol\": \"sym\"},"
+                " \"cw\": {\"$code\": \"g()\", \"$scope\": {\"k\": 1}}, \"i\": -5,"
+                " \"ts\": {\"$timestamp\": {\"t\": 7, \"i\": 9}}, \"l\": {\"$numberLong\": \"-9000000000\"},"
+                " \"dec\": {\"$numberDecimal\": \"-1.25E+3\"}, \"mn\": {\"$minKey\": 1}, \"mx\": {\"$maxKey\": 1},"
+                " \"dp\": {\"$dbPointer\": {\"$ref\": \"coll\", \"$id\": {\"$oid\": \"5f1d7e0d2b3c4a5e6f708192\"}}}}");
+  bson_iter_t it;
+  doc_raw_iter r;
+  doc_elem e;
+  cr_assert(bson_iter_init(&it, d));
+  cr_assert(doc_raw_init(&r, bson_get_data(d), d->len));
+  int n = 0;
+  while (bson_iter_next(&it)) {
+    cr_assert(doc_raw_next(&r, &e), "raw walker stopped early at %s", bson_iter_key(&it));
+    cr_assert_str_eq(e.key, bson_iter_key(&it));
+    cr_assert_eq(e.klen, bson_iter_key_len(&it));
+    cr_assert_eq(e.type, bson_iter_type(&it), "type of %s", e.key);
+    bson_value_t a, b;
+    doc_raw_value(&e, &a);
+    b = *bson_iter_value(&it);
+    cr_assert_eq(doc_cmp_values(&a, &b), 0, "value of %s differs", e.key);
+    doc_elem f;
+    cr_assert(doc_raw_find(bson_get_data(d), d->len, e.key, e.klen, &f));
+    cr_assert_eq(f.vp, e.vp);
+    n++;
+  }
+  cr_assert_not(doc_raw_next(&r, &e));
+  cr_assert_eq(n, 20);
+  cr_assert_not(doc_raw_find(bson_get_data(d), d->len, "zz", 2, &e));
+
+  /* every truncation (with the header fixed up to the new length) ends the walk in bounds */
+  for (uint32_t len = 0; len < d->len; len++) {
+    uint8_t *copy = malloc(len ? len : 1);
+    memcpy(copy, bson_get_data(d), len);
+    if (len >= 4) nx_put32(copy, len);
+    if (len >= 5) copy[len - 1] = 0;
+    int walked = 0;
+    if (doc_raw_init(&r, copy, len))
+      while (doc_raw_next(&r, &e)) {
+        bson_value_t v;
+        doc_raw_value(&e, &v);
+        walked++;
+      }
+    cr_assert_leq(walked, 20);
+    free(copy);
+  }
+  bson_destroy(d);
+}

@@ -126,6 +126,32 @@ typedef int (*doc_visit_fn)(const bson_value_t *v, void *ctx);
 int doc_path_visit(const bson_t *doc, const doc_path *path, bool expand_leaf_arrays,
                    doc_visit_fn cb, void *ctx, bool *found);
 
+/* ---- Raw element walking, for hot paths (filters) ----
+ * A thin bounds-checked walker over BSON bytes that skips libbson's iterator setup: elements are
+ * found by key with one memcmp and decoded only when asked. Malformed bytes end the walk. */
+typedef struct doc_raw_iter {
+  const uint8_t *data; /* the document (4-byte length, elements, NUL) */
+  uint32_t len;        /* its length */
+  uint32_t off;        /* offset of the next element */
+} doc_raw_iter;
+
+typedef struct doc_elem {
+  bson_type_t type;    /* element type */
+  const char *key;     /* key, NUL-terminated, borrowed */
+  uint32_t klen;       /* key length */
+  const uint8_t *vp;   /* value bytes, borrowed */
+  uint32_t vlen;       /* value length in bytes */
+} doc_elem;
+
+/** Starts a walk over a document or array given as bytes. False if the header is malformed. */
+bool doc_raw_init(doc_raw_iter *it, const uint8_t *data, uint32_t len);
+/** The next element; false at the end or on malformed bytes. */
+bool doc_raw_next(doc_raw_iter *it, doc_elem *e);
+/** Finds the first element named key (klen bytes) in the document bytes. */
+bool doc_raw_find(const uint8_t *data, uint32_t len, const char *key, uint32_t klen, doc_elem *e);
+/** Decodes an element's value (borrowing from the document bytes, like bson_iter_value). */
+void doc_raw_value(const doc_elem *e, bson_value_t *out);
+
 /* ---- Validation before storage ---- */
 /**
  * Checks what MongoDB checks on insert: the document is valid BSON (bson_validate), at most

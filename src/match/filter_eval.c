@@ -1,5 +1,6 @@
 /*
- * filter_eval.c: evaluates a parsed filter against a document, walking bson_iter in place.
+ * filter_eval.c: evaluates a parsed filter against a document, walking its bytes in place
+ * (doc_raw_*: no copies, no allocation).
  *
  * MongoDB's rules, in the order the code applies them:
  *   1. Path traversal: a component names a field of a document; applied to an array, a numeric
@@ -31,12 +32,6 @@ typedef struct eval {
 } eval;
 
 static bool value_node_match(const fnode *n, const bson_value_t *v, eval *ev);
-
-static bool find_key(bson_iter_t *it, const char *key, uint32_t klen) {
-  while (bson_iter_next(it))
-    if (bson_iter_key_len(it) == klen && memcmp(bson_iter_key(it), key, klen) == 0) return true;
-  return false;
-}
 
 static bool is_nan_value(const bson_value_t *v) {
   if (v->value_type == BSON_TYPE_DOUBLE) return v->value.v_double != v->value.v_double;
@@ -149,36 +144,33 @@ static bool leaf_single(const pred *p, const bson_value_t *v, eval *ev) {
   case P_MOD: return mod_ok(p, v);
   case P_SIZE: {
     if (v->value_type != BSON_TYPE_ARRAY) return false;
-    bson_iter_t it;
-    if (!bson_iter_init_from_data(&it, v->value.v_doc.data, v->value.v_doc.data_len)) return false;
+    doc_raw_iter it;
+    doc_elem el;
+    if (!doc_raw_init(&it, v->value.v_doc.data, v->value.v_doc.data_len)) return false;
     int64_t n = 0;
-    while (bson_iter_next(&it)) n++;
+    while (doc_raw_next(&it, &el)) n++;
     return n == p->value.value.v_int64;
   }
   case P_ELEMMATCH: {
     if (v->value_type != BSON_TYPE_ARRAY) return false;
-    bson_iter_t it;
-    if (!bson_iter_init_from_data(&it, v->value.v_doc.data, v->value.v_doc.data_len)) return false;
+    doc_raw_iter it;
+    doc_elem el;
+    if (!doc_raw_init(&it, v->value.v_doc.data, v->value.v_doc.data_len)) return false;
     int64_t k = 0;
-    while (bson_iter_next(&it)) {
+    while (doc_raw_next(&it, &el)) {
       bool r;
       if (p->value_form) {
-        r = value_node_match(p->sub, bson_iter_value(&it), ev);
+        bson_value_t ev2;
+        doc_raw_value(&el, &ev2);
+        r = value_node_match(p->sub, &ev2, ev);
       } else {
-        bson_type_t t = bson_iter_type(&it);
-        if (t != BSON_TYPE_DOCUMENT && t != BSON_TYPE_ARRAY) {
+        if (el.type != BSON_TYPE_DOCUMENT && el.type != BSON_TYPE_ARRAY) {
           k++;
           continue;
         }
-        uint32_t len = 0;
-        const uint8_t *data = NULL;
-        if (t == BSON_TYPE_DOCUMENT)
-          bson_iter_document(&it, &len, &data);
-        else
-          bson_iter_array(&it, &len, &data);
         bool saved = ev->e->track;
         ev->e->track = false;
-        r = fnode_match_doc(p->sub, data, len, ev->e);
+        r = fnode_match_doc(p->sub, el.vp, el.vlen, ev->e);
         ev->e->track = saved;
       }
       if (ev->e->rc != NX_OK) return false;
@@ -204,11 +196,14 @@ static bool leaf_single(const pred *p, const bson_value_t *v, eval *ev) {
 static bool leaf(const pred *p, const bson_value_t *v, eval *ev) {
   if (v->value_type == BSON_TYPE_ARRAY && p->kind != P_SIZE && p->kind != P_ELEMMATCH &&
       p->kind != P_EXISTS) {
-    bson_iter_t it;
-    if (bson_iter_init_from_data(&it, v->value.v_doc.data, v->value.v_doc.data_len)) {
+    doc_raw_iter it;
+    doc_elem el;
+    if (doc_raw_init(&it, v->value.v_doc.data, v->value.v_doc.data_len)) {
       int64_t k = 0;
-      while (bson_iter_next(&it)) {
-        if (leaf_single(p, bson_iter_value(&it), ev)) {
+      while (doc_raw_next(&it, &el)) {
+        bson_value_t ev2;
+        doc_raw_value(&el, &ev2);
+        if (leaf_single(p, &ev2, ev)) {
           if (ev->e->track) ev->e->pos = k;
           return true;
         }
@@ -235,29 +230,33 @@ static bool missing(const pred *p) {
   }
 }
 
-static bool value_at(const doc_path *path, const pred *p, bson_iter_t *it, size_t next, eval *ev);
+static bool value_at(const doc_path *path, const pred *p, const doc_elem *e, size_t next,
+                     eval *ev);
 
-/* Components [i, n) looked up in the document under `doc`. */
-static bool in_doc(const doc_path *path, const pred *p, bson_iter_t *doc, size_t i, eval *ev) {
-  if (!find_key(doc, path->parts[i], path->lens[i])) return missing(p);
-  return value_at(path, p, doc, i + 1, ev);
+/* Components [i, n) looked up in the document bytes (data, len). */
+static bool in_doc(const doc_path *path, const pred *p, const uint8_t *data, uint32_t len,
+                   size_t i, eval *ev) {
+  doc_elem e;
+  if (!doc_raw_find(data, len, path->parts[i], path->lens[i], &e)) return missing(p);
+  return value_at(path, p, &e, i + 1, ev);
 }
 
-/* Components [i, n) applied to the array under `arr`. */
-static bool in_array(const doc_path *path, const pred *p, bson_iter_t *arr, size_t i, eval *ev) {
-  bson_iter_t child;
-  if (!bson_iter_recurse(arr, &child)) return missing(p);
+/* Components [i, n) applied to the array element `arr`. */
+static bool in_array(const doc_path *path, const pred *p, const doc_elem *arr, size_t i,
+                     eval *ev) {
+  doc_elem c;
   if (path->index[i] >= 0) {
-    if (!find_key(&child, path->parts[i], path->lens[i])) return missing(p);
-    return value_at(path, p, &child, i + 1, ev);
+    if (!doc_raw_find(arr->vp, arr->vlen, path->parts[i], path->lens[i], &c)) return missing(p);
+    return value_at(path, p, &c, i + 1, ev);
   }
+  doc_raw_iter it;
+  if (!doc_raw_init(&it, arr->vp, arr->vlen)) return missing(p);
   bool any_doc = false;
   int64_t k = 0;
-  while (bson_iter_next(&child)) {
-    if (bson_iter_type(&child) == BSON_TYPE_DOCUMENT) {
+  while (doc_raw_next(&it, &c)) {
+    if (c.type == BSON_TYPE_DOCUMENT) {
       any_doc = true;
-      bson_iter_t sub;
-      if (bson_iter_recurse(&child, &sub) && in_doc(path, p, &sub, i, ev)) {
+      if (in_doc(path, p, c.vp, c.vlen, i, ev)) {
         if (ev->e->track) ev->e->pos = k;
         return true;
       }
@@ -268,23 +267,21 @@ static bool in_array(const doc_path *path, const pred *p, bson_iter_t *arr, size
   return any_doc ? false : missing(p);
 }
 
-/* `it` is on the value reached by components [0, next). */
-static bool value_at(const doc_path *path, const pred *p, bson_iter_t *it, size_t next, eval *ev) {
-  if (next == path->n) return leaf(p, bson_iter_value(it), ev);
-  bson_type_t t = bson_iter_type(it);
-  if (t == BSON_TYPE_DOCUMENT) {
-    bson_iter_t sub;
-    if (!bson_iter_recurse(it, &sub)) return missing(p);
-    return in_doc(path, p, &sub, next, ev);
+/* `e` is the element reached by components [0, next). */
+static bool value_at(const doc_path *path, const pred *p, const doc_elem *e, size_t next,
+                     eval *ev) {
+  if (next == path->n) {
+    bson_value_t v;
+    doc_raw_value(e, &v);
+    return leaf(p, &v, ev);
   }
-  if (t == BSON_TYPE_ARRAY) return in_array(path, p, it, next, ev);
+  if (e->type == BSON_TYPE_DOCUMENT) return in_doc(path, p, e->vp, e->vlen, next, ev);
+  if (e->type == BSON_TYPE_ARRAY) return in_array(path, p, e, next, ev);
   return missing(p);
 }
 
 static bool path_pred(const fnode *n, const pred *p, const uint8_t *data, uint32_t len, eval *ev) {
-  bson_iter_t it;
-  if (!bson_iter_init_from_data(&it, data, len)) return false;
-  return in_doc(&n->path, p, &it, 0, ev);
+  return in_doc(&n->path, p, data, len, 0, ev);
 }
 
 static bool path_node_match(const fnode *n, const uint8_t *data, uint32_t len, fev *e) {
