@@ -199,8 +199,12 @@ Test(query_exec, streaming_cursor_memory_does_not_grow) {
   iterate_peak(db, big);
   size_t p_small = iterate_peak(db, small);
   size_t p_big = iterate_peak(db, big);
+  size_t p_small2 = iterate_peak(db, small);
+  if (p_small2 > p_small) p_small = p_small2;
   cr_log_info("cursor peak: %zu bytes for %d documents, %zu bytes for %d", p_small, small, p_big, big);
-  cr_assert_leq(p_big, p_small + 16384, "peak %zu for %d documents vs %zu for %d", p_big, big, p_small, small);
+  /* The slack is the page cache's churn (a few pages allocated before others are evicted); a
+   * cursor keeping even one byte per document would exceed it by 90,000 bytes. */
+  cr_assert_leq(p_big, p_small + 65536, "peak %zu for %d documents vs %zu for %d", p_big, big, p_small, small);
   cr_assert_lt(p_big, (size_t)big * 10, "peak grows with the result size");
   nx_close(db);
   char cmd[400];

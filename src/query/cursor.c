@@ -52,10 +52,29 @@ static int plan(nx_cursor *c, const bson_t *filter) {
   return NX_OK;
 }
 
+/* The cursor embeds bson_t values, which libbson declares 128-byte aligned; our allocator
+ * aligns to 16. So the cursor is placed at a 128-byte boundary inside a larger block whose
+ * address is kept just before it. */
+#define CURSOR_ALIGN 128u
+
+static nx_cursor *cursor_alloc(void) {
+  uint8_t *raw = nx_calloc(1, sizeof(nx_cursor) + CURSOR_ALIGN + sizeof(void *));
+  if (!raw) return NULL;
+  uintptr_t p = ((uintptr_t)(raw + sizeof(void *)) + CURSOR_ALIGN - 1) & ~(uintptr_t)(CURSOR_ALIGN - 1);
+  memcpy((void *)(p - sizeof(void *)), &raw, sizeof raw);
+  return (nx_cursor *)p;
+}
+
+static void cursor_free(nx_cursor *c) {
+  void *raw;
+  memcpy(&raw, (uint8_t *)c - sizeof(void *), sizeof raw);
+  nx_free(raw);
+}
+
 int q_find(nx_txn *t, bool own_txn, const char *coll, const bson_t *filter, const q_opts *o,
            nx_cursor **out) {
   *out = NULL;
-  nx_cursor *c = nx_calloc(1, sizeof *c);
+  nx_cursor *c = cursor_alloc();
   if (!c) {
     if (own_txn) eng_txn_abort(t);
     return nx_err(NX_NOMEM, "find in '%s': out of memory", coll);
@@ -197,7 +216,8 @@ static int next_raw(nx_cursor *c, const bson_t **doc, nx_doc_meta *meta) {
     if (rc == NX_OK) {
       if (c->pos < c->sorter.n) {
         q_item *it = &c->sorter.items[c->pos++];
-        *doc = it->doc;
+        bson_init_static(&c->item_view, it->doc, it->doc_len);
+        *doc = &c->item_view;
         if (meta) *meta = it->meta;
         rc = NX_ROW;
       } else {
@@ -256,5 +276,5 @@ void q_close(nx_cursor *c) {
   nx_buf_free(&c->last_key);
   nx_buf_free(&c->scratch);
   if (c->own_txn) eng_txn_abort(c->t);
-  nx_free(c);
+  cursor_free(c);
 }

@@ -8,9 +8,13 @@
 #include "query.h"
 
 /* One buffered document of an in-memory sort. */
+/* Documents are kept as raw bytes, not heap bson_t: libbson declares bson_t 128-byte aligned and
+ * heap blocks are only 16-byte aligned, so views are made on the stack (or in the cursor). */
 typedef struct q_item {
-  bson_t *key;        /* extracted sort key (sort_key_extract), owned */
-  bson_t *doc;        /* copy of the stored document, owned */
+  uint8_t *key;       /* bytes of the extracted sort key (sort_key_extract), owned */
+  uint32_t key_len;   /* their length */
+  uint32_t doc_len;   /* length of doc */
+  uint8_t *doc;       /* bytes of a copy of the stored document, owned */
   nx_doc_meta meta;   /* its metadata */
   uint64_t seq;       /* scan position: ties keep _id order (stable sort) */
 } q_item;
@@ -61,6 +65,7 @@ struct nx_cursor {
   q_sorter sorter;      /* the buffered documents */
   size_t pos;           /* next item to return */
   /* output */
+  bson_t item_view;     /* static view of the current sorted item */
   bson_t out;           /* projected document returned by q_next */
   bool out_init;        /* out holds a document to destroy */
   /* planner (planner.h; index engineer) */

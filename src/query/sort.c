@@ -13,7 +13,7 @@
 
 #include "query_int.h"
 
-#define ITEM_OVERHEAD (sizeof(q_item) + 2 * sizeof(bson_t))
+#define ITEM_OVERHEAD (sizeof(q_item) + 32u)
 
 void q_sorter_init(q_sorter *s, const sort_t *sort, size_t cap, uint64_t max_bytes) {
   memset(s, 0, sizeof *s);
@@ -23,14 +23,37 @@ void q_sorter_init(q_sorter *s, const sort_t *sort, size_t cap, uint64_t max_byt
 }
 
 static int item_cmp(const sort_t *sort, const q_item *a, const q_item *b) {
-  int c = sort_key_cmp(sort, a->key, b->key);
+  bson_t ka, kb;
+  bson_init_static(&ka, a->key, a->key_len);
+  bson_init_static(&kb, b->key, b->key_len);
+  int c = sort_key_cmp(sort, &ka, &kb);
   if (c) return c;
   return a->seq < b->seq ? -1 : a->seq > b->seq;
 }
 
 static void item_free(q_item *it) {
-  bson_destroy(it->key);
-  bson_destroy(it->doc);
+  nx_free(it->key);
+  nx_free(it->doc);
+  it->key = it->doc = NULL;
+}
+
+/* Fills it with copies of key and doc. NX_NOMEM. */
+static int item_set(q_item *it, const bson_t *key, const bson_t *doc, const nx_doc_meta *meta, uint64_t seq) {
+  uint8_t *k = nx_malloc(key->len), *d = nx_malloc(doc->len);
+  if (!k || !d) {
+    nx_free(k);
+    nx_free(d);
+    return NX_NOMEM;
+  }
+  memcpy(k, bson_get_data(key), key->len);
+  memcpy(d, bson_get_data(doc), doc->len);
+  it->key = k;
+  it->key_len = key->len;
+  it->doc = d;
+  it->doc_len = doc->len;
+  it->meta = *meta;
+  it->seq = seq;
+  return NX_OK;
 }
 
 static void sift_up(q_sorter *s, size_t i) {
@@ -68,32 +91,30 @@ int q_sorter_add(q_sorter *s, const bson_t *doc, const nx_doc_meta *meta, const 
   bson_t key;
   int rc = sort_key_extract(s->sort, doc, &key);
   if (rc != NX_OK) return rc;
-  q_item cand = {NULL, NULL, *meta, s->seq++};
-  cand.key = &key;
+  uint64_t seq = s->seq++;
+  uint64_t add = doc->len + key.len + ITEM_OVERHEAD;
   if (s->cap && s->n == s->cap) {
     /* Full heap: keep the candidate only if it sorts before the worst kept document. */
+    q_item cand = {(uint8_t *)(uintptr_t)bson_get_data(&key), key.len, doc->len, NULL, *meta, seq};
     if (item_cmp(s->sort, &cand, &s->items[0]) >= 0) {
       bson_destroy(&key);
       return NX_OK;
     }
-    uint64_t add = doc->len + key.len + ITEM_OVERHEAD;
-    uint64_t sub = s->items[0].doc->len + s->items[0].key->len + ITEM_OVERHEAD;
+    uint64_t sub = s->items[0].doc_len + s->items[0].key_len + ITEM_OVERHEAD;
     if (s->bytes - sub + add > s->max_bytes) {
       bson_destroy(&key);
       return limit_err(s, coll);
     }
-    q_item *root = &s->items[0];
-    item_free(root);
-    root->key = bson_copy(&key);
-    root->doc = bson_copy(doc);
-    root->meta = *meta;
-    root->seq = cand.seq;
+    q_item fresh;
+    rc = item_set(&fresh, &key, doc, meta, seq);
     bson_destroy(&key);
+    if (rc != NX_OK) return nx_err(rc, "sort in '%s': out of memory", coll);
+    item_free(&s->items[0]);
+    s->items[0] = fresh;
     s->bytes = s->bytes - sub + add;
     sift_down(s, 0);
     return NX_OK;
   }
-  uint64_t add = doc->len + key.len + ITEM_OVERHEAD;
   if (s->bytes + add > s->max_bytes) {
     bson_destroy(&key);
     return limit_err(s, coll);
@@ -109,12 +130,10 @@ int q_sorter_add(q_sorter *s, const bson_t *doc, const nx_doc_meta *meta, const 
     s->items = p;
     s->alloc = na;
   }
-  q_item *it = &s->items[s->n++];
-  it->key = bson_copy(&key);
-  it->doc = bson_copy(doc);
-  it->meta = *meta;
-  it->seq = cand.seq;
+  rc = item_set(&s->items[s->n], &key, doc, meta, seq);
   bson_destroy(&key);
+  if (rc != NX_OK) return nx_err(rc, "sort in '%s': out of memory", coll);
+  s->n++;
   s->bytes += add;
   if (s->cap) sift_up(s, s->n - 1);
   return NX_OK;
