@@ -182,6 +182,8 @@ typedef struct cli {
 extern volatile sig_atomic_t cli_interrupted;
 void cli_install_sigint(void);
 
+/** Makes libbson use the library's allocator before any bson_t exists (main.c explains). */
+void cli_settle_allocator(void);
 /** Opens the database once (per cfg), reporting failures; returns an exit code. With create
  *  false a missing database is an error (read commands never create files). */
 int cli_open(cli *c, bool create);

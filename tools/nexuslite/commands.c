@@ -22,6 +22,7 @@
 
 /* Parses relaxed text (what: the option name for messages) into a document. */
 static bool parse_doc(cli *c, const char *what, const char *text, bson_t *out) {
+  cli_settle_allocator();
   sbuf ej;
   char err[300];
   sb_init(&ej);
@@ -49,6 +50,7 @@ static bool parse_doc(cli *c, const char *what, const char *text, bson_t *out) {
 
 /* Parses any relaxed value as {"v": value}. */
 static bool parse_wrapped(cli *c, const char *what, const char *text, bson_t *out) {
+  cli_settle_allocator();
   sbuf ej;
   char err[300];
   sb_init(&ej);
@@ -114,6 +116,7 @@ bool spec_sort(const char *s, sbuf *out, char *err, size_t errlen) {
 
 /* Converts a spec to a bson document; `what` names the option in messages. */
 static bool parse_spec(cli *c, const char *what, const char *s, bool sort, bson_t *out) {
+  cli_settle_allocator();
   sbuf ej;
   char err[300];
   sb_init(&ej);

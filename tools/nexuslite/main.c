@@ -244,14 +244,17 @@ static bool apply_config(cli *c, char *err, size_t errlen) {
 /* libbson's allocator becomes NexusLite's at the first nx_open (src/base/alloc.c installs its
  * vtable there), so a bson_t made before that and destroyed after would be freed by the wrong
  * allocator. Opening and closing an in-memory database first makes every bson_t of this process
- * use one allocator; it costs well under a millisecond. */
-static void settle_allocator(void) {
+ * use one allocator; it costs well under a millisecond. Called before the first bson_t is made
+ * (commands.c, admin.c), so that --help and version never touch the library. */
+void cli_settle_allocator(void) {
+  static bool done = false;
+  if (done) return;
+  done = true;
   nx_db *mem = NULL;
   if (nx_open(":memory:", NULL, &mem) == NX_OK) nx_close(mem);
 }
 
 int main(int argc, char **argv) {
-  settle_allocator();
   cli c;
   memset(&c, 0, sizeof c);
   char err[512];
