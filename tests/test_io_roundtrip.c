@@ -539,3 +539,12 @@ Test(io_rt, skip_errors_stops_at_broken_structure_and_logs_it) {
   cr_assert(side && strstr(side, "\"line\": 3") && strstr(side, "\"line\": 5") && strstr(side, "unbalanced quote"), "%s", side);
   free(side);
 }
+
+Test(io_rt, bson_export_file_names_cannot_leave_the_folder) {
+  cr_assert_eq(nx_insert_one(g_db, NULL, "../up", nx_json("{\"_id\": 1}"), NULL), NX_OK, "%s", nx_errmsg(g_db));
+  cr_assert_eq(nx_export(g_db, "../up", path_of("dump"), NULL, NULL), NX_OK, "%s", nx_errmsg(g_db));
+  struct stat st;
+  cr_assert_eq(stat(path_of("dump/..%2Fup.bson"), &st), 0);
+  cr_assert_eq(stat(path_of("dump/..%2Fup.metadata.json"), &st), 0);
+  cr_assert_neq(stat(path_of("up.bson"), &st), 0);
+}

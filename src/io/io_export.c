@@ -221,11 +221,21 @@ static int paths_for(export_ctx *x, nx_format f) {
     }
     size_t n = strlen(x->path);
     while (n > 1 && x->path[n - 1] == '/') n--;
+    /* the collection name becomes a file name: '/', '\\' and '%' are percent-encoded (as
+     * mongodump does for '/'), so a name like "../x" cannot leave the folder */
+    nx_buf name;
+    nx_buf_init(&name, 0);
+    rc = NX_OK;
+    for (const char *p = x->coll; rc == NX_OK && *p; p++) {
+      if (*p == '/' || *p == '\\' || *p == '%') rc = nx_buf_printf(&name, "%%%02X", (unsigned)(unsigned char)*p);
+      else rc = nx_buf_append(&name, p, 1);
+    }
     nx_buf d;
     nx_buf_init(&d, 0);
-    rc = nx_buf_printf(&d, "%.*s/%s.bson", (int)n, x->path, x->coll);
+    if (rc == NX_OK) rc = nx_buf_printf(&d, "%.*s/%s.bson", (int)n, x->path, (const char *)name.data);
     x->data_path = (char *)d.data;
-    if (rc == NX_OK) rc = nx_buf_printf(&b, "%.*s/%s.metadata.json", (int)n, x->path, x->coll);
+    if (rc == NX_OK) rc = nx_buf_printf(&b, "%.*s/%s.metadata.json", (int)n, x->path, (const char *)name.data);
+    nx_buf_free(&name);
   }
   x->meta_path = (char *)b.data;
   if (rc == NX_OK && !x->data_path) rc = nx_err(NX_NOMEM, "out of memory");

@@ -188,8 +188,9 @@ static int batch_flush(import_ctx *x) {
       eng_txn_abort(t);
       continue;
     }
-    if (x->o->progress &&
-        x->o->progress(x->o->progress_ctx, io_reader_bytes(x->r), io_reader_size(x->r))) {
+    uint64_t done = io_reader_bytes(x->r), total = io_reader_size(x->r);
+    if (total && done > total) done = total; /* UTF-16 input: done counts its UTF-8 transcoding */
+    if (x->o->progress && x->o->progress(x->o->progress_ctx, done, total)) {
       eng_txn_abort(t);
       return nx_err(NX_CANCELLED, "import of %s into '%s' cancelled by the progress callback", x->path,
                     x->coll);
