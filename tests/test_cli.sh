@@ -247,6 +247,12 @@ run $DB count users; expect "unlocked again" 0 "4"
 head -c 8192 /dev/urandom >junk.db 2>/dev/null || dd if=/dev/zero of=junk.db bs=4096 count=2 2>/dev/null
 printf 'not a database at all, definitely not' | dd of=junk.db conv=notrunc 2>/dev/null
 run --db junk.db count users; expect "corrupt database" 5
+run --db junk.db doctor; expect "doctor on a corrupt file" 5; has "doctor says it is not a NexusLite file" out "not a NexusLite database"
+cp t.db newer.db
+printf '\x63' | dd of=newer.db bs=1 seek=32 conv=notrunc 2>/dev/null
+printf '\x63' | dd of=newer.db bs=1 seek=$((4096 + 32)) conv=notrunc 2>/dev/null
+run --db newer.db doctor; expect "doctor on a newer format" 5; has "doctor names the file's format version" out "version 99"
+run --db newer.db count users; expect "a newer format is refused" 5
 
 # ---- import / export (semantics owned by the import/export layer; here: the wiring) ----
 printf '%s\n' '{"_id": 100, "sku": "A-1", "price": 9.5}' '{"_id": 101, "sku": "B-2", "price": 20}' >"$T/products.ndjson"

@@ -276,6 +276,43 @@ static void check_file(finding *f, const char *path, const char *what, bool requ
          writable ? " and writable" : ", NOT writable");
 }
 
+/* Reads the documented header of meta page `which` (docs/format.md: magic "NEXUSLT\0" at 24,
+ * format version at 32, page size at 36, little-endian). Returns false when unreadable. */
+static bool read_meta(const char *path, uint64_t at, char magic[8], uint32_t *version, uint32_t *page_size) {
+  uint8_t h[40];
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return false;
+  ssize_t n = pread(fd, h, sizeof h, (off_t)at);
+  close(fd);
+  if (n != (ssize_t)sizeof h) return false;
+  memcpy(magic, h + 24, 8);
+  *version = (uint32_t)h[32] | (uint32_t)h[33] << 8 | (uint32_t)h[34] << 16 | (uint32_t)h[35] << 24;
+  *page_size = (uint32_t)h[36] | (uint32_t)h[37] << 8 | (uint32_t)h[38] << 16 | (uint32_t)h[39] << 24;
+  return true;
+}
+
+static void check_format(finding *f, const char *path) {
+  char magic[8];
+  uint32_t v0 = 0, ps = 0, v1 = 0, ps1 = 0;
+  if (!read_meta(path, 0, magic, &v0, &ps)) {
+    report(f, "fail", CLI_EXIT_CORRUPT, "format: %s is too short to hold a meta page", path);
+    return;
+  }
+  if (memcmp(magic, "NEXUSLT", 8) != 0) {
+    report(f, "fail", CLI_EXIT_CORRUPT, "format: %s is not a NexusLite database (no NEXUSLT magic in meta page 0)", path);
+    return;
+  }
+  bool second = ps >= 4096 && ps <= 65536 && (ps & (ps - 1)) == 0 && read_meta(path, ps, magic, &v1, &ps1) &&
+                memcmp(magic, "NEXUSLT", 8) == 0;
+  uint32_t v = second && v1 > v0 ? v1 : v0;
+  if (v > NX_FORMAT_VERSION)
+    report(f, "fail", CLI_EXIT_CORRUPT, "format: version %u, newer than this build reads (%d): upgrade nexuslite", v,
+           NX_FORMAT_VERSION);
+  else
+    report(f, "ok", 0, "format: version %u (this build reads %d), page size %u%s", v, NX_FORMAT_VERSION, ps,
+           second ? "" : "; meta page 1 not yet written or unreadable");
+}
+
 int cmd_doctor(cli *c, int argc, char **argv) {
   (void)argv;
   if (argc) {
@@ -291,6 +328,7 @@ int cmd_doctor(cli *c, int argc, char **argv) {
   snprintf(path, sizeof path, "%s.lock", c->db_path);
   check_file(&f, path, "lock file", false);
   if (access(c->db_path, F_OK) == 0) {
+    check_format(&f, c->db_path);
     nx_open_opts o = NX_OPEN_OPTS_INIT;
     o.create_if_missing = false;
     o.durability = c->durability;
@@ -298,8 +336,6 @@ int cmd_doctor(cli *c, int argc, char **argv) {
     int st = nx_open(c->db_path, &o, &db);
     if (st == NX_OK) {
       report(&f, "ok", 0, "lock: free (this process could take it)");
-      report(&f, "ok", 0, "format: version %d understood (this build reads format %d)", NX_FORMAT_VERSION,
-             NX_FORMAT_VERSION);
       nx_stats s;
       memset(&s, 0, sizeof s);
       if (nx_stats_get(db, &s) == NX_OK) {
