@@ -60,8 +60,10 @@ exp=$'4\n{ _id: 1, name: \'alice\' }'
 [ $? -eq 1 ] && ok "--eval with an error exits 1" || bad "--eval error status"
 
 # 4. A pseudo-terminal session (libedit), when python3 and its pty module are available.
-if command -v python3 >/dev/null && python3 -c 'import pty' 2>/dev/null; then
-  if python3 "$CLI/pty_shell.py" "$NX" "$T/pty.db" "$T" >"$T/pty.txt" 2>&1; then
+PY=/usr/bin/python3
+[ -x "$PY" ] || PY=$(command -v python3)
+if [ -n "$PY" ] && "$PY" -c 'import pty, os; os.waitstatus_to_exitcode' 2>/dev/null; then
+  if "$PY" "$CLI/pty_shell.py" "$NX" "$T/pty.db" "$T" >"$T/pty.txt" 2>&1; then
     ok "pty session"
   else
     bad "pty session"
