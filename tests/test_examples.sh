@@ -4,7 +4,7 @@
 # that it exits 0, and, for the examples listed below, that its output holds the expected lines
 # (exact lines: the figures the README quotes cannot rot).
 set -u
-build=${1:?build dir}
+build=$(cd "${1:?build dir}" && pwd)
 src=${2:-}
 tmp=$(mktemp -d /tmp/nx_examples.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
