@@ -423,3 +423,56 @@ Test(io_read, bson_invalid_utf8_in_a_string_value_is_a_record_error_with_its_off
   cr_assert_eq(io_reader_next(r, &d), NX_DONE);
   io_reader_close(r);
 }
+
+/* Fails the 1st, 2nd, ... allocation of a whole read in turn (STYLE 22): every run ends with the
+ * full result or an error, and leaks nothing. */
+static void alloc_failure_loop(const char *in, nx_format f) {
+  io_read_opts o = fmt(f);
+  char *want = read_str(in, &o);
+  int failures_seen = 0;
+  for (uint64_t n = 1; n < 2000; n++) {
+    nx_alloc_stats before, after;
+    nx_alloc_get_stats(&before);
+    nx_alloc_fail_nth(n);
+    io_reader *r;
+    int rc = io_reader_open_mem(in, strlen(in), "a", &o, &r);
+    bool complete = false;
+    if (rc == NX_OK) {
+      nx_buf out;
+      nx_buf_init(&out, 0);
+      for (;;) {
+        const bson_t *d;
+        rc = io_reader_next(r, &d);
+        if (rc == NX_DONE) {
+          complete = true;
+          break;
+        }
+        if (rc != NX_ROW) break;
+        char *s = bson_as_canonical_extended_json(d, NULL);
+        nx_buf_printf(&out, "%s\n", s);
+        bson_free(s);
+      }
+      io_reader_close(r);
+      bool fired = nx_alloc_fault_fired();
+      nx_alloc_fail_nth(0);
+      if (complete && !fired) cr_assert_str_eq((char *)out.data, want);
+      nx_buf_free(&out);
+    }
+    bool fired = nx_alloc_fault_fired();
+    nx_alloc_fail_nth(0);
+    nx_alloc_get_stats(&after);
+    cr_assert_eq(after.current, before.current, "allocation %llu failed: %zu bytes leaked",
+                 (unsigned long long)n, after.current - before.current);
+    if (!fired) break; /* every allocation of the read has been failed once */
+    if (!complete) failures_seen++;
+  }
+  cr_log_info("%d allocation failures reported as errors", failures_seen);
+  cr_assert_gt(failures_seen, 2, "allocation failures were reported as errors");
+  nx_free(want);
+}
+
+Test(io_read, allocation_failures_are_errors_and_leak_nothing) {
+  alloc_failure_loop("name,address.zip,n\n\"a,b\",\"00123\",1\nc,d,2.5\n", NX_FORMAT_CSV);
+  alloc_failure_loop("{\"a\": 1}\n{\"b\": [1, 2]}\n", NX_FORMAT_NDJSON);
+  alloc_failure_loop("[{\"a\": 1}, {\"b\": {\"c\": 2}}]", NX_FORMAT_JSON);
+}
