@@ -454,11 +454,9 @@ Test(storage_api, check_reports_leaked_and_doubly_used_pages) {
 /* The N-th allocation fails, for every N of a small write workload in turn (STYLE 22): the call
  * fails cleanly (NX_NOMEM), the transaction refuses further writes until aborted, nothing leaks
  * (ASan), and after reopening the committed data is intact and the integrity walk passes.
- * DISABLED: it finds failures inside the pager's commit that are not the btree's to fix (a commit
- * returning NX_NOMEM from "log index: out of memory" after its commit record was written, so the
- * txn is durable yet reported failed; a SEGV in wasp_commit under another N). Enable it once the
- * pager handles allocation failure in commit (reported to the pager engineer). */
-Test(storage_api, allocation_failures_leave_committed_data_intact, .disabled = true) {
+ * (It first found a commit that reported NX_NOMEM after writing its commit record; the pager now
+ * reserves that memory before the record.) */
+Test(storage_api, allocation_failures_leave_committed_data_intact) {
   mkdir_tmp();
   char path[300];
   path_in(path, sizeof path, "alloc.db");
@@ -482,11 +480,11 @@ Test(storage_api, allocation_failures_leave_committed_data_intact, .disabled = t
     nx_alloc_fail_nth(n);
     int rc = st_txn_begin(e, true, &t);
     if (rc == NX_OK) rc = st_tree_open(t, "w", true, &tr);
-    for (int i = 0; rc == NX_OK && i < 300; i++) {
+    for (int i = 0; rc == NX_OK && i < 1500; i++) {
       snprintf(k, sizeof k, "%05d", i);
       rc = st_put(t, tr, sv(k), i == 150 ? (st_val){big, sizeof big} : sv("value of w"), 0);
     }
-    for (int i = 0; rc == NX_OK && i < 300; i += 6) {
+    for (int i = 0; rc == NX_OK && i < 1500; i += 6) {
       snprintf(k, sizeof k, "%05d", i);
       rc = st_del(t, tr, sv(k));
     }
@@ -520,7 +518,7 @@ Test(storage_api, allocation_failures_leave_committed_data_intact, .disabled = t
     if (rc == NX_OK) {
       cr_assert_eq(wrc, NX_OK);
       cr_assert_eq(st_tree_count(t, tr, &cnt), NX_OK);
-      cr_assert_eq(cnt, 250);
+      cr_assert_eq(cnt, 1250);
       cr_assert_eq(st_tree_drop(t, "w"), NX_OK);
     } else {
       cr_assert_eq(wrc, NX_NOTFOUND, "N=%u: a failed txn left tree w behind (it failed with: %s)", n, failmsg);
