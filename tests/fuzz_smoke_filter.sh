@@ -2,14 +2,14 @@
 # ctest: plain-only
 # A short real libFuzzer run of fuzz/fuzz_filter.c (filter/update/projection/sort parsers):
 # builds the target with clang -fsanitize=fuzzer,address,undefined straight from the sources of
-# the layers it needs (base, doc, match), then fuzzes for NX_FUZZ_SECONDS (default 15) from the
+# the layers it needs (base, doc, match), then fuzzes for NX_FUZZ_SECONDS (default 10) from the
 # seed corpus with the dictionary. Skips cleanly, and says so, when clang or libFuzzer is missing.
 # Usage (ctest does this): fuzz_smoke_filter.sh BUILD_DIR SOURCE_DIR
 set -u
 BUILD=${1:?build dir}
 SRC=${2:?source dir}
 OUT=$BUILD/fuzz-smoke-filter
-SECONDS_TO_RUN=${NX_FUZZ_SECONDS:-15}
+SECONDS_TO_RUN=${NX_FUZZ_SECONDS:-10}
 rm -rf "$OUT"
 mkdir -p "$OUT/corpus"
 
@@ -30,7 +30,7 @@ fi
 DEPS=$(pkg-config --cflags --libs libbson-1.0 libpcre2-8 libcrypto) || {
   echo "FAIL: pkg-config cannot find libbson/pcre2/libcrypto"; exit 1; }
 # shellcheck disable=SC2086
-if ! clang -std=c11 -D_GNU_SOURCE -DNX_BUILDING_LIBRARY -g -O1 \
+if ! clang -std=c11 -D_GNU_SOURCE -DNX_BUILDING_LIBRARY -gline-tables-only -O1 \
     -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
     -I"$SRC/include" -I"$SRC/src/base" -I"$SRC/src/doc" -I"$SRC/src/match" \
     "$SRC"/src/base/*.c "$SRC"/src/doc/*.c "$SRC"/src/match/*.c "$SRC/fuzz/fuzz_filter.c" \
