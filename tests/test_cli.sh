@@ -1,6 +1,4 @@
 #!/bin/bash
-# ctest: plain-only (for now: the storage layer's open path passes NULL to qsort/memmove, which
-# UBSan's nonnull-attribute check aborts on; remove this marker once it is clean)
 # test_cli.sh: every nexuslite command end to end, with its happy path, its errors (bad filter,
 # missing collection, locked database, malformed input) and its exit status (0 ok, 1 error,
 # 2 usage, 3 not found, 4 locked, 5 corrupt). Usage: bash tests/test_cli.sh BUILD_DIR SOURCE_DIR
