@@ -158,6 +158,17 @@ int bt_cursor_first(bt_cursor *c);
 int bt_cursor_last(bt_cursor *c);
 int bt_cursor_next(bt_cursor *c);
 int bt_cursor_prev(bt_cursor *c);
+/* next, with the common case (another entry in the same leaf) inline. */
+static inline int bt_cursor_next_fast(bt_cursor *c) {
+  if (c->valid) {
+    int lvl = c->depth - 1;
+    if (c->idx[lvl] + 1u < ((uint32_t)c->pg[lvl].data[24] | ((uint32_t)c->pg[lvl].data[25] << 8))) {
+      c->idx[lvl]++;
+      return 0;
+    }
+  }
+  return bt_cursor_next(c);
+}
 /* how: 0 GE, 1 EQ, 2 LE (the st_seek values). */
 int bt_cursor_seek(bt_cursor *c, const uint8_t *key, size_t klen, int how);
 int bt_cursor_get(bt_cursor *c, const uint8_t **key, size_t *klen, const uint8_t **val,

@@ -476,7 +476,7 @@ int st_cursor_last(st_cursor *c) {
   return rc ? rc : bt_cursor_last(&c->bc);
 }
 
-int st_cursor_next(st_cursor *c) { return bt_cursor_next(&c->bc); }
+int st_cursor_next(st_cursor *c) { return bt_cursor_next_fast(&c->bc); }
 int st_cursor_prev(st_cursor *c) { return bt_cursor_prev(&c->bc); }
 
 int st_cursor_seek(st_cursor *c, st_val key, st_seek how) {
