@@ -235,6 +235,14 @@ Test(planner, unique_index_point_lookup) {
   winner(db, "p", f, NULL, name, sizeof name, &ms);
   cr_assert_str_eq(name, "age_1__id_1");
   cr_assert_eq(stat_of(db, "p", f, "totalKeysExamined"), 1);
+  /* every field of the unique index bound to one point: taken without counting the others */
+  const char *f1 = "{\"age\": 40, \"_id\": {\"$in\": [22]}, \"city\": \"c1\"}";
+  winner(db, "p", f1, NULL, name, sizeof name, &ms);
+  cr_assert_str_eq(name, "age_1__id_1");
+  char *e2 = explain_str(db, "p", f1, NULL);
+  cr_assert(!strstr(e2, "keysEstimate"), "a unique point lookup is taken without counting: %s", e2);
+  nx_free(e2);
+  cr_assert_eq(stat_of(db, "p", f1, "nReturned"), 1);
   cr_assert_eq(stat_of(db, "p", f, "totalDocsExamined"), 1);
   cr_assert_eq(stat_of(db, "p", f, "nReturned"), 1);
   nx_close(db);

@@ -541,12 +541,22 @@ int plan_make(nx_txn *t, eng_coll *coll, const filter_t *f, const sort_t *s, q_p
     }
     p->ncands++;
   }
-  if (rc == NX_OK && p->ncands > 1)
+  /* a unique index with every field bound to one point matches at most one document: taken
+   * at once, without counting the others */
+  size_t point = SIZE_MAX;
+  for (size_t i = 0; i < p->ncands && point == SIZE_MAX; i++) {
+    const plan_cand *c = &p->cands[i];
+    bool one = c->d->unique && c->nbound == c->d->nfields && (!s || c->sorts);
+    for (size_t k = 0; one && k < c->d->nfields; k++) one = c->npoints[k] == 1;
+    if (one) point = i;
+  }
+  if (rc == NX_OK && p->ncands > 1 && point == SIZE_MAX)
     for (size_t i = 0; i < p->ncands && rc == NX_OK; i++) rc = count_keys(t->st, &p->cands[i]);
   if (rc == NX_OK && p->ncands > 0) {
     size_t w = 0;
     for (size_t i = 1; i < p->ncands; i++)
       if (cand_better(&p->cands[i], &p->cands[w])) w = i;
+    if (point != SIZE_MAX) w = point;
     p->win = w;
     p->ixscan = true;
     idx_note_lookup(coll->name, p->cands[w].d->name);

@@ -12,8 +12,9 @@
  * Cost (documented in docs/indexes.md): each usable index's bounds are walked counting keys up
  * to PLAN_COST_CAP; the fewest keys wins; ties go to the plan that provides the requested sort,
  * then to more bounded fields, then to the name. An index whose first field is not bounded is a
- * candidate only when it provides the sort. A single candidate is taken without counting. A
- * collection scan is chosen only when no index is usable.
+ * candidate only when it provides the sort. A single candidate is taken without counting, and so
+ * is a unique index whose every field is bound to one point (a point lookup). A collection scan
+ * is chosen only when no index is usable.
  */
 #ifndef NX_PLANNER_H
 #define NX_PLANNER_H
