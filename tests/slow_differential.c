@@ -1886,6 +1886,7 @@ static int fire(int n) {
 }
 
 static int compare_answer(const dcase *dc, const bson_t *res, bool strict);
+static char *json_of(const bson_t *b);
 static int compare_case(const dcase *dc, int oracle, const bson_t *res) {
   int sn = shape_normaliser(dc, oracle);
   if (sn >= 0) return fire(sn);
@@ -1895,9 +1896,17 @@ static int compare_case(const dcase *dc, int oracle, const bson_t *res) {
     const char *msg = str_field(res, "error"), *etype = str_field(res, "etype");
     if (strcmp(etype, "unsupported") == 0) return fire(unsupported_normaliser(oracle, msg));
     if (nx_err) return R_COMPARED; /* both refuse */
+    if (oracle == O_MONGOMOCK && strcmp(etype, "crash") == 0) return fire(N_MM_CRASH);
+    if (oracle == O_MINGO && strcmp(etype, "crash") == 0) return fire(N_MI_CRASH);
     if (oracle == O_MONGOMOCK && strstr(msg, "$mul")) return fire(N_MM_NO_MUL);
-    if (dc->kind == K_UPDATE || dc->kind == K_UPSERT)
+    if (dc->kind == K_UPDATE || dc->kind == K_UPSERT) {
+      if (getenv("NX_DIFF_AUDIT")) { /* review aid: the oracle refused, NexusLite applied */
+        char *cj = json_of(&dc->c);
+        fprintf(stderr, "audit-rev %s: %s\n  %s\n", oracle_names[oracle], msg, cj);
+        bson_free(cj);
+      }
       return fire(oracle == O_MONGOMOCK ? N_MM_UPDATE_ERRORS : N_MI_UPDATE_ERRORS);
+    }
     if (dc->kind == K_PROJECT && oracle == O_MONGOMOCK && case_spec_any(dc, "proj", is_slice))
       return fire(N_MM_SLICE_PROJ);
     if (dc->kind == K_PROJECT && oracle == O_MINGO && case_spec_any(dc, "proj", is_elemmatch))
@@ -1905,14 +1914,18 @@ static int compare_case(const dcase *dc, int oracle, const bson_t *res) {
     if (oracle == O_MONGOMOCK && strstr(msg, "$mod")) return fire(N_MM_NO_MOD);
     if (oracle == O_MONGOMOCK && strstr(msg, "is not a valid $type")) return fire(N_MM_TYPE_CODES);
     if (oracle == O_MONGOMOCK && strstr(msg, "$elemMatch needs an Object")) return fire(N_MM_ELEMMATCH_VALUE);
-    if (oracle == O_MONGOMOCK && strcmp(etype, "crash") == 0) return fire(N_MM_CRASH);
-    if (oracle == O_MINGO && strcmp(etype, "crash") == 0) return fire(N_MI_CRASH);
     return R_MISMATCH;
   }
   if (nx_err && dc->kind == K_PROJECT && strstr(str_field(nx, "error"), "Path collision"))
     return fire(N_PROJ_COLLISION);
-  if (nx_err && (dc->kind == K_UPDATE || dc->kind == K_UPSERT))
+  if (nx_err && (dc->kind == K_UPDATE || dc->kind == K_UPSERT)) {
+    if (getenv("NX_DIFF_AUDIT")) { /* review aid: NexusLite refused, the oracle applied */
+      char *cj = json_of(&dc->c);
+      fprintf(stderr, "audit %s: %s\n  %s\n", oracle_names[oracle], str_field(nx, "error"), cj);
+      bson_free(cj);
+    }
     return fire(oracle == O_MONGOMOCK ? N_MM_UPDATE_ERRORS : N_MI_UPDATE_ERRORS);
+  }
   if (nx_err) return R_MISMATCH;
   bool strict = oracle == O_MONGOMOCK;
   int r = compare_answer(dc, res, strict);
