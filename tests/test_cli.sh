@@ -126,6 +126,10 @@ run $DB find users --filter '{age: {$frob: 3}}'; expect "bad filter operator" 2;
 run $DB find users --filter '{age: '; expect "malformed filter" 2; has "malformed filter says where" err "offset"
 run $DB find users --filter '[1]'; expect "filter must be a document" 2
 run $DB find nosuch; expect "find on a missing collection" 3; has "missing collection named" err "nosuch"
+NEXUSLITE_TEST_SIGINT_AFTER=2 run $DB find users --sort _id --project _id
+expect "Ctrl-C during find exits 130 after the rows so far" 130 '{"_id":1}
+{"_id":2}'
+has "interrupt reported" err "interrupted"
 run $DB find users --limit ten; expect "bad --limit" 2
 run $DB find users --output xml; expect "bad --output" 2
 run $DB find users --frob; expect "unknown option" 2

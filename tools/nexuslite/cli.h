@@ -181,6 +181,8 @@ typedef struct cli {
 /** Set by the SIGINT handler; long loops poll it. */
 extern volatile sig_atomic_t cli_interrupted;
 void cli_install_sigint(void);
+/** Called after each cursor step of a query (a test hook can raise SIGINT there). */
+void cli_cursor_step(void);
 
 /** Makes libbson use the library's allocator before any bson_t exists (main.c explains). */
 void cli_settle_allocator(void);

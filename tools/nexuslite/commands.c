@@ -478,6 +478,7 @@ int cmd_find(cli *c, int argc, char **argv) {
       cli_install_sigint();
       while ((st = nx_cursor_next(cur, &doc)) == NX_ROW) {
         rows_add(rows, doc);
+        cli_cursor_step();
         if (cli_interrupted) break;
       }
       rows_finish(rows);

@@ -29,6 +29,17 @@ static void on_sigint(int sig) {
   cli_interrupted = 1;
 }
 
+/* Test hook: NEXUSLITE_TEST_SIGINT_AFTER=N raises SIGINT at the N-th cursor step, so that the
+ * tests can check cancellation deterministically (a real Ctrl-C races with the query). */
+void cli_cursor_step(void) {
+  static uint64_t after = UINT64_MAX, steps = 0;
+  if (after == UINT64_MAX) {
+    const char *v = getenv("NEXUSLITE_TEST_SIGINT_AFTER");
+    if (!v || !parse_u64(v, &after) || after == 0) after = 0;
+  }
+  if (after && ++steps == after) raise(SIGINT);
+}
+
 void cli_install_sigint(void) {
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);

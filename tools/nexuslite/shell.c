@@ -346,6 +346,7 @@ static bool print_batch(shell *s, bool all) {
     first = false;
     if (owned) bsonx_free(doc);
     shown++;
+    cli_cursor_step();
     if (cli_interrupted) break;
   }
   if (!first) printf("\n]\n");
@@ -498,7 +499,10 @@ static bool run_find(shell *s, const char *coll, part *parts, int n) {
   if (term == T_ITCOUNT) {
     const bson_t *d;
     uint64_t cnt = 0;
-    while ((rc = nx_cursor_next(s->cur, &d)) == NX_ROW && !cli_interrupted) cnt++;
+    while (!cli_interrupted && (rc = nx_cursor_next(s->cur, &d)) == NX_ROW) {
+      cnt++;
+      cli_cursor_step();
+    }
     close_cursor(s);
     if (cli_interrupted) {
       cli_interrupted = 0;
