@@ -272,3 +272,22 @@ Test(planner, empty_bounds_and_type_brackets) {
   }
   nx_close(db);
 }
+
+Test(planner, in_with_an_impossible_long_value_keeps_the_others) {
+  nx_db *db = open_mem();
+  mkindex(db, "p", "{\"s\": 1}", NULL);
+  cr_assert_eq(nx_insert_one(db, NULL, "p", nx_json("{\"_id\": 1, \"s\": \"short\"}"), NULL), NX_OK);
+  char big[1500];
+  memset(big, 'y', 1400);
+  big[1400] = 0;
+  char f[1600];
+  snprintf(f, sizeof f, "{\"s\": {\"$in\": [\"%s\", \"short\"]}}", big);
+  char *r = find_str(db, "p", f, NULL, 0);
+  cr_assert_str_eq(r, "{ \"_id\" : 1, \"s\" : \"short\" };");
+  nx_free(r);
+  snprintf(f, sizeof f, "{\"s\": \"%s\"}", big);
+  r = find_str(db, "p", f, NULL, 0);
+  cr_assert_str_eq(r, "");
+  nx_free(r);
+  nx_close(db);
+}

@@ -261,7 +261,7 @@ static int build_cand(plan_cand *c, idx_def *d, const filter_t *f) {
       size_t npts = nv + (has_null ? 1 : 0);
       if (npfx * npts > PLAN_MAX_INTERVALS) break; /* stop bounding here */
       npre.len = 0;
-      size_t off = 0;
+      size_t off = 0, made = 0;
       for (size_t p = 0; p < npfx && rc == NX_OK; p++) {
         size_t pl = nx_get16(pre.data + off);
         const uint8_t *pp = pre.data + off + 2;
@@ -277,20 +277,19 @@ static int build_cand(plan_cand *c, idx_def *d, const filter_t *f) {
           tmp.len = 0;
           rc = nx_buf_append(&tmp, pp, pl);
           if (rc == NX_OK) rc = keyenc_append(&tmp, val, fd->desc);
-          if (rc == NX_OK && tmp.len > ST_MAX_KEY) { /* no key can be that long: nothing matches */
-            empty = true;
-            continue;
-          }
+          if (rc == NX_OK && tmp.len > ST_MAX_KEY) continue; /* no key can be that long: no match */
           uint8_t l[2];
           nx_put16(l, (uint16_t)tmp.len);
           if (rc == NX_OK) rc = nx_buf_append(&npre, l, 2);
           if (rc == NX_OK) rc = nx_buf_append(&npre, tmp.data, tmp.len);
+          made++;
         }
       }
       nx_buf sw = pre;
       pre = npre;
       npre = sw;
-      npfx *= npts;
+      npfx = made;
+      if (made == 0) empty = true;
       c->nbound = fi + 1;
       c->npoints[fi] = npts;
       render_field(&bounds, fd->path, &pts, npts, has_null, NULL, NULL);
