@@ -24,7 +24,7 @@ static int cmpj(const char *a, const char *b) {
   cr_assert(bson_iter_init_find(&ib, db, "v"));
   int c = doc_cmp_iter(&ia, &ib);
   int r = doc_cmp_iter(&ib, &ia);
-  cr_assert_eq(c < 0, r > 0, "antisymmetry broken for %s vs %s", a, b);
+  cr_assert_eq(c<0, r> 0, "antisymmetry broken for %s vs %s", a, b);
   cr_assert_eq(c == 0, r == 0, "antisymmetry broken for %s vs %s", a, b);
   bson_destroy(da);
   bson_destroy(db);
@@ -69,23 +69,32 @@ Test(doc, numbers_compare_exactly_across_types) {
   /* 2^53 + 1 as int64 is above the double 2^53 and equal to the decimal */
   cr_assert_gt(cmpj("{\"v\": {\"$numberLong\": \"9007199254740993\"}}", "{\"v\": 9007199254740992.0}"), 0);
   cr_assert_eq(cmpj("{\"v\": {\"$numberLong\": \"9007199254740993\"}}",
-                    "{\"v\": {\"$numberDecimal\": \"9007199254740993\"}}"), 0);
+                    "{\"v\": {\"$numberDecimal\": \"9007199254740993\"}}"),
+               0);
   cr_assert_lt(cmpj("{\"v\": {\"$numberDecimal\": \"9007199254740992.5\"}}",
-                    "{\"v\": {\"$numberLong\": \"9007199254740993\"}}"), 0);
+                    "{\"v\": {\"$numberLong\": \"9007199254740993\"}}"),
+               0);
   /* -0.0 == 0 == 0L == decimal -0 */
   cr_assert_eq(cmpj("{\"v\": -0.0}", "{\"v\": 0}"), 0);
   cr_assert_eq(cmpj("{\"v\": {\"$numberDecimal\": \"-0.00\"}}", "{\"v\": {\"$numberLong\": \"0\"}}"), 0);
   /* NaN equals NaN and is below -Infinity */
   cr_assert_eq(cmpj("{\"v\": {\"$numberDouble\": \"NaN\"}}", "{\"v\": {\"$numberDecimal\": \"NaN\"}}"), 0);
-  cr_assert_lt(cmpj("{\"v\": {\"$numberDouble\": \"NaN\"}}", "{\"v\": {\"$numberDouble\": \"-Infinity\"}}"), 0);
-  cr_assert_lt(cmpj("{\"v\": {\"$numberDecimal\": \"NaN\"}}", "{\"v\": {\"$numberLong\": \"-9223372036854775808\"}}"), 0);
+  cr_assert_lt(cmpj("{\"v\": {\"$numberDouble\": \"NaN\"}}", "{\"v\": {\"$numberDouble\": \"-Infinity\"}}"),
+               0);
+  cr_assert_lt(
+      cmpj("{\"v\": {\"$numberDecimal\": \"NaN\"}}", "{\"v\": {\"$numberLong\": \"-9223372036854775808\"}}"),
+      0);
   /* infinities bound everything finite, decimal included */
-  cr_assert_gt(cmpj("{\"v\": {\"$numberDouble\": \"Infinity\"}}", "{\"v\": {\"$numberDecimal\": \"1E+6000\"}}"), 0);
-  cr_assert_eq(cmpj("{\"v\": {\"$numberDouble\": \"Infinity\"}}", "{\"v\": {\"$numberDecimal\": \"Infinity\"}}"), 0);
+  cr_assert_gt(
+      cmpj("{\"v\": {\"$numberDouble\": \"Infinity\"}}", "{\"v\": {\"$numberDecimal\": \"1E+6000\"}}"), 0);
+  cr_assert_eq(
+      cmpj("{\"v\": {\"$numberDouble\": \"Infinity\"}}", "{\"v\": {\"$numberDecimal\": \"Infinity\"}}"), 0);
   cr_assert_lt(cmpj("{\"v\": {\"$numberDecimal\": \"-Infinity\"}}", "{\"v\": -1e308}"), 0);
   /* int64 extremes against doubles near 2^63 */
-  cr_assert_lt(cmpj("{\"v\": {\"$numberLong\": \"9223372036854775807\"}}", "{\"v\": 9.2233720368547758e18}"), 0);
-  cr_assert_eq(cmpj("{\"v\": {\"$numberLong\": \"-9223372036854775808\"}}", "{\"v\": -9.2233720368547758e18}"), 0);
+  cr_assert_lt(cmpj("{\"v\": {\"$numberLong\": \"9223372036854775807\"}}", "{\"v\": 9.2233720368547758e18}"),
+               0);
+  cr_assert_eq(
+      cmpj("{\"v\": {\"$numberLong\": \"-9223372036854775808\"}}", "{\"v\": -9.2233720368547758e18}"), 0);
   /* fractions */
   cr_assert_lt(cmpj("{\"v\": 2}", "{\"v\": 2.5}"), 0);
   cr_assert_gt(cmpj("{\"v\": -2}", "{\"v\": -2.5}"), 0);
@@ -109,15 +118,20 @@ Test(doc, strings_objects_arrays_and_binary_compare_like_mongodb) {
   cr_assert_gt(cmpj("{\"v\": [\"a\"]}", "{\"v\": [99]}"), 0);
   /* binary: length, then subtype, then bytes */
   cr_assert_lt(cmpj("{\"v\": {\"$binary\": {\"base64\": \"/w==\", \"subType\": \"05\"}}}",
-                    "{\"v\": {\"$binary\": {\"base64\": \"AAA=\", \"subType\": \"00\"}}}"), 0);
+                    "{\"v\": {\"$binary\": {\"base64\": \"AAA=\", \"subType\": \"00\"}}}"),
+               0);
   cr_assert_lt(cmpj("{\"v\": {\"$binary\": {\"base64\": \"/w==\", \"subType\": \"00\"}}}",
-                    "{\"v\": {\"$binary\": {\"base64\": \"AA==\", \"subType\": \"01\"}}}"), 0);
+                    "{\"v\": {\"$binary\": {\"base64\": \"AA==\", \"subType\": \"01\"}}}"),
+               0);
   cr_assert_lt(cmpj("{\"v\": {\"$timestamp\": {\"t\": 1, \"i\": 9}}}",
-                    "{\"v\": {\"$timestamp\": {\"t\": 2, \"i\": 0}}}"), 0);
+                    "{\"v\": {\"$timestamp\": {\"t\": 2, \"i\": 0}}}"),
+               0);
   cr_assert_lt(cmpj("{\"v\": {\"$regularExpression\": {\"pattern\": \"a\", \"options\": \"\"}}}",
-                    "{\"v\": {\"$regularExpression\": {\"pattern\": \"a\", \"options\": \"i\"}}}"), 0);
+                    "{\"v\": {\"$regularExpression\": {\"pattern\": \"a\", \"options\": \"i\"}}}"),
+               0);
   cr_assert_lt(cmpj("{\"v\": {\"$date\": {\"$numberLong\": \"-5\"}}}",
-                    "{\"v\": {\"$date\": {\"$numberLong\": \"3\"}}}"), 0);
+                    "{\"v\": {\"$date\": {\"$numberLong\": \"3\"}}}"),
+               0);
 }
 
 Test(doc, canonical_type_order_and_names) {
@@ -155,8 +169,9 @@ Test(doc, number_truncation_is_exact) {
 }
 
 Test(doc, json_round_trips_relaxed_and_canonical) {
-  const char *src = "{ \"a\" : 1, \"b\" : { \"$numberLong\" : \"5000000000\" }, \"c\" : [ 1.5, \"x\", null ], "
-                    "\"d\" : { \"$date\" : { \"$numberLong\" : \"-1\" } }, \"e\" : { \"$numberDecimal\" : \"1.10\" } }";
+  const char *src =
+      "{ \"a\" : 1, \"b\" : { \"$numberLong\" : \"5000000000\" }, \"c\" : [ 1.5, \"x\", null ], "
+      "\"d\" : { \"$date\" : { \"$numberLong\" : \"-1\" } }, \"e\" : { \"$numberDecimal\" : \"1.10\" } }";
   bson_t d;
   cr_assert_eq(doc_from_json(src, -1, &d), NX_OK, "%s", nx_err_msg());
   char *canon = doc_to_json_canonical(&d, NULL);
@@ -192,8 +207,11 @@ Test(doc, json_errors_carry_libbson_position) {
 
 Test(doc, json_keeps_query_operators_that_look_like_legacy_extended_json) {
   bson_t d;
-  cr_assert_eq(doc_from_json("{\"a\": {\"$type\": \"string\"}, \"b\": {\"$regex\": \"^x\", \"$options\": \"i\"},"
-                             " \"s\": \"\\\"$type\\\": 1\"}", -1, &d), NX_OK, "%s", nx_err_msg());
+  cr_assert_eq(
+      doc_from_json("{\"a\": {\"$type\": \"string\"}, \"b\": {\"$regex\": \"^x\", \"$options\": \"i\"},"
+                    " \"s\": \"\\\"$type\\\": 1\"}",
+                    -1, &d),
+      NX_OK, "%s", nx_err_msg());
   bson_iter_t it;
   cr_assert(bson_iter_init(&it, &d) && bson_iter_find_descendant(&it, "a.$type", &it));
   cr_assert_str_eq(bson_iter_utf8(&it, NULL), "string");
@@ -204,7 +222,9 @@ Test(doc, json_keeps_query_operators_that_look_like_legacy_extended_json) {
   bson_destroy(&d);
   /* canonical regex and legacy binary still parse as values */
   cr_assert_eq(doc_from_json("{\"r\": {\"$regularExpression\": {\"pattern\": \"x\", \"options\": \"\"}},"
-                             " \"b\": {\"$binary\": \"AA==\", \"$type\": \"00\"}}", -1, &d), NX_OK, "%s", nx_err_msg());
+                             " \"b\": {\"$binary\": \"AA==\", \"$type\": \"00\"}}",
+                             -1, &d),
+               NX_OK, "%s", nx_err_msg());
   cr_assert(bson_iter_init_find(&it, &d, "r") && BSON_ITER_HOLDS_REGEX(&it));
   cr_assert(bson_iter_init_find(&it, &d, "b") && BSON_ITER_HOLDS_BINARY(&it));
   bson_destroy(&d);
@@ -397,7 +417,8 @@ Test(doc, uuid_v7_is_time_ordered_and_strictly_increasing) {
   int64_t t = 1700000000123;
   cr_assert_eq(doc_gen_uuid_v7(t, prev), NX_OK);
   uint64_t ts = 0;
-  for (int i = 0; i < 6; i++) ts = ts << 8 | prev[i];
+  for (int i = 0; i < 6; i++)
+    ts = ts << 8 | prev[i];
   cr_assert_eq((int64_t)ts, t);
   cr_assert_eq(prev[6] >> 4, 7);
   cr_assert_eq(prev[8] >> 6, 2);
@@ -413,7 +434,8 @@ Test(doc, uuid_v7_is_time_ordered_and_strictly_increasing) {
   /* a later millisecond starts from the new time */
   cr_assert_eq(doc_gen_uuid_v7(t + 10, cur), NX_OK);
   ts = 0;
-  for (int i = 0; i < 6; i++) ts = ts << 8 | cur[i];
+  for (int i = 0; i < 6; i++)
+    ts = ts << 8 | cur[i];
   cr_assert_eq((int64_t)ts, t + 10);
 }
 
@@ -428,15 +450,21 @@ static uint32_t rnd(void) {
 }
 
 static void append_random(bson_t *b, const char *k, int depth) {
-  static const double dbl[] = {0.0, -0.0, 0.5, -1.5, 1e300, -1e-300, 9007199254740992.0,
-                               9223372036854775808.0, 1.0 / 0.0, -1.0 / 0.0};
-  static const char *dec[] = {"1", "-0", "0.1", "1E+400", "-1E-400", "NaN", "Infinity",
-                              "9007199254740993", "2.50", "-Infinity"};
+  static const double dbl[] = {
+      0.0, -0.0, 0.5, -1.5, 1e300, -1e-300, 9007199254740992.0, 9223372036854775808.0, 1.0 / 0.0, -1.0 / 0.0};
+  static const char *dec[] = {
+      "1", "-0", "0.1", "1E+400", "-1E-400", "NaN", "Infinity", "9007199254740993", "2.50", "-Infinity"};
   static const int64_t i64[] = {0, 1, -1, 9007199254740993LL, INT64_MAX, INT64_MIN, 2};
   switch (rnd() % 12) {
-  case 0: bson_append_int32(b, k, -1, (int32_t)(rnd() % 7) - 3); break;
-  case 1: bson_append_int64(b, k, -1, i64[rnd() % 7]); break;
-  case 2: bson_append_double(b, k, -1, rnd() % 3 ? dbl[rnd() % 10] : 0.0 / 0.0); break;
+  case 0:
+    bson_append_int32(b, k, -1, (int32_t)(rnd() % 7) - 3);
+    break;
+  case 1:
+    bson_append_int64(b, k, -1, i64[rnd() % 7]);
+    break;
+  case 2:
+    bson_append_double(b, k, -1, rnd() % 3 ? dbl[rnd() % 10] : 0.0 / 0.0);
+    break;
   case 3: {
     bson_decimal128_t d;
     bson_decimal128_from_string(dec[rnd() % 10], &d);
@@ -448,28 +476,44 @@ static void append_random(bson_t *b, const char *k, int depth) {
     bson_append_utf8(b, k, -1, s[rnd() % 5], -1);
     break;
   }
-  case 5: bson_append_null(b, k, -1); break;
-  case 6: bson_append_bool(b, k, -1, rnd() % 2); break;
-  case 7: bson_append_date_time(b, k, -1, (int64_t)(rnd() % 5) - 2); break;
+  case 5:
+    bson_append_null(b, k, -1);
+    break;
+  case 6:
+    bson_append_bool(b, k, -1, rnd() % 2);
+    break;
+  case 7:
+    bson_append_date_time(b, k, -1, (int64_t)(rnd() % 5) - 2);
+    break;
   case 8:
   case 9: {
     bson_t c;
     bool arr = rnd() % 2;
-    if (arr) bson_append_array_begin(b, k, -1, &c);
-    else bson_append_document_begin(b, k, -1, &c);
+    if (arr)
+      bson_append_array_begin(b, k, -1, &c);
+    else
+      bson_append_document_begin(b, k, -1, &c);
     int n = depth < 2 ? (int)(rnd() % 3) : 0;
     for (int i = 0; i < n; i++) {
       char key[8];
-      if (arr) snprintf(key, sizeof key, "%d", i);
-      else snprintf(key, sizeof key, "%c", 'a' + (int)(rnd() % 2) + i);
+      if (arr)
+        snprintf(key, sizeof key, "%d", i);
+      else
+        snprintf(key, sizeof key, "%c", 'a' + (int)(rnd() % 2) + i);
       append_random(&c, key, depth + 1);
     }
-    if (arr) bson_append_array_end(b, &c);
-    else bson_append_document_end(b, &c);
+    if (arr)
+      bson_append_array_end(b, &c);
+    else
+      bson_append_document_end(b, &c);
     break;
   }
-  case 10: bson_append_minkey(b, k, -1); break;
-  default: bson_append_maxkey(b, k, -1); break;
+  case 10:
+    bson_append_minkey(b, k, -1);
+    break;
+  default:
+    bson_append_maxkey(b, k, -1);
+    break;
   }
 }
 
@@ -489,7 +533,8 @@ Test(doc, order_is_total_on_random_values) {
   bson_iter_t it;
   int n = 0;
   cr_assert(bson_iter_init(&it, holder));
-  while (bson_iter_next(&it)) vals[n++] = *bson_iter_value(&it);
+  while (bson_iter_next(&it))
+    vals[n++] = *bson_iter_value(&it);
   cr_assert_eq(n, N);
   qsort(vals, N, sizeof vals[0], cmp_vals);
   for (int i = 0; i < N; i++)
@@ -504,15 +549,16 @@ Test(doc, order_is_total_on_random_values) {
 /* ---- The raw walker decodes what libbson decodes, and survives garbage ---- */
 
 Test(doc, raw_walker_agrees_with_bson_iter) {
-  bson_t *d = J("{\"d\": 1.5, \"s\": \"h\\u00e9\", \"o\": {\"x\": [1, {\"y\": null}]}, \"a\": [true, false],"
-                " \"b\": {\"$binary\": {\"base64\": \"AQID\", \"subType\": \"04\"}}, \"u\": {\"$undefined\": true},"
-                " \"id\": {\"$oid\": \"5f1d7e0d2b3c4a5e6f708192\"}, \"t\": {\"$date\": {\"$numberLong\": \"-7\"}},"
-                " \"n\": null, \"r\": {\"$regularExpression\": {\"pattern\": \"^a\", \"options\": \"im\"}},"
-                " \"c\": {\"$code\": \"f()\"}, \"sy\": {\"$symbol\": \"sym\"},"
-                " \"cw\": {\"$code\": \"g()\", \"$scope\": {\"k\": 1}}, \"i\": -5,"
-                " \"ts\": {\"$timestamp\": {\"t\": 7, \"i\": 9}}, \"l\": {\"$numberLong\": \"-9000000000\"},"
-                " \"dec\": {\"$numberDecimal\": \"-1.25E+3\"}, \"mn\": {\"$minKey\": 1}, \"mx\": {\"$maxKey\": 1},"
-                " \"dp\": {\"$dbPointer\": {\"$ref\": \"coll\", \"$id\": {\"$oid\": \"5f1d7e0d2b3c4a5e6f708192\"}}}}");
+  bson_t *d = J(
+      "{\"d\": 1.5, \"s\": \"h\\u00e9\", \"o\": {\"x\": [1, {\"y\": null}]}, \"a\": [true, false],"
+      " \"b\": {\"$binary\": {\"base64\": \"AQID\", \"subType\": \"04\"}}, \"u\": {\"$undefined\": true},"
+      " \"id\": {\"$oid\": \"5f1d7e0d2b3c4a5e6f708192\"}, \"t\": {\"$date\": {\"$numberLong\": \"-7\"}},"
+      " \"n\": null, \"r\": {\"$regularExpression\": {\"pattern\": \"^a\", \"options\": \"im\"}},"
+      " \"c\": {\"$code\": \"f()\"}, \"sy\": {\"$symbol\": \"sym\"},"
+      " \"cw\": {\"$code\": \"g()\", \"$scope\": {\"k\": 1}}, \"i\": -5,"
+      " \"ts\": {\"$timestamp\": {\"t\": 7, \"i\": 9}}, \"l\": {\"$numberLong\": \"-9000000000\"},"
+      " \"dec\": {\"$numberDecimal\": \"-1.25E+3\"}, \"mn\": {\"$minKey\": 1}, \"mx\": {\"$maxKey\": 1},"
+      " \"dp\": {\"$dbPointer\": {\"$ref\": \"coll\", \"$id\": {\"$oid\": \"5f1d7e0d2b3c4a5e6f708192\"}}}}");
   bson_iter_t it;
   doc_raw_iter r;
   doc_elem e;

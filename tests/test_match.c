@@ -188,18 +188,20 @@ Test(match, catastrophic_regex_hits_the_match_limit) {
 
 Test(match, conjuncts_expose_paths_operators_and_operands) {
   filter_t *f = NULL;
-  cr_assert_eq(parse_json_filter("{\"a\": 1, \"b\": {\"$gt\": 2, \"$lte\": 5}, \"c\": {\"$in\": [3, 1, 2, 1]},"
-                                 " \"$and\": [{\"d.e\": \"x\"}, {\"f\": {\"$exists\": false}}],"
-                                 " \"$or\": [{\"g\": 1}, {\"h\": 1}], \"i\": {\"$ne\": 3},"
-                                 " \"j\": {\"$regex\": \"^p\"}, \"k\": {\"$in\": [1, {\"$regularExpression\":"
-                                 " {\"pattern\": \"q\", \"options\": \"\"}}]}}", &f), NX_OK, "%s", nx_err_msg());
+  cr_assert_eq(
+      parse_json_filter("{\"a\": 1, \"b\": {\"$gt\": 2, \"$lte\": 5}, \"c\": {\"$in\": [3, 1, 2, 1]},"
+                        " \"$and\": [{\"d.e\": \"x\"}, {\"f\": {\"$exists\": false}}],"
+                        " \"$or\": [{\"g\": 1}, {\"h\": 1}], \"i\": {\"$ne\": 3},"
+                        " \"j\": {\"$regex\": \"^p\"}, \"k\": {\"$in\": [1, {\"$regularExpression\":"
+                        " {\"pattern\": \"q\", \"options\": \"\"}}]}}",
+                        &f),
+      NX_OK, "%s", nx_err_msg());
   struct {
     const char *path;
     filter_op op;
-  } want[] = {{"a", FILTER_OP_EQ},     {"b", FILTER_OP_GT},  {"b", FILTER_OP_LTE},
-              {"c", FILTER_OP_IN},     {"d.e", FILTER_OP_EQ}, {"f", FILTER_OP_EXISTS},
-              {NULL, FILTER_OP_OR},    {"i", FILTER_OP_NE},  {"j", FILTER_OP_REGEX},
-              {"k", FILTER_OP_IN}};
+  } want[] = {{"a", FILTER_OP_EQ},    {"b", FILTER_OP_GT},     {"b", FILTER_OP_LTE}, {"c", FILTER_OP_IN},
+              {"d.e", FILTER_OP_EQ},  {"f", FILTER_OP_EXISTS}, {NULL, FILTER_OP_OR}, {"i", FILTER_OP_NE},
+              {"j", FILTER_OP_REGEX}, {"k", FILTER_OP_IN}};
   size_t n = sizeof want / sizeof want[0];
   cr_assert_eq(filter_conjunct_count(f), n);
   for (size_t i = 0; i < n; i++) {
@@ -354,14 +356,16 @@ Test(match, update_result_size_is_limited) {
 
 /* One round of everything the layer does; returns the first failing status. */
 static int exercise(void) {
-  static const char *filter = "{\"a\": {\"$in\": [1, 2, {\"$regularExpression\": {\"pattern\": \"^x\", \"options\": \"i\"}}]},"
-                              " \"$or\": [{\"b.c\": {\"$gte\": 3}}, {\"d\": {\"$elemMatch\": {\"e\": 1}}}],"
-                              " \"f\": {\"$not\": {\"$regex\": \"z\"}}, \"g\": {\"$all\": [1]}}";
+  static const char *filter =
+      "{\"a\": {\"$in\": [1, 2, {\"$regularExpression\": {\"pattern\": \"^x\", \"options\": \"i\"}}]},"
+      " \"$or\": [{\"b.c\": {\"$gte\": 3}}, {\"d\": {\"$elemMatch\": {\"e\": 1}}}],"
+      " \"f\": {\"$not\": {\"$regex\": \"z\"}}, \"g\": {\"$all\": [1]}}";
   static const char *doc = "{\"_id\": 7, \"a\": [0, \"Xy\"], \"b\": {\"c\": 4}, \"d\": [{\"e\": 1}],"
                            " \"f\": \"q\", \"g\": [1, 2], \"t\": [3, 1]}";
-  static const char *upd = "{\"$set\": {\"b.c\": 5, \"n.m\": 1}, \"$inc\": {\"k\": 1}, \"$push\": {\"t\": "
-                           "{\"$each\": [2], \"$sort\": 1, \"$slice\": 3}}, \"$pull\": {\"d\": {\"e\": 1}},"
-                           " \"$addToSet\": {\"g\": 3}, \"$rename\": {\"f\": \"ff\"}, \"$unset\": {\"zz\": 1}}";
+  static const char *upd =
+      "{\"$set\": {\"b.c\": 5, \"n.m\": 1}, \"$inc\": {\"k\": 1}, \"$push\": {\"t\": "
+      "{\"$each\": [2], \"$sort\": 1, \"$slice\": 3}}, \"$pull\": {\"d\": {\"e\": 1}},"
+      " \"$addToSet\": {\"g\": 3}, \"$rename\": {\"f\": \"ff\"}, \"$unset\": {\"zz\": 1}}";
   static const char *proj = "{\"a\": 1, \"t\": {\"$slice\": 1}, \"d\": {\"$elemMatch\": {\"e\": 1}}}";
   bson_t fs, ds, us, ps, out;
   /* the JSON parser itself may fail an allocation (its "$regex" key rewrite) */
@@ -435,8 +439,8 @@ Test(match, every_allocation_failure_is_reported_and_leaks_nothing) {
       break;
     }
     fired++;
-    cr_assert(rc == NX_NOMEM || rc == NX_OK, "allocation %llu failing gave %s: %s",
-              (unsigned long long)n, nx_code_name(rc), nx_err_msg());
+    cr_assert(rc == NX_NOMEM || rc == NX_OK, "allocation %llu failing gave %s: %s", (unsigned long long)n,
+              nx_code_name(rc), nx_err_msg());
   }
   fprintf(stderr, "allocation failures exercised: %d\n", fired);
   cr_assert_gt(fired, 20, "only %d allocations were exercised", fired);
@@ -454,10 +458,25 @@ static uint32_t rnd(void) {
 
 /* A random scalar or small array/document, as JSON text. */
 static const char *rand_value(void) {
-  static const char *v[] = {"1", "2", "2.0", "{\"$numberLong\": \"3\"}", "\"x\"", "\"y\"", "null",
-                            "true", "[1, 2]", "[2, \"x\"]", "[]", "{\"b\": 1}", "{\"b\": [1, 3]}",
-                            "[{\"b\": 2}, {\"c\": 1}]", "[null]", "{\"$numberDecimal\": \"2\"}",
-                            "{\"$numberDouble\": \"NaN\"}", "[[1, 2]]", "-1"};
+  static const char *v[] = {"1",
+                            "2",
+                            "2.0",
+                            "{\"$numberLong\": \"3\"}",
+                            "\"x\"",
+                            "\"y\"",
+                            "null",
+                            "true",
+                            "[1, 2]",
+                            "[2, \"x\"]",
+                            "[]",
+                            "{\"b\": 1}",
+                            "{\"b\": [1, 3]}",
+                            "[{\"b\": 2}, {\"c\": 1}]",
+                            "[null]",
+                            "{\"$numberDecimal\": \"2\"}",
+                            "{\"$numberDouble\": \"NaN\"}",
+                            "[[1, 2]]",
+                            "-1"};
   return v[rnd() % (sizeof v / sizeof v[0])];
 }
 
@@ -487,14 +506,20 @@ Test(match, equivalent_filters_agree_on_random_documents) {
     struct {
       const char *fmt1, *fmt2;
     } eq[] = {
-        {"{\"%1$s\": {\"$in\": [%2$s, %3$s]}}", "{\"$or\": [{\"%1$s\": {\"$eq\": %2$s}}, {\"%1$s\": {\"$eq\": %3$s}}]}"},
-        {"{\"%1$s\": {\"$nin\": [%2$s, %3$s]}}", "{\"$nor\": [{\"%1$s\": {\"$eq\": %2$s}}, {\"%1$s\": {\"$eq\": %3$s}}]}"},
+        {"{\"%1$s\": {\"$in\": [%2$s, %3$s]}}",
+         "{\"$or\": [{\"%1$s\": {\"$eq\": %2$s}}, {\"%1$s\": {\"$eq\": %3$s}}]}"},
+        {"{\"%1$s\": {\"$nin\": [%2$s, %3$s]}}",
+         "{\"$nor\": [{\"%1$s\": {\"$eq\": %2$s}}, {\"%1$s\": {\"$eq\": %3$s}}]}"},
         {"{\"%1$s\": {\"$ne\": %2$s}}", "{\"%1$s\": {\"$not\": {\"$eq\": %2$s}}}"},
-        {"{\"%1$s\": {\"$all\": [%2$s, %3$s]}}", "{\"$and\": [{\"%1$s\": {\"$eq\": %2$s}}, {\"%1$s\": {\"$eq\": %3$s}}]}"},
-        {"{\"%1$s\": {\"$gte\": %2$s}}", "{\"$or\": [{\"%1$s\": {\"$gt\": %2$s}}, {\"%1$s\": {\"$eq\": %2$s}}]}"},
-        {"{\"%1$s\": {\"$lte\": %2$s}}", "{\"$or\": [{\"%1$s\": {\"$lt\": %2$s}}, {\"%1$s\": {\"$eq\": %2$s}}]}"},
+        {"{\"%1$s\": {\"$all\": [%2$s, %3$s]}}",
+         "{\"$and\": [{\"%1$s\": {\"$eq\": %2$s}}, {\"%1$s\": {\"$eq\": %3$s}}]}"},
+        {"{\"%1$s\": {\"$gte\": %2$s}}",
+         "{\"$or\": [{\"%1$s\": {\"$gt\": %2$s}}, {\"%1$s\": {\"$eq\": %2$s}}]}"},
+        {"{\"%1$s\": {\"$lte\": %2$s}}",
+         "{\"$or\": [{\"%1$s\": {\"$lt\": %2$s}}, {\"%1$s\": {\"$eq\": %2$s}}]}"},
         {"{\"%1$s\": {\"$exists\": false}}", "{\"$nor\": [{\"%1$s\": {\"$exists\": true}}]}"},
-        {"{\"%1$s\": {\"$gt\": %2$s, \"$lt\": %3$s}}", "{\"$and\": [{\"%1$s\": {\"$gt\": %2$s}}, {\"%1$s\": {\"$lt\": %3$s}}]}"},
+        {"{\"%1$s\": {\"$gt\": %2$s, \"$lt\": %3$s}}",
+         "{\"$and\": [{\"%1$s\": {\"$gt\": %2$s}}, {\"%1$s\": {\"$lt\": %3$s}}]}"},
     };
     for (size_t i = 0; i < sizeof eq / sizeof eq[0]; i++) {
       snprintf(f1, sizeof f1, eq[i].fmt1, p, x, y);

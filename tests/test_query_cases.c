@@ -68,8 +68,7 @@ static int parse_parts(const char *json, bson_t *holder, bson_t parts[3]) {
   free(wrapped);
   if (rc != NX_OK) return -1;
   bson_iter_t it, a;
-  if (!bson_iter_init_find(&it, holder, "p") || !BSON_ITER_HOLDS_ARRAY(&it) ||
-      !bson_iter_recurse(&it, &a)) {
+  if (!bson_iter_init_find(&it, holder, "p") || !BSON_ITER_HOLDS_ARRAY(&it) || !bson_iter_recurse(&it, &a)) {
     bson_destroy(holder);
     return -1;
   }
@@ -93,9 +92,11 @@ static bool expect_error(runner *r, const char *exp, int rc) {
   char code[32];
   size_t i = 0;
   exp++;
-  while (*exp && *exp != ' ' && i < sizeof code - 1) code[i++] = *exp++;
+  while (*exp && *exp != ' ' && i < sizeof code - 1)
+    code[i++] = *exp++;
   code[i] = '\0';
-  while (*exp == ' ') exp++;
+  while (*exp == ' ')
+    exp++;
   char want[40];
   snprintf(want, sizeof want, "NX_%s", code);
   if (rc == NX_OK) {
@@ -212,8 +213,8 @@ static void run_update(runner *r, const char *arg, const char *exp, bool upsert)
       fail(r, "unexpected %s: %s", nx_code_name(rc), nx_err_msg());
     } else {
       bool same = out.len == in->len && memcmp(bson_get_data(&out), bson_get_data(in), in->len) == 0;
-      if (changed == same) fail(r, "changed=%d but the output %s the input", changed,
-                                same ? "equals" : "differs from");
+      if (changed == same)
+        fail(r, "changed=%d but the output %s the input", changed, same ? "equals" : "differs from");
       if (strcmp(exp, "same") == 0) {
         if (!same) {
           char *b = canon(&out);
@@ -297,7 +298,8 @@ static void run_sort(runner *r, const char *arg, const char *exp) {
           if ((a > 0) != (b > 0) || (a < 0) != (b < 0))
             fail(r, "sort_key_cmp disagrees with sort_cmp on docs %zu and %zu", i, j);
         }
-      for (size_t i = 0; i < r->ndocs; i++) bson_destroy(&keys[i]);
+      for (size_t i = 0; i < r->ndocs; i++)
+        bson_destroy(&keys[i]);
       check_ids(r, exp, order, r->ndocs);
     }
   }
@@ -316,7 +318,8 @@ static void run_file(runner *r, const char *path) {
   r->line = 0;
   while ((n = getline(&line, &cap, fp)) >= 0) {
     r->line++;
-    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
+    while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+      line[--n] = '\0';
     if (in_docs) {
       if (strcmp(line, "end") == 0) {
         in_docs = false;
@@ -332,7 +335,8 @@ static void run_file(runner *r, const char *path) {
     }
     if (n == 0 || line[0] == '#') continue;
     if (strcmp(line, "docs") == 0) {
-      for (size_t i = 0; i < r->ndocs; i++) bson_destroy(&r->docs[i]);
+      for (size_t i = 0; i < r->ndocs; i++)
+        bson_destroy(&r->docs[i]);
       r->ndocs = 0;
       in_docs = true;
       continue;
@@ -343,7 +347,8 @@ static void run_file(runner *r, const char *path) {
         continue;
       }
       const char *exp = line + 2;
-      while (*exp == ' ') exp++;
+      while (*exp == ' ')
+        exp++;
       int save = r->line;
       r->line = cmd_line;
       char *sp = strchr(cmd, ' ');
@@ -381,7 +386,8 @@ static void run_file(runner *r, const char *path) {
   free(cmd);
   free(line);
   fclose(fp);
-  for (size_t i = 0; i < r->ndocs; i++) bson_destroy(&r->docs[i]);
+  for (size_t i = 0; i < r->ndocs; i++)
+    bson_destroy(&r->docs[i]);
   r->ndocs = 0;
 }
 
@@ -418,5 +424,6 @@ Test(query_cases, every_case_in_tests_query_passes) {
   fprintf(stderr, "total: %d cases, %d failures\n", r.cases, r.failures);
   cr_assert_eq(r.failures, 0, "%d of %d query cases failed:\n%s", r.failures, r.cases, r.report);
   cr_assert_geq(r.cases, 300, "only %d query cases", r.cases);
-  for (size_t i = 0; i < nn; i++) free(names[i]);
+  for (size_t i = 0; i < nn; i++)
+    free(names[i]);
 }

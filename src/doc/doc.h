@@ -60,8 +60,7 @@ bool doc_number_trunc_i64(const bson_value_t *v, int64_t *out);
  *  MongoDB converts doubles to decimals in arithmetic). Exact, then rounded half-even to 34 digits;
  *  IEEE 754-2008 special values (NaN, +-Infinity, Inf - Inf = NaN, Inf * 0 = NaN); overflow gives
  *  +-Infinity. False only if an operand is not a number. */
-bool doc_decimal_arith(const bson_value_t *a, const bson_value_t *b, bool mul,
-                       bson_decimal128_t *out);
+bool doc_decimal_arith(const bson_value_t *a, const bson_value_t *b, bool mul, bson_decimal128_t *out);
 /** MongoDB's name of a type as $type spells it ("double", "string", "object", "array", "binData",
  *  "undefined", "objectId", "bool", "date", "null", "regex", "dbPointer", "javascript", "symbol",
  *  "javascriptWithScope", "int", "timestamp", "long", "decimal", "minKey", "maxKey"). */
@@ -89,12 +88,12 @@ int doc_value_to_json(const bson_value_t *v, nx_buf *buf);
  * carries its number, so it can index into an array. */
 #define DOC_PATH_MAX_PARTS 128
 typedef struct doc_path {
-  char *buf;             /* copy of the whole path with '.' replaced by NUL, owned */
-  size_t n;              /* number of components */
-  const char **parts;    /* component i, NUL-terminated, points into buf */
-  uint32_t *lens;        /* byte length of component i */
-  int64_t *index;        /* numeric value of component i, or -1 if not an array index */
-  size_t len;            /* length of the whole dotted path */
+  char *buf;          /* copy of the whole path with '.' replaced by NUL, owned */
+  size_t n;           /* number of components */
+  const char **parts; /* component i, NUL-terminated, points into buf */
+  uint32_t *lens;     /* byte length of component i */
+  int64_t *index;     /* numeric value of component i, or -1 if not an array index */
+  size_t len;         /* length of the whole dotted path */
 } doc_path;
 
 /** Splits `path` (length `len`, or NUL-terminated if len < 0) into `out`. Empty components
@@ -123,8 +122,8 @@ bool doc_get_dotted(const bson_t *doc, const char *dotted, bson_iter_t *out);
  * If nothing is reached, `*found` is false (the caller treats it as missing / null).
  */
 typedef int (*doc_visit_fn)(const bson_value_t *v, void *ctx);
-int doc_path_visit(const bson_t *doc, const doc_path *path, bool expand_leaf_arrays,
-                   doc_visit_fn cb, void *ctx, bool *found);
+int doc_path_visit(const bson_t *doc, const doc_path *path, bool expand_leaf_arrays, doc_visit_fn cb,
+                   void *ctx, bool *found);
 
 /* ---- Raw element walking, for hot paths (filters) ----
  * A thin bounds-checked walker over BSON bytes that skips libbson's iterator setup: elements are
@@ -136,11 +135,11 @@ typedef struct doc_raw_iter {
 } doc_raw_iter;
 
 typedef struct doc_elem {
-  bson_type_t type;    /* element type */
-  const char *key;     /* key, NUL-terminated, borrowed */
-  uint32_t klen;       /* key length */
-  const uint8_t *vp;   /* value bytes, borrowed */
-  uint32_t vlen;       /* value length in bytes */
+  bson_type_t type;  /* element type */
+  const char *key;   /* key, NUL-terminated, borrowed */
+  uint32_t klen;     /* key length */
+  const uint8_t *vp; /* value bytes, borrowed */
+  uint32_t vlen;     /* value length in bytes */
 } doc_elem;
 
 /** Starts a walk over a document or array given as bytes. False if the header is malformed. */
@@ -157,8 +156,9 @@ void doc_raw_value(const doc_elem *e, bson_value_t *out);
  * Checks what MongoDB checks on insert: the document is valid BSON (bson_validate), at most
  * DOC_MAX_BYTES, nesting at most DOC_MAX_DEPTH, no top-level field name beginning with '$'
  * (nested '$' names and empty names are allowed, as in MongoDB 5+), no NUL inside names or
- * strings, valid UTF-8 in names and strings, and `_id` not an array, regex or undefined. Returns NX_OK or NX_INVALID with a message naming the field path, e.g.
- * "document: field name '$set' at top level may not start with '$'".
+ * strings, valid UTF-8 in names and strings, and `_id` not an array, regex or undefined. Returns NX_OK or
+ * NX_INVALID with a message naming the field path, e.g. "document: field name '$set' at top level may not
+ * start with '$'".
  */
 int doc_validate_for_storage(const bson_t *doc);
 /** Depth of nesting of `doc` (a flat document is 1), counting arrays and subdocuments; the walk

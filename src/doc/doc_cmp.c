@@ -20,35 +20,52 @@
 
 int doc_canonical_type_order(bson_type_t t) {
   switch (t) {
-  case BSON_TYPE_MINKEY: return -1;
+  case BSON_TYPE_MINKEY:
+    return -1;
   case BSON_TYPE_EOD:
-  case BSON_TYPE_UNDEFINED: return 0;
-  case BSON_TYPE_NULL: return 5;
+  case BSON_TYPE_UNDEFINED:
+    return 0;
+  case BSON_TYPE_NULL:
+    return 5;
   case BSON_TYPE_DOUBLE:
   case BSON_TYPE_INT32:
   case BSON_TYPE_INT64:
-  case BSON_TYPE_DECIMAL128: return 10;
+  case BSON_TYPE_DECIMAL128:
+    return 10;
   case BSON_TYPE_UTF8:
-  case BSON_TYPE_SYMBOL: return 15;
-  case BSON_TYPE_DOCUMENT: return 20;
-  case BSON_TYPE_ARRAY: return 25;
-  case BSON_TYPE_BINARY: return 30;
-  case BSON_TYPE_OID: return 35;
-  case BSON_TYPE_BOOL: return 40;
-  case BSON_TYPE_DATE_TIME: return 45;
-  case BSON_TYPE_TIMESTAMP: return 47;
-  case BSON_TYPE_REGEX: return 50;
-  case BSON_TYPE_DBPOINTER: return 55;
-  case BSON_TYPE_CODE: return 60;
-  case BSON_TYPE_CODEWSCOPE: return 65;
-  case BSON_TYPE_MAXKEY: return 127;
-  default: return 127;
+  case BSON_TYPE_SYMBOL:
+    return 15;
+  case BSON_TYPE_DOCUMENT:
+    return 20;
+  case BSON_TYPE_ARRAY:
+    return 25;
+  case BSON_TYPE_BINARY:
+    return 30;
+  case BSON_TYPE_OID:
+    return 35;
+  case BSON_TYPE_BOOL:
+    return 40;
+  case BSON_TYPE_DATE_TIME:
+    return 45;
+  case BSON_TYPE_TIMESTAMP:
+    return 47;
+  case BSON_TYPE_REGEX:
+    return 50;
+  case BSON_TYPE_DBPOINTER:
+    return 55;
+  case BSON_TYPE_CODE:
+    return 60;
+  case BSON_TYPE_CODEWSCOPE:
+    return 65;
+  case BSON_TYPE_MAXKEY:
+    return 127;
+  default:
+    return 127;
   }
 }
 
 bool doc_is_number(bson_type_t t) {
-  return t == BSON_TYPE_INT32 || t == BSON_TYPE_INT64 || t == BSON_TYPE_DOUBLE ||
-         t == BSON_TYPE_DECIMAL128;
+  return t == BSON_TYPE_INT32 || t == BSON_TYPE_INT64 || t == BSON_TYPE_DOUBLE || t == BSON_TYPE_DECIMAL128;
 }
 
 /* ---- Numbers ------------------------------------------------------------------------------ */
@@ -56,19 +73,21 @@ bool doc_is_number(bson_type_t t) {
 /* A number in a form every type converts to: NaN, +-Inf, or sign * 0.d1d2d3... * 10^exp10 with
  * the digits stripped of leading and trailing zeros (zero has no digits). */
 typedef struct num_repr {
-  int kind;        /* 0 NaN, 1 -Inf, 2 finite, 3 +Inf */
-  bool neg;        /* sign of a finite non-zero value */
-  int ndig;        /* number of significant digits (0 for zero) */
-  int exp10;       /* value = 0.digits * 10^exp10 */
-  char dig[48];    /* the significant digits, ASCII */
+  int kind;     /* 0 NaN, 1 -Inf, 2 finite, 3 +Inf */
+  bool neg;     /* sign of a finite non-zero value */
+  int ndig;     /* number of significant digits (0 for zero) */
+  int exp10;    /* value = 0.digits * 10^exp10 */
+  char dig[48]; /* the significant digits, ASCII */
 } num_repr;
 
 static void repr_from_digits(num_repr *r, bool neg, const char *digits, int n, int exp_of_last) {
   /* digits[0..n) is an integer coefficient; value = coeff * 10^exp_of_last */
   int start = 0;
-  while (start < n && digits[start] == '0') start++;
+  while (start < n && digits[start] == '0')
+    start++;
   int end = n;
-  while (end > start && digits[end - 1] == '0') end--;
+  while (end > start && digits[end - 1] == '0')
+    end--;
   r->kind = 2;
   r->ndig = end - start;
   if (r->ndig == 0) {
@@ -92,7 +111,8 @@ static void repr_from_int64(num_repr *r, int64_t v) {
     tmp[n++] = (char)('0' + (int)(mag % 10u));
     mag /= 10u;
   } while (mag);
-  for (int i = 0; i < n; i++) buf[i] = tmp[n - 1 - i];
+  for (int i = 0; i < n; i++)
+    buf[i] = tmp[n - 1 - i];
   repr_from_digits(r, neg, buf, n, 0);
 }
 
@@ -129,7 +149,8 @@ static void repr_from_double(num_repr *r, double d) {
     p++;
     bool eneg = *p == '-';
     if (*p == '-' || *p == '+') p++;
-    while (*p >= '0' && *p <= '9') e = e * 10 + (*p++ - '0');
+    while (*p >= '0' && *p <= '9')
+      e = e * 10 + (*p++ - '0');
     if (eneg) e = -e;
   }
   /* value = d.ddd * 10^e = (integer of n digits) * 10^(e - (n - 1)) */
@@ -160,7 +181,8 @@ static void repr_from_decimal(num_repr *r, const bson_decimal128_t *dec) {
     exponent = (int)((hi >> 49) & 0x3FFFu) - 6176;
     coeff = ((nx_u128)(hi & 0x1FFFFFFFFFFFFull) << 64) | lo;
     nx_u128 max = 1;
-    for (int i = 0; i < 34; i++) max *= 10u;
+    for (int i = 0; i < 34; i++)
+      max *= 10u;
     if (coeff >= max) coeff = 0;
   }
   char tmp[48];
@@ -170,7 +192,8 @@ static void repr_from_decimal(num_repr *r, const bson_decimal128_t *dec) {
     coeff /= 10u;
   } while (coeff);
   char buf[48];
-  for (int i = 0; i < n; i++) buf[i] = tmp[n - 1 - i];
+  for (int i = 0; i < n; i++)
+    buf[i] = tmp[n - 1 - i];
   repr_from_digits(r, neg, buf, n, exponent);
 }
 
@@ -200,10 +223,18 @@ static int repr_cmp(const num_repr *a, const num_repr *b) {
 
 static void repr_of(const bson_value_t *v, num_repr *r) {
   switch (v->value_type) {
-  case BSON_TYPE_INT32: repr_from_int64(r, v->value.v_int32); break;
-  case BSON_TYPE_INT64: repr_from_int64(r, v->value.v_int64); break;
-  case BSON_TYPE_DOUBLE: repr_from_double(r, v->value.v_double); break;
-  default: repr_from_decimal(r, &v->value.v_decimal128); break;
+  case BSON_TYPE_INT32:
+    repr_from_int64(r, v->value.v_int32);
+    break;
+  case BSON_TYPE_INT64:
+    repr_from_int64(r, v->value.v_int64);
+    break;
+  case BSON_TYPE_DOUBLE:
+    repr_from_double(r, v->value.v_double);
+    break;
+  default:
+    repr_from_decimal(r, &v->value.v_decimal128);
+    break;
   }
 }
 
@@ -249,9 +280,12 @@ static int cmp_numbers(const bson_value_t *a, const bson_value_t *b) {
 
 double doc_number_as_double(const bson_value_t *v) {
   switch (v->value_type) {
-  case BSON_TYPE_INT32: return v->value.v_int32;
-  case BSON_TYPE_INT64: return (double)v->value.v_int64;
-  case BSON_TYPE_DOUBLE: return v->value.v_double;
+  case BSON_TYPE_INT32:
+    return v->value.v_int32;
+  case BSON_TYPE_INT64:
+    return (double)v->value.v_int64;
+  case BSON_TYPE_DOUBLE:
+    return v->value.v_double;
   case BSON_TYPE_DECIMAL128: {
     num_repr r;
     repr_from_decimal(&r, &v->value.v_decimal128);
@@ -263,14 +297,19 @@ double doc_number_as_double(const bson_value_t *v) {
     snprintf(buf, sizeof buf, "%s0.%.*se%d", r.neg ? "-" : "", r.ndig, r.dig, r.exp10);
     return strtod(buf, NULL);
   }
-  default: return 0.0;
+  default:
+    return 0.0;
   }
 }
 
 bool doc_number_trunc_i64(const bson_value_t *v, int64_t *out) {
   switch (v->value_type) {
-  case BSON_TYPE_INT32: *out = v->value.v_int32; return true;
-  case BSON_TYPE_INT64: *out = v->value.v_int64; return true;
+  case BSON_TYPE_INT32:
+    *out = v->value.v_int32;
+    return true;
+  case BSON_TYPE_INT64:
+    *out = v->value.v_int64;
+    return true;
   case BSON_TYPE_DOUBLE: {
     double d = v->value.v_double;
     if (!(d > -9223372036854775808.0 - 1.0 && d < 9223372036854775808.0)) return false;
@@ -302,7 +341,8 @@ bool doc_number_trunc_i64(const bson_value_t *v, int64_t *out) {
     }
     return true;
   }
-  default: return false;
+  default:
+    return false;
   }
 }
 
@@ -317,16 +357,17 @@ bool doc_number_trunc_i64(const bson_value_t *v, int64_t *out) {
 #define DEC_EMIN (-6176)
 
 typedef struct dnum {
-  int kind;      /* 0 NaN, 1 infinity, 2 finite */
+  int kind; /* 0 NaN, 1 infinity, 2 finite */
   bool neg;
-  int n;         /* digits in c */
-  int e;         /* exponent of the last digit */
-  char c[200];   /* coefficient digits */
+  int n;       /* digits in c */
+  int e;       /* exponent of the last digit */
+  char c[200]; /* coefficient digits */
 } dnum;
 
 static void dnum_set_digits(dnum *d, const char *digits, int n) {
   int s = 0;
-  while (s < n - 1 && digits[s] == '0') s++;
+  while (s < n - 1 && digits[s] == '0')
+    s++;
   d->n = n - s;
   memmove(d->c, digits + s, (size_t)d->n);
 }
@@ -346,7 +387,8 @@ static bool dnum_from(const bson_value_t *v, dnum *d) {
       tmp[n++] = (char)('0' + (int)(mag % 10u));
       mag /= 10u;
     } while (mag);
-    for (int i = 0; i < n; i++) d->c[i] = tmp[n - 1 - i];
+    for (int i = 0; i < n; i++)
+      d->c[i] = tmp[n - 1 - i];
     d->n = n;
     return true;
   }
@@ -396,7 +438,8 @@ static bool dnum_from(const bson_value_t *v, dnum *d) {
       d->e = (int)((hi >> 49) & 0x3FFFu) - 6176;
       coeff = ((nx_u128)(hi & 0x1FFFFFFFFFFFFull) << 64) | lo;
       nx_u128 max = 1;
-      for (int i = 0; i < 34; i++) max *= 10u;
+      for (int i = 0; i < 34; i++)
+        max *= 10u;
       if (coeff >= max) coeff = 0;
     }
     char tmp[48];
@@ -405,11 +448,13 @@ static bool dnum_from(const bson_value_t *v, dnum *d) {
       tmp[n++] = (char)('0' + (int)(coeff % 10u));
       coeff /= 10u;
     } while (coeff);
-    for (int i = 0; i < n; i++) d->c[i] = tmp[n - 1 - i];
+    for (int i = 0; i < n; i++)
+      d->c[i] = tmp[n - 1 - i];
     d->n = n;
     return true;
   }
-  default: return false;
+  default:
+    return false;
   }
 }
 
@@ -451,12 +496,14 @@ static int digits_mul(const char *a, int na, const char *b, int nb, char *r) {
   int n = na + nb;
   int acc[200] = {0};
   for (int i = na - 1; i >= 0; i--)
-    for (int j = nb - 1; j >= 0; j--) acc[i + j + 1] += (a[i] - '0') * (b[j] - '0');
+    for (int j = nb - 1; j >= 0; j--)
+      acc[i + j + 1] += (a[i] - '0') * (b[j] - '0');
   for (int k = n - 1; k > 0; k--) {
     acc[k - 1] += acc[k] / 10;
     acc[k] %= 10;
   }
-  for (int k = 0; k < n; k++) r[k] = (char)('0' + acc[k]);
+  for (int k = 0; k < n; k++)
+    r[k] = (char)('0' + acc[k]);
   return n;
 }
 
@@ -495,7 +542,8 @@ static void dnum_encode(dnum *d, bson_decimal128_t *out) {
         d->n = 1;
       } else if (up) {
         int i = d->n - 1;
-        while (i >= 0 && d->c[i] == '9') d->c[i--] = '0';
+        while (i >= 0 && d->c[i] == '9')
+          d->c[i--] = '0';
         if (i >= 0) {
           d->c[i]++;
         } else {
@@ -523,8 +571,7 @@ static void dnum_encode(dnum *d, bson_decimal128_t *out) {
   if (!bson_decimal128_from_string(buf, out)) bson_decimal128_from_string("NaN", out);
 }
 
-bool doc_decimal_arith(const bson_value_t *a, const bson_value_t *b, bool mul,
-                       bson_decimal128_t *out) {
+bool doc_decimal_arith(const bson_value_t *a, const bson_value_t *b, bool mul, bson_decimal128_t *out) {
   dnum x, y, r;
   if (!dnum_from(a, &x) || !dnum_from(b, &y)) return false;
   memset(&r, 0, sizeof r);
@@ -618,8 +665,7 @@ static int cmp_cstr(const char *a, const char *b) {
 
 /* Compares two embedded documents (or arrays) element by element: canonical type, then field
  * name (objects only), then value. A prefix is lower. */
-static int cmp_containers(const uint8_t *da, uint32_t la, const uint8_t *db, uint32_t lb,
-                          bool names) {
+static int cmp_containers(const uint8_t *da, uint32_t la, const uint8_t *db, uint32_t lb, bool names) {
   bson_iter_t ia, ib;
   bool oka = bson_iter_init_from_data(&ia, da, la);
   bool okb = bson_iter_init_from_data(&ib, db, lb);
@@ -649,11 +695,13 @@ int doc_cmp_values(const bson_value_t *a, const bson_value_t *b) {
   case BSON_TYPE_MAXKEY:
   case BSON_TYPE_NULL:
   case BSON_TYPE_UNDEFINED:
-  case BSON_TYPE_EOD: return 0;
+  case BSON_TYPE_EOD:
+    return 0;
   case BSON_TYPE_DOUBLE:
   case BSON_TYPE_INT32:
   case BSON_TYPE_INT64:
-  case BSON_TYPE_DECIMAL128: return cmp_numbers(a, b);
+  case BSON_TYPE_DECIMAL128:
+    return cmp_numbers(a, b);
   case BSON_TYPE_UTF8:
   case BSON_TYPE_SYMBOL: {
     /* string and symbol share the bracket; their payloads sit in the same union layout */
@@ -674,9 +722,12 @@ int doc_cmp_values(const bson_value_t *a, const bson_value_t *b) {
       return a->value.v_binary.subtype < b->value.v_binary.subtype ? -1 : 1;
     return cmp_bytes(a->value.v_binary.data, la, b->value.v_binary.data, lb);
   }
-  case BSON_TYPE_OID: return cmp_bytes(a->value.v_oid.bytes, 12, b->value.v_oid.bytes, 12);
-  case BSON_TYPE_BOOL: return (int)a->value.v_bool - (int)b->value.v_bool;
-  case BSON_TYPE_DATE_TIME: return cmp_i64(a->value.v_datetime, b->value.v_datetime);
+  case BSON_TYPE_OID:
+    return cmp_bytes(a->value.v_oid.bytes, 12, b->value.v_oid.bytes, 12);
+  case BSON_TYPE_BOOL:
+    return (int)a->value.v_bool - (int)b->value.v_bool;
+  case BSON_TYPE_DATE_TIME:
+    return cmp_i64(a->value.v_datetime, b->value.v_datetime);
   case BSON_TYPE_TIMESTAMP: {
     if (a->value.v_timestamp.timestamp != b->value.v_timestamp.timestamp)
       return a->value.v_timestamp.timestamp < b->value.v_timestamp.timestamp ? -1 : 1;
@@ -699,13 +750,14 @@ int doc_cmp_values(const bson_value_t *a, const bson_value_t *b) {
     return cmp_bytes(a->value.v_code.code, a->value.v_code.code_len, b->value.v_code.code,
                      b->value.v_code.code_len);
   case BSON_TYPE_CODEWSCOPE: {
-    int c = cmp_bytes(a->value.v_codewscope.code, a->value.v_codewscope.code_len,
-                      b->value.v_codewscope.code, b->value.v_codewscope.code_len);
+    int c = cmp_bytes(a->value.v_codewscope.code, a->value.v_codewscope.code_len, b->value.v_codewscope.code,
+                      b->value.v_codewscope.code_len);
     if (c != 0) return c;
     return cmp_containers(a->value.v_codewscope.scope_data, a->value.v_codewscope.scope_len,
                           b->value.v_codewscope.scope_data, b->value.v_codewscope.scope_len, true);
   }
-  default: return 0;
+  default:
+    return 0;
   }
 }
 
@@ -724,28 +776,51 @@ int doc_cmp_docs(const bson_t *a, const bson_t *b) {
 
 const char *doc_type_name(bson_type_t t) {
   switch (t) {
-  case BSON_TYPE_DOUBLE: return "double";
-  case BSON_TYPE_UTF8: return "string";
-  case BSON_TYPE_DOCUMENT: return "object";
-  case BSON_TYPE_ARRAY: return "array";
-  case BSON_TYPE_BINARY: return "binData";
-  case BSON_TYPE_UNDEFINED: return "undefined";
-  case BSON_TYPE_OID: return "objectId";
-  case BSON_TYPE_BOOL: return "bool";
-  case BSON_TYPE_DATE_TIME: return "date";
-  case BSON_TYPE_NULL: return "null";
-  case BSON_TYPE_REGEX: return "regex";
-  case BSON_TYPE_DBPOINTER: return "dbPointer";
-  case BSON_TYPE_CODE: return "javascript";
-  case BSON_TYPE_SYMBOL: return "symbol";
-  case BSON_TYPE_CODEWSCOPE: return "javascriptWithScope";
-  case BSON_TYPE_INT32: return "int";
-  case BSON_TYPE_TIMESTAMP: return "timestamp";
-  case BSON_TYPE_INT64: return "long";
-  case BSON_TYPE_DECIMAL128: return "decimal";
-  case BSON_TYPE_MINKEY: return "minKey";
-  case BSON_TYPE_MAXKEY: return "maxKey";
-  case BSON_TYPE_EOD: return "missing";
-  default: return "unknown";
+  case BSON_TYPE_DOUBLE:
+    return "double";
+  case BSON_TYPE_UTF8:
+    return "string";
+  case BSON_TYPE_DOCUMENT:
+    return "object";
+  case BSON_TYPE_ARRAY:
+    return "array";
+  case BSON_TYPE_BINARY:
+    return "binData";
+  case BSON_TYPE_UNDEFINED:
+    return "undefined";
+  case BSON_TYPE_OID:
+    return "objectId";
+  case BSON_TYPE_BOOL:
+    return "bool";
+  case BSON_TYPE_DATE_TIME:
+    return "date";
+  case BSON_TYPE_NULL:
+    return "null";
+  case BSON_TYPE_REGEX:
+    return "regex";
+  case BSON_TYPE_DBPOINTER:
+    return "dbPointer";
+  case BSON_TYPE_CODE:
+    return "javascript";
+  case BSON_TYPE_SYMBOL:
+    return "symbol";
+  case BSON_TYPE_CODEWSCOPE:
+    return "javascriptWithScope";
+  case BSON_TYPE_INT32:
+    return "int";
+  case BSON_TYPE_TIMESTAMP:
+    return "timestamp";
+  case BSON_TYPE_INT64:
+    return "long";
+  case BSON_TYPE_DECIMAL128:
+    return "decimal";
+  case BSON_TYPE_MINKEY:
+    return "minKey";
+  case BSON_TYPE_MAXKEY:
+    return "maxKey";
+  case BSON_TYPE_EOD:
+    return "missing";
+  default:
+    return "unknown";
   }
 }

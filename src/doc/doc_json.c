@@ -48,10 +48,12 @@ static char *rename_type_keys(const char *json, size_t n, size_t *out_len, bool 
         continue;
       }
       size_t start = i++;
-      while (i < n && json[i] != '"') i += json[i] == '\\' ? 2 : 1;
+      while (i < n && json[i] != '"')
+        i += json[i] == '\\' ? 2 : 1;
       size_t end = i < n ? i + 1 : n; /* one past the closing quote */
       size_t j = end;
-      while (j < n && (json[j] == ' ' || json[j] == '\t' || json[j] == '\n' || json[j] == '\r')) j++;
+      while (j < n && (json[j] == ' ' || json[j] == '\t' || json[j] == '\n' || json[j] == '\r'))
+        j++;
       int which = -1;
       if (j < n && json[j] == ':') {
         for (int q = 0; q < 3; q++) {
@@ -110,7 +112,8 @@ static bool restore_type_keys(const bson_t *src, bson_t *dst, int depth) {
                                         : bson_append_array_begin(dst, k, -1, &child);
       ok = ok && restore_type_keys(&sub, &child, depth + 1);
       ok = (t == BSON_TYPE_DOCUMENT ? bson_append_document_end(dst, &child)
-                                    : bson_append_array_end(dst, &child)) && ok;
+                                    : bson_append_array_end(dst, &child)) &&
+           ok;
       if (!ok) return false;
     } else {
       bson_value_t v = *bson_iter_value(&it);
@@ -124,11 +127,11 @@ int doc_from_json(const char *json, ssize_t len, bson_t *out) {
   if (!json) return nx_err(NX_INVALID, "json: NULL text");
   size_t n = len < 0 ? strlen(json) : (size_t)len;
   size_t i = 0;
-  while (i < n && (json[i] == ' ' || json[i] == '\t' || json[i] == '\n' || json[i] == '\r')) i++;
+  while (i < n && (json[i] == ' ' || json[i] == '\t' || json[i] == '\n' || json[i] == '\r'))
+    i++;
   if (i == n) return nx_err(NX_PARSE, "json: empty input");
   if (json[i] != '{')
-    return nx_err(NX_INVALID, "json: a document must be a JSON object, found '%c' at offset %zu",
-                  json[i], i);
+    return nx_err(NX_INVALID, "json: a document must be a JSON object, found '%c' at offset %zu", json[i], i);
   bool nomem = false;
   size_t rn = 0;
   /* legacy binary {"$binary": "...", "$type": "00"} needs its "$type": leave such text alone */
@@ -136,8 +139,8 @@ int doc_from_json(const char *json, ssize_t len, bson_t *out) {
   if (nomem) return nx_err(NX_NOMEM, "json: out of memory");
   bson_error_t err;
   bson_t tmp;
-  bool ok = bson_init_from_json(renamed ? &tmp : out, renamed ? renamed : json,
-                                (ssize_t)(renamed ? rn : n), &err);
+  bool ok =
+      bson_init_from_json(renamed ? &tmp : out, renamed ? renamed : json, (ssize_t)(renamed ? rn : n), &err);
   nx_free(renamed);
   if (!ok) return nx_err(NX_PARSE, "json: %s", err.message);
   if (renamed) {
@@ -152,9 +155,7 @@ int doc_from_json(const char *json, ssize_t len, bson_t *out) {
   return NX_OK;
 }
 
-char *doc_to_json(const bson_t *doc, size_t *len) {
-  return bson_as_relaxed_extended_json(doc, len);
-}
+char *doc_to_json(const bson_t *doc, size_t *len) { return bson_as_relaxed_extended_json(doc, len); }
 
 char *doc_to_json_canonical(const bson_t *doc, size_t *len) {
   return bson_as_canonical_extended_json(doc, len);
@@ -176,9 +177,11 @@ int doc_value_to_json(const bson_value_t *v, nx_buf *buf) {
   int rc = NX_INVALID;
   if (p && n >= 2) {
     p++;
-    while (*p == ' ') p++;
+    while (*p == ' ')
+      p++;
     const char *e = s + n - 1; /* the closing brace */
-    while (e > p && (e[-1] == ' ')) e--;
+    while (e > p && (e[-1] == ' '))
+      e--;
     rc = nx_buf_append(buf, p, (size_t)(e - p));
   }
   bson_free(s);

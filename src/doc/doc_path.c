@@ -33,8 +33,8 @@ int doc_path_parse(const char *path, ssize_t len, doc_path *out) {
   for (size_t i = 0; i < n; i++)
     if (path[i] == '.') parts++;
   if (parts > DOC_PATH_MAX_PARTS)
-    return nx_err(NX_LIMIT, "path: '%.*s' has more than %d components", (int)(n > 64 ? 64 : n),
-                  path, DOC_PATH_MAX_PARTS);
+    return nx_err(NX_LIMIT, "path: '%.*s' has more than %d components", (int)(n > 64 ? 64 : n), path,
+                  DOC_PATH_MAX_PARTS);
   size_t sz = n + 1 + parts * (sizeof(char *) + sizeof(uint32_t) + sizeof(int64_t)) + 16;
   uint8_t *mem = nx_malloc(sz);
   if (!mem) return nx_err(NX_NOMEM, "path: out of memory");
@@ -52,8 +52,8 @@ int doc_path_parse(const char *path, ssize_t len, doc_path *out) {
       if (i == start) {
         nx_free(mem);
         memset(out, 0, sizeof *out);
-        return nx_err(NX_INVALID, "path: empty component in field path '%.*s'",
-                      (int)(n > 200 ? 200 : n), path);
+        return nx_err(NX_INVALID, "path: empty component in field path '%.*s'", (int)(n > 200 ? 200 : n),
+                      path);
       }
       out->buf[i] = '\0';
       out->parts[k] = out->buf + start;
@@ -80,8 +80,8 @@ static bool find_key(bson_iter_t *it, const char *key, uint32_t klen) {
   return false;
 }
 
-static bool get_parts(const bson_t *doc, const char *const *parts, const uint32_t *lens,
-                      size_t n, bson_iter_t *out) {
+static bool get_parts(const bson_t *doc, const char *const *parts, const uint32_t *lens, size_t n,
+                      bson_iter_t *out) {
   bson_iter_t it;
   if (!bson_iter_init(&it, doc)) return false;
   for (size_t i = 0; i < n; i++) {
@@ -195,8 +195,8 @@ static int visit_value(visit_ctx *vc, bson_iter_t *it, size_t i) {
   return NX_OK;
 }
 
-int doc_path_visit(const bson_t *doc, const doc_path *path, bool expand_leaf_arrays,
-                   doc_visit_fn cb, void *ctx, bool *found) {
+int doc_path_visit(const bson_t *doc, const doc_path *path, bool expand_leaf_arrays, doc_visit_fn cb,
+                   void *ctx, bool *found) {
   visit_ctx vc = {path, expand_leaf_arrays, cb, ctx, false};
   bson_iter_t it;
   int rc = NX_OK;

@@ -40,7 +40,8 @@ bool doc_raw_next(doc_raw_iter *it, doc_elem *e) {
   uint32_t avail = it->len - 1 - kstart; /* bytes before the document's final NUL */
   /* keys are short: a plain loop beats a memchr call */
   uint32_t klen = 0;
-  while (klen < avail && d[kstart + klen] != 0) klen++;
+  while (klen < avail && d[kstart + klen] != 0)
+    klen++;
   if (klen == avail) goto bad;
   uint32_t vstart = kstart + klen + 1;
   uint32_t rem = it->len - 1 - vstart;
@@ -50,15 +51,27 @@ bool doc_raw_next(doc_raw_iter *it, doc_elem *e) {
   case BSON_TYPE_DOUBLE:
   case BSON_TYPE_DATE_TIME:
   case BSON_TYPE_INT64:
-  case BSON_TYPE_TIMESTAMP: vlen = 8; break;
-  case BSON_TYPE_INT32: vlen = 4; break;
-  case BSON_TYPE_DECIMAL128: vlen = 16; break;
-  case BSON_TYPE_OID: vlen = 12; break;
-  case BSON_TYPE_BOOL: vlen = 1; break;
+  case BSON_TYPE_TIMESTAMP:
+    vlen = 8;
+    break;
+  case BSON_TYPE_INT32:
+    vlen = 4;
+    break;
+  case BSON_TYPE_DECIMAL128:
+    vlen = 16;
+    break;
+  case BSON_TYPE_OID:
+    vlen = 12;
+    break;
+  case BSON_TYPE_BOOL:
+    vlen = 1;
+    break;
   case BSON_TYPE_NULL:
   case BSON_TYPE_UNDEFINED:
   case BSON_TYPE_MINKEY:
-  case BSON_TYPE_MAXKEY: vlen = 0; break;
+  case BSON_TYPE_MAXKEY:
+    vlen = 0;
+    break;
   case BSON_TYPE_UTF8:
   case BSON_TYPE_CODE:
   case BSON_TYPE_SYMBOL:
@@ -93,7 +106,8 @@ bool doc_raw_next(doc_raw_iter *it, doc_elem *e) {
     if (!string_len(vp, rem, &vlen) || vlen > rem - 12) goto bad;
     vlen += 12;
     break;
-  default: goto bad;
+  default:
+    goto bad;
   }
   if (vlen > rem) goto bad;
   e->type = (bson_type_t)t;
@@ -140,9 +154,15 @@ void doc_raw_value(const doc_elem *e, bson_value_t *out) {
     out->value.v_binary.subtype = (bson_subtype_t)vp[4];
     out->value.v_binary.data = (uint8_t *)(uintptr_t)(vp + 5);
     break;
-  case BSON_TYPE_OID: memcpy(out->value.v_oid.bytes, vp, 12); break;
-  case BSON_TYPE_BOOL: out->value.v_bool = vp[0] != 0; break;
-  case BSON_TYPE_DATE_TIME: out->value.v_datetime = (int64_t)nx_get64(vp); break;
+  case BSON_TYPE_OID:
+    memcpy(out->value.v_oid.bytes, vp, 12);
+    break;
+  case BSON_TYPE_BOOL:
+    out->value.v_bool = vp[0] != 0;
+    break;
+  case BSON_TYPE_DATE_TIME:
+    out->value.v_datetime = (int64_t)nx_get64(vp);
+    break;
   case BSON_TYPE_REGEX: {
     size_t pl = strlen((const char *)vp);
     out->value.v_regex.regex = (char *)(uintptr_t)vp;
@@ -169,7 +189,7 @@ void doc_raw_value(const doc_elem *e, bson_value_t *out) {
     if (e->vlen < 8 || l < 1 || (uint64_t)8 + l + 5 > e->vlen) {
       /* malformed: present it as empty code with an empty scope */
       static const uint8_t empty[5] = {5, 0, 0, 0, 0};
-      out->value.v_codewscope.code = (char *)(uintptr_t)"";
+      out->value.v_codewscope.code = (char *)(uintptr_t) "";
       out->value.v_codewscope.code_len = 0;
       out->value.v_codewscope.scope_data = (uint8_t *)(uintptr_t)empty;
       out->value.v_codewscope.scope_len = 5;
@@ -181,16 +201,21 @@ void doc_raw_value(const doc_elem *e, bson_value_t *out) {
     out->value.v_codewscope.scope_len = e->vlen - 8 - l;
     break;
   }
-  case BSON_TYPE_INT32: out->value.v_int32 = (int32_t)nx_get32(vp); break;
+  case BSON_TYPE_INT32:
+    out->value.v_int32 = (int32_t)nx_get32(vp);
+    break;
   case BSON_TYPE_TIMESTAMP:
     out->value.v_timestamp.increment = nx_get32(vp);
     out->value.v_timestamp.timestamp = nx_get32(vp + 4);
     break;
-  case BSON_TYPE_INT64: out->value.v_int64 = (int64_t)nx_get64(vp); break;
+  case BSON_TYPE_INT64:
+    out->value.v_int64 = (int64_t)nx_get64(vp);
+    break;
   case BSON_TYPE_DECIMAL128:
     out->value.v_decimal128.low = nx_get64(vp);
     out->value.v_decimal128.high = nx_get64(vp + 8);
     break;
-  default: break;
+  default:
+    break;
   }
 }

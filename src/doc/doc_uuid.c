@@ -22,17 +22,19 @@ int doc_gen_uuid_v4(uint8_t out[16]) {
 }
 
 static pthread_mutex_t g_v7_lock = PTHREAD_MUTEX_INITIALIZER;
-static uint64_t g_last_ts;   /* 48-bit ms of the last value */
-static uint64_t g_last_ra;   /* its 12-bit rand_a */
-static uint64_t g_last_rb;   /* its 62-bit rand_b */
+static uint64_t g_last_ts; /* 48-bit ms of the last value */
+static uint64_t g_last_ra; /* its 12-bit rand_a */
+static uint64_t g_last_rb; /* its 62-bit rand_b */
 static bool g_have_last;
 
 static void pack_v7(uint8_t out[16], uint64_t ts, uint64_t ra, uint64_t rb) {
-  for (int i = 0; i < 6; i++) out[i] = (uint8_t)(ts >> (40 - 8 * i));
+  for (int i = 0; i < 6; i++)
+    out[i] = (uint8_t)(ts >> (40 - 8 * i));
   out[6] = (uint8_t)(0x70 | ((ra >> 8) & 0x0F));
   out[7] = (uint8_t)(ra & 0xFF);
   out[8] = (uint8_t)(0x80 | ((rb >> 56) & 0x3F));
-  for (int i = 9; i < 16; i++) out[i] = (uint8_t)(rb >> (8 * (15 - i)));
+  for (int i = 9; i < 16; i++)
+    out[i] = (uint8_t)(rb >> (8 * (15 - i)));
 }
 
 int doc_gen_uuid_v7(int64_t now_ms, uint8_t out[16]) {
@@ -41,7 +43,8 @@ int doc_gen_uuid_v7(int64_t now_ms, uint8_t out[16]) {
   uint64_t ts = (uint64_t)(now_ms < 0 ? 0 : now_ms) & 0xFFFFFFFFFFFFull;
   uint64_t ra = ((uint64_t)rnd[0] << 8 | rnd[1]) & 0xFFFu;
   uint64_t rb = 0;
-  for (int i = 2; i < 10; i++) rb = rb << 8 | rnd[i];
+  for (int i = 2; i < 10; i++)
+    rb = rb << 8 | rnd[i];
   rb &= 0x3FFFFFFFFFFFFFFFull;
   pthread_mutex_lock(&g_v7_lock);
   if (g_have_last && ts <= g_last_ts) {

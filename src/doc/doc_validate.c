@@ -51,8 +51,7 @@ static bool utf8_ok(const char *s, size_t n) {
 
 static int walk(bson_iter_t *it, int depth, vpath *path, bool top) {
   if (depth > DOC_MAX_DEPTH)
-    return nx_err(NX_INVALID, "document: nesting depth exceeds %d at '%s'", DOC_MAX_DEPTH,
-                  path->buf);
+    return nx_err(NX_INVALID, "document: nesting depth exceeds %d at '%s'", DOC_MAX_DEPTH, path->buf);
   while (bson_iter_next(it)) {
     const char *key = bson_iter_key(it);
     uint32_t klen = bson_iter_key_len(it);
@@ -60,8 +59,7 @@ static int walk(bson_iter_t *it, int depth, vpath *path, bool top) {
     if (!utf8_ok(key, klen))
       return nx_err(NX_INVALID, "document: field name at '%s' is not valid UTF-8", path->buf);
     if (top && key[0] == '$')
-      return nx_err(NX_INVALID, "document: field name '%s' at top level may not start with '$'",
-                    key);
+      return nx_err(NX_INVALID, "document: field name '%s' at top level may not start with '$'", key);
     bson_type_t t = bson_iter_type(it);
     if (top && klen == 3 && memcmp(key, "_id", 3) == 0 &&
         (t == BSON_TYPE_ARRAY || t == BSON_TYPE_REGEX || t == BSON_TYPE_UNDEFINED))
@@ -70,8 +68,7 @@ static int walk(bson_iter_t *it, int depth, vpath *path, bool top) {
       uint32_t sl = 0;
       const char *s = bson_iter_utf8(it, &sl);
       if (!utf8_ok(s, sl))
-        return nx_err(NX_INVALID, "document: string at '%s' is not valid UTF-8 or contains NUL",
-                      path->buf);
+        return nx_err(NX_INVALID, "document: string at '%s' is not valid UTF-8 or contains NUL", path->buf);
     } else if (t == BSON_TYPE_DOCUMENT || t == BSON_TYPE_ARRAY) {
       bson_iter_t child;
       if (!bson_iter_recurse(it, &child))
@@ -89,8 +86,8 @@ static int walk(bson_iter_t *it, int depth, vpath *path, bool top) {
 int doc_validate_for_storage(const bson_t *doc) {
   if (!doc) return nx_err(NX_INVALID, "document: NULL");
   if (doc->len > DOC_MAX_BYTES)
-    return nx_err(NX_INVALID, "document: size %u bytes exceeds the limit of %d bytes",
-                  (unsigned)doc->len, DOC_MAX_BYTES);
+    return nx_err(NX_INVALID, "document: size %u bytes exceeds the limit of %d bytes", (unsigned)doc->len,
+                  DOC_MAX_BYTES);
   /* Our depth-limited walk runs first, so libbson's recursive validation never sees a
    * pathologically deep document. */
   bson_iter_t it;

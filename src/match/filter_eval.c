@@ -35,8 +35,7 @@ static bool value_node_match(const fnode *n, const bson_value_t *v, eval *ev);
 
 static bool is_nan_value(const bson_value_t *v) {
   if (v->value_type == BSON_TYPE_DOUBLE) return v->value.v_double != v->value.v_double;
-  if (v->value_type == BSON_TYPE_DECIMAL128)
-    return ((v->value.v_decimal128.high >> 58) & 0x1Fu) == 0x1Fu;
+  if (v->value_type == BSON_TYPE_DECIMAL128) return ((v->value.v_decimal128.high >> 58) & 0x1Fu) == 0x1Fu;
   return false;
 }
 
@@ -54,12 +53,18 @@ static bool cmp_ok(pred_kind k, const bson_value_t *operand, const bson_value_t 
     c = doc_cmp_values(v, operand);
   }
   switch (k) {
-  case P_EQ: return c == 0;
-  case P_GT: return c > 0;
-  case P_GTE: return c >= 0;
-  case P_LT: return c < 0;
-  case P_LTE: return c <= 0;
-  default: return false;
+  case P_EQ:
+    return c == 0;
+  case P_GT:
+    return c > 0;
+  case P_GTE:
+    return c >= 0;
+  case P_LT:
+    return c < 0;
+  case P_LTE:
+    return c <= 0;
+  default:
+    return false;
   }
 }
 
@@ -126,14 +131,17 @@ static bool leaf_single(const pred *p, const bson_value_t *v, eval *ev) {
   case P_GT:
   case P_GTE:
   case P_LT:
-  case P_LTE: return cmp_ok(p->kind, &p->value, v);
+  case P_LTE:
+    return cmp_ok(p->kind, &p->value, v);
   case P_IN:
     if (in_values(p, v)) return true;
     for (size_t i = 0; i < p->nregexes; i++)
       if (regex_on(&p->regexes[i], v, ev)) return true;
     return false;
-  case P_EXISTS: return true;
-  case P_TYPE: return type_ok(p, v->value_type);
+  case P_EXISTS:
+    return true;
+  case P_TYPE:
+    return type_ok(p, v->value_type);
   case P_REGEX:
     if (v->value_type == BSON_TYPE_REGEX) {
       const char *o = v->value.v_regex.options ? v->value.v_regex.options : "";
@@ -141,14 +149,16 @@ static bool leaf_single(const pred *p, const bson_value_t *v, eval *ev) {
              strcmp(o, p->regexes[0].options) == 0;
     }
     return regex_on(&p->regexes[0], v, ev);
-  case P_MOD: return mod_ok(p, v);
+  case P_MOD:
+    return mod_ok(p, v);
   case P_SIZE: {
     if (v->value_type != BSON_TYPE_ARRAY) return false;
     doc_raw_iter it;
     doc_elem el;
     if (!doc_raw_init(&it, v->value.v_doc.data, v->value.v_doc.data_len)) return false;
     int64_t n = 0;
-    while (doc_raw_next(&it, &el)) n++;
+    while (doc_raw_next(&it, &el))
+      n++;
     return n == p->value.value.v_int64;
   }
   case P_ELEMMATCH: {
@@ -187,7 +197,8 @@ static bool leaf_single(const pred *p, const bson_value_t *v, eval *ev) {
     for (size_t i = 0; i < p->nall; i++)
       if (!leaf_single(&p->all[i], v, ev)) return false;
     return true;
-  case P_NOT: return false; /* handled at node level */
+  case P_NOT:
+    return false; /* handled at node level */
   }
   return false;
 }
@@ -219,31 +230,32 @@ static bool missing(const pred *p) {
   switch (p->kind) {
   case P_EQ:
   case P_GTE:
-  case P_LTE: return p->value.value_type == BSON_TYPE_NULL;
-  case P_IN: return p->has_null;
+  case P_LTE:
+    return p->value.value_type == BSON_TYPE_NULL;
+  case P_IN:
+    return p->has_null;
   case P_ALL:
     if (p->nall == 0) return false;
     for (size_t i = 0; i < p->nall; i++)
       if (!missing(&p->all[i])) return false;
     return true;
-  default: return false;
+  default:
+    return false;
   }
 }
 
-static bool value_at(const doc_path *path, const pred *p, const doc_elem *e, size_t next,
-                     eval *ev);
+static bool value_at(const doc_path *path, const pred *p, const doc_elem *e, size_t next, eval *ev);
 
 /* Components [i, n) looked up in the document bytes (data, len). */
-static bool in_doc(const doc_path *path, const pred *p, const uint8_t *data, uint32_t len,
-                   size_t i, eval *ev) {
+static bool in_doc(const doc_path *path, const pred *p, const uint8_t *data, uint32_t len, size_t i,
+                   eval *ev) {
   doc_elem e;
   if (!doc_raw_find(data, len, path->parts[i], path->lens[i], &e)) return missing(p);
   return value_at(path, p, &e, i + 1, ev);
 }
 
 /* Components [i, n) applied to the array element `arr`. */
-static bool in_array(const doc_path *path, const pred *p, const doc_elem *arr, size_t i,
-                     eval *ev) {
+static bool in_array(const doc_path *path, const pred *p, const doc_elem *arr, size_t i, eval *ev) {
   doc_elem c;
   if (path->index[i] >= 0) {
     if (!doc_raw_find(arr->vp, arr->vlen, path->parts[i], path->lens[i], &c)) return missing(p);
@@ -268,8 +280,7 @@ static bool in_array(const doc_path *path, const pred *p, const doc_elem *arr, s
 }
 
 /* `e` is the element reached by components [0, next). */
-static bool value_at(const doc_path *path, const pred *p, const doc_elem *e, size_t next,
-                     eval *ev) {
+static bool value_at(const doc_path *path, const pred *p, const doc_elem *e, size_t next, eval *ev) {
   if (next == path->n) {
     bson_value_t v;
     doc_raw_value(e, &v);
@@ -291,7 +302,8 @@ static bool path_node_match(const fnode *n, const uint8_t *data, uint32_t len, f
   bool r;
   if (n->p.kind == P_ALL) {
     r = n->p.nall > 0;
-    for (size_t i = 0; r && i < n->p.nall; i++) r = path_pred(n, &n->p.all[i], data, len, &ev);
+    for (size_t i = 0; r && i < n->p.nall; i++)
+      r = path_pred(n, &n->p.all[i], data, len, &ev);
   } else if (n->p.kind == P_NOT) {
     e->track = false;
     r = !fnode_match_doc(n->p.sub, data, len, e);
@@ -318,9 +330,12 @@ static bool value_node_match(const fnode *n, const bson_value_t *v, eval *ev) {
     for (size_t i = 0; i < n->nkids; i++)
       if (value_node_match(n->kids[i], v, ev)) return false;
     return true;
-  case K_TRUE: return true;
-  case K_FALSE: return false;
-  case K_PATH: break;
+  case K_TRUE:
+    return true;
+  case K_FALSE:
+    return false;
+  case K_PATH:
+    break;
   }
   bool saved = ev->e->track;
   ev->e->track = false;
@@ -354,9 +369,12 @@ bool fnode_match_doc(const fnode *n, const uint8_t *data, uint32_t len, fev *e) 
     e->track = saved;
     return e->rc == NX_OK && r;
   }
-  case K_TRUE: return true;
-  case K_FALSE: return false;
-  case K_PATH: return path_node_match(n, data, len, e);
+  case K_TRUE:
+    return true;
+  case K_FALSE:
+    return false;
+  case K_PATH:
+    return path_node_match(n, data, len, e);
   }
   return false;
 }

@@ -21,8 +21,7 @@ typedef struct pctx {
   size_t nodes; /* PATH and logical nodes made so far */
 } pctx;
 
-static int parse_doc_into(pctx *c, const bson_iter_t *doc_iter_in, int depth, fnode *into,
-                          const char *where);
+static int parse_doc_into(pctx *c, const bson_iter_t *doc_iter_in, int depth, fnode *into, const char *where);
 static int parse_value_form(pctx *c, bson_iter_t *ops, const char *where, int depth, fnode *into);
 
 /* ---- Nodes ---- */
@@ -46,16 +45,19 @@ static int node_fail(const pctx *c) { return c->nodes > FILTER_MAX_NODES ? NX_LI
 
 static void pred_free(pred *p) {
   nx_free(p->values);
-  for (size_t i = 0; i < p->nregexes; i++) nx_regex_free(&p->regexes[i]);
+  for (size_t i = 0; i < p->nregexes; i++)
+    nx_regex_free(&p->regexes[i]);
   nx_free(p->regexes);
   fnode_free(p->sub);
-  for (size_t i = 0; i < p->nall; i++) pred_free(&p->all[i]);
+  for (size_t i = 0; i < p->nall; i++)
+    pred_free(&p->all[i]);
   nx_free(p->all);
 }
 
 void fnode_free(fnode *n) {
   if (!n) return;
-  for (size_t i = 0; i < n->nkids; i++) fnode_free(n->kids[i]);
+  for (size_t i = 0; i < n->nkids; i++)
+    fnode_free(n->kids[i]);
   nx_free(n->kids);
   doc_path_free(&n->path);
   nx_free(n->pstr);
@@ -100,8 +102,12 @@ static int path_node(pctx *c, fnode *into, const char *path, filter_op op, fnode
 
 static bool is_integral_number(const bson_value_t *v, int64_t *out) {
   switch (v->value_type) {
-  case BSON_TYPE_INT32: *out = v->value.v_int32; return true;
-  case BSON_TYPE_INT64: *out = v->value.v_int64; return true;
+  case BSON_TYPE_INT32:
+    *out = v->value.v_int32;
+    return true;
+  case BSON_TYPE_INT64:
+    *out = v->value.v_int64;
+    return true;
   case BSON_TYPE_DOUBLE: {
     double d = v->value.v_double;
     if (!(d >= -9.2e18 && d <= 9.2e18) || d != (double)(int64_t)d) return false;
@@ -114,7 +120,8 @@ static bool is_integral_number(const bson_value_t *v, int64_t *out) {
     *out = (int64_t)d;
     return true;
   }
-  default: return false;
+  default:
+    return false;
   }
 }
 
@@ -123,14 +130,18 @@ static bool number_trunc(const bson_value_t *v, int64_t *out) { return doc_numbe
 
 static bool value_truthy(const bson_value_t *v) {
   switch (v->value_type) {
-  case BSON_TYPE_BOOL: return v->value.v_bool;
+  case BSON_TYPE_BOOL:
+    return v->value.v_bool;
   case BSON_TYPE_NULL:
-  case BSON_TYPE_UNDEFINED: return false;
+  case BSON_TYPE_UNDEFINED:
+    return false;
   case BSON_TYPE_INT32:
   case BSON_TYPE_INT64:
   case BSON_TYPE_DOUBLE:
-  case BSON_TYPE_DECIMAL128: return doc_number_as_double(v) != 0.0;
-  default: return true;
+  case BSON_TYPE_DECIMAL128:
+    return doc_number_as_double(v) != 0.0;
+  default:
+    return true;
   }
 }
 
@@ -142,11 +153,11 @@ static const struct {
   const char *name;
   int code;
 } k_type_names[] = {
-    {"double", 1},   {"string", 2},  {"object", 3},     {"array", 4},      {"binData", 5},
-    {"undefined", 6}, {"objectId", 7}, {"bool", 8},     {"date", 9},       {"null", 10},
-    {"regex", 11},   {"dbPointer", 12}, {"javascript", 13}, {"symbol", 14},
-    {"javascriptWithScope", 15}, {"int", 16}, {"timestamp", 17}, {"long", 18},
-    {"decimal", 19}, {"minKey", -1}, {"maxKey", 127},
+    {"double", 1},    {"string", 2},     {"object", 3},      {"array", 4},    {"binData", 5},
+    {"undefined", 6}, {"objectId", 7},   {"bool", 8},        {"date", 9},     {"null", 10},
+    {"regex", 11},    {"dbPointer", 12}, {"javascript", 13}, {"symbol", 14},  {"javascriptWithScope", 15},
+    {"int", 16},      {"timestamp", 17}, {"long", 18},       {"decimal", 19}, {"minKey", -1},
+    {"maxKey", 127},
 };
 
 static int type_bit(int code) { return code == 127 ? 21 : code + 1; }
@@ -156,8 +167,7 @@ static int add_type(pred *p, const bson_value_t *v, const char *where) {
   if (v->value_type == BSON_TYPE_UTF8) {
     const char *s = v->value.v_utf8.str;
     if (strcmp(s, "number") == 0) {
-      p->type_mask |= 1u << type_bit(1) | 1u << type_bit(16) | 1u << type_bit(18) |
-                      1u << type_bit(19);
+      p->type_mask |= 1u << type_bit(1) | 1u << type_bit(16) | 1u << type_bit(18) | 1u << type_bit(19);
       return NX_OK;
     }
     for (size_t i = 0; i < sizeof k_type_names / sizeof k_type_names[0]; i++) {
@@ -173,8 +183,8 @@ static int add_type(pred *p, const bson_value_t *v, const char *where) {
       p->type_mask |= 1u << type_bit((int)code);
       return NX_OK;
     }
-    return nx_err(NX_INVALID, "filter: invalid numerical type code %lld for $type at '%s'",
-                  (long long)code, where);
+    return nx_err(NX_INVALID, "filter: invalid numerical type code %lld for $type at '%s'", (long long)code,
+                  where);
   }
   return nx_err(NX_INVALID, "filter: $type needs a type name or number at '%s', got %s", where,
                 doc_type_name(v->value_type));
@@ -189,21 +199,18 @@ static int parse_in_list(pred *p, bson_iter_t *arr_it, const char *op, const cha
   bson_iter_t count = it;
   while (bson_iter_next(&count)) {
     if (++n > FILTER_MAX_IN)
-      return nx_err(NX_LIMIT, "filter: %s at '%s' has more than %d elements", op, where,
-                    FILTER_MAX_IN);
+      return nx_err(NX_LIMIT, "filter: %s at '%s' has more than %d elements", op, where, FILTER_MAX_IN);
     if (BSON_ITER_HOLDS_REGEX(&count)) nre++;
   }
   p->values = n - nre ? nx_calloc(n - nre, sizeof *p->values) : NULL;
   p->regexes = nre ? nx_calloc(nre, sizeof *p->regexes) : NULL;
-  if ((n - nre && !p->values) || (nre && !p->regexes))
-    return nx_err(NX_NOMEM, "filter: out of memory");
+  if ((n - nre && !p->values) || (nre && !p->regexes)) return nx_err(NX_NOMEM, "filter: out of memory");
   while (bson_iter_next(&it)) {
     bson_type_t t = bson_iter_type(&it);
     if (t == BSON_TYPE_REGEX) {
       const char *opts = NULL;
       const char *pat = bson_iter_regex(&it, &opts);
-      int rc = nx_regex_compile(pat, strlen(pat), opts, "filter", where,
-                                &p->regexes[p->nregexes]);
+      int rc = nx_regex_compile(pat, strlen(pat), opts, "filter", where, &p->regexes[p->nregexes]);
       if (rc != NX_OK) return rc;
       p->nregexes++;
       continue;
@@ -211,8 +218,8 @@ static int parse_in_list(pred *p, bson_iter_t *arr_it, const char *op, const cha
     if (t == BSON_TYPE_DOCUMENT) {
       bson_iter_t sub;
       if (bson_iter_recurse(&it, &sub) && bson_iter_next(&sub) && bson_iter_key(&sub)[0] == '$')
-        return nx_err(NX_INVALID, "filter: cannot nest operator '%s' under %s at '%s'",
-                      bson_iter_key(&sub), op, where);
+        return nx_err(NX_INVALID, "filter: cannot nest operator '%s' under %s at '%s'", bson_iter_key(&sub),
+                      op, where);
     }
     if (t == BSON_TYPE_NULL) p->has_null = true;
     p->values[p->nvalues++] = *bson_iter_value(&it);
@@ -266,9 +273,9 @@ static int parse_op(pctx *c, fnode *into, const char *path, const char *where, b
     pred_kind kind;
     filter_op fop;
     bool negate;
-  } cmps[] = {{"$eq", P_EQ, FILTER_OP_EQ, false},    {"$ne", P_EQ, FILTER_OP_NE, true},
-              {"$gt", P_GT, FILTER_OP_GT, false},    {"$gte", P_GTE, FILTER_OP_GTE, false},
-              {"$lt", P_LT, FILTER_OP_LT, false},    {"$lte", P_LTE, FILTER_OP_LTE, false}};
+  } cmps[] = {{"$eq", P_EQ, FILTER_OP_EQ, false}, {"$ne", P_EQ, FILTER_OP_NE, true},
+              {"$gt", P_GT, FILTER_OP_GT, false}, {"$gte", P_GTE, FILTER_OP_GTE, false},
+              {"$lt", P_LT, FILTER_OP_LT, false}, {"$lte", P_LTE, FILTER_OP_LTE, false}};
   for (size_t i = 0; i < sizeof cmps / sizeof cmps[0]; i++) {
     if (strcmp(op, cmps[i].name) != 0) continue;
     rc = path_node(c, into, path, cmps[i].fop, &n);
@@ -329,8 +336,7 @@ static int parse_op(pctx *c, fnode *into, const char *path, const char *where, b
     if (v->value_type != BSON_TYPE_ARRAY || !bson_iter_recurse(opit, &a))
       return nx_err(NX_INVALID, "filter: $mod needs an array [divisor, remainder] at '%s'", where);
     while (bson_iter_next(&a)) {
-      if (na == 2)
-        return nx_err(NX_INVALID, "filter: $mod has too many elements at '%s'", where);
+      if (na == 2) return nx_err(NX_INVALID, "filter: $mod has too many elements at '%s'", where);
       args[na++] = *bson_iter_value(&a);
     }
     if (na < 2) return nx_err(NX_INVALID, "filter: $mod has not enough elements at '%s'", where);
@@ -364,8 +370,7 @@ static int parse_op(pctx *c, fnode *into, const char *path, const char *where, b
       pat = v->value.v_regex.regex;
       plen = strlen(pat);
       if (opts && v->value.v_regex.options && v->value.v_regex.options[0])
-        return nx_err(NX_INVALID, "filter: options set in both $regex and $options at '%s'",
-                      where);
+        return nx_err(NX_INVALID, "filter: options set in both $regex and $options at '%s'", where);
       if (!opts) opts = v->value.v_regex.options;
     } else {
       return nx_err(NX_INVALID, "filter: $regex needs a string or regex at '%s'", where);
@@ -397,8 +402,7 @@ static int parse_op(pctx *c, fnode *into, const char *path, const char *where, b
     bson_iter_t cit = a;
     while (bson_iter_next(&cit))
       if (++cnt > FILTER_MAX_IN)
-        return nx_err(NX_LIMIT, "filter: $all at '%s' has more than %d elements", where,
-                      FILTER_MAX_IN);
+        return nx_err(NX_LIMIT, "filter: $all at '%s' has more than %d elements", where, FILTER_MAX_IN);
     if (cnt == 0) return NX_OK; /* matches nothing */
     n->p.all = nx_calloc(cnt, sizeof *n->p.all);
     n->p.values = nx_calloc(cnt, sizeof *n->p.values);
@@ -419,8 +423,10 @@ static int parse_op(pctx *c, fnode *into, const char *path, const char *where, b
       } else if (t == BSON_TYPE_DOCUMENT && bson_iter_recurse(&a, &peek) && bson_iter_next(&peek) &&
                  bson_iter_key(&peek)[0] == '$') {
         if (strcmp(bson_iter_key(&peek), "$elemMatch") != 0)
-          return nx_err(NX_INVALID, "filter: no operator other than $elemMatch allowed in $all, "
-                        "got '%s' at '%s'", bson_iter_key(&peek), where);
+          return nx_err(NX_INVALID,
+                        "filter: no operator other than $elemMatch allowed in $all, "
+                        "got '%s' at '%s'",
+                        bson_iter_key(&peek), where);
         rc = parse_elem_match(c, &peek, where, depth, m);
         if (rc != NX_OK) return rc;
       } else {
@@ -452,8 +458,8 @@ static int parse_op(pctx *c, fnode *into, const char *path, const char *where, b
       r->p.kind = P_REGEX;
       r->p.regexes = nx_calloc(1, sizeof *r->p.regexes);
       if (!r->p.regexes) return nx_err(NX_NOMEM, "filter: out of memory");
-      rc = nx_regex_compile(v->value.v_regex.regex, strlen(v->value.v_regex.regex),
-                            v->value.v_regex.options, "filter", where, &r->p.regexes[0]);
+      rc = nx_regex_compile(v->value.v_regex.regex, strlen(v->value.v_regex.regex), v->value.v_regex.options,
+                            "filter", where, &r->p.regexes[0]);
       if (rc != NX_OK) return rc;
       r->p.nregexes = 1;
       return NX_OK;
@@ -463,11 +469,10 @@ static int parse_op(pctx *c, fnode *into, const char *path, const char *where, b
     bson_iter_t sub;
     bson_iter_recurse(opit, &sub);
     bson_iter_t peek = sub;
-    if (!bson_iter_next(&peek))
-      return nx_err(NX_INVALID, "filter: $not cannot be empty at '%s'", where);
+    if (!bson_iter_next(&peek)) return nx_err(NX_INVALID, "filter: $not cannot be empty at '%s'", where);
     if (bson_iter_key(&peek)[0] != '$')
-      return nx_err(NX_INVALID, "filter: $not needs operators, got field '%s' at '%s'",
-                    bson_iter_key(&peek), where);
+      return nx_err(NX_INVALID, "filter: $not needs operators, got field '%s' at '%s'", bson_iter_key(&peek),
+                    where);
     bson_iter_t all = sub;
     while (bson_iter_next(&sub)) {
       rc = parse_op(c, n->p.sub, path, where, &sub, &all, depth + 1);
@@ -484,8 +489,7 @@ static int parse_value_form(pctx *c, bson_iter_t *ops, const char *where, int de
   bson_iter_t all = *ops;
   while (bson_iter_next(ops)) {
     const char *k = bson_iter_key(ops);
-    if (k[0] != '$')
-      return nx_err(NX_INVALID, "filter: unknown operator '%s' at '%s'", k, where);
+    if (k[0] != '$') return nx_err(NX_INVALID, "filter: unknown operator '%s' at '%s'", k, where);
     int rc = parse_op(c, into, NULL, where, ops, &all, depth);
     if (rc != NX_OK) return rc;
   }
@@ -549,8 +553,7 @@ static int parse_logical(pctx *c, fnode *into, const char *op, bson_iter_t *it, 
   size_t cnt = 0;
   while (bson_iter_next(&a)) {
     cnt++;
-    if (!BSON_ITER_HOLDS_DOCUMENT(&a))
-      return nx_err(NX_INVALID, "filter: %s entries must be objects", op);
+    if (!BSON_ITER_HOLDS_DOCUMENT(&a)) return nx_err(NX_INVALID, "filter: %s entries must be objects", op);
     fnode *kid = node_new(c, K_AND);
     if (!kid) return node_fail(c);
     rc = add_kid(n, kid);
@@ -566,8 +569,7 @@ static int parse_logical(pctx *c, fnode *into, const char *op, bson_iter_t *it, 
  * enclosing path ($elemMatch) for messages, or NULL at the top. */
 static int parse_doc_into(pctx *c, const bson_iter_t *doc_iter_in, int depth, fnode *into,
                           const char *where) {
-  if (depth > FILTER_MAX_DEPTH)
-    return nx_err(NX_LIMIT, "filter: nesting depth exceeds %d", FILTER_MAX_DEPTH);
+  if (depth > FILTER_MAX_DEPTH) return nx_err(NX_LIMIT, "filter: nesting depth exceeds %d", FILTER_MAX_DEPTH);
   bson_iter_t it;
   if (!bson_iter_recurse(doc_iter_in, &it)) return nx_err(NX_INVALID, "filter: malformed BSON");
   while (bson_iter_next(&it)) {
@@ -605,7 +607,8 @@ static int flatten_root(fnode *root) {
     size_t add = k->nkids;
     size_t newn = root->nkids - 1 + add;
     size_t cap = 1;
-    while (cap < newn) cap *= 2;
+    while (cap < newn)
+      cap *= 2;
     fnode **nk = nx_realloc(root->kids, (cap < 2 ? 2 : cap) * sizeof *nk);
     if (!nk) return nx_err(NX_NOMEM, "filter: out of memory");
     root->kids = nk;
@@ -622,11 +625,10 @@ int filter_parse(const bson_t *spec, filter_t **out) {
   *out = NULL;
   if (!spec) return nx_err(NX_INVALID, "filter: NULL");
   if (spec->len > FILTER_MAX_BYTES)
-    return nx_err(NX_LIMIT, "filter: %u bytes exceeds the limit of %u bytes", spec->len,
-                  FILTER_MAX_BYTES);
+    return nx_err(NX_LIMIT, "filter: %u bytes exceeds the limit of %u bytes", spec->len, FILTER_MAX_BYTES);
   if (doc_depth_capped(spec, FILTER_MAX_BSON_DEPTH) > FILTER_MAX_BSON_DEPTH)
-    return nx_err(NX_LIMIT, "filter: nesting depth exceeds %d (BSON nesting over %d)",
-                  FILTER_MAX_DEPTH, FILTER_MAX_BSON_DEPTH);
+    return nx_err(NX_LIMIT, "filter: nesting depth exceeds %d (BSON nesting over %d)", FILTER_MAX_DEPTH,
+                  FILTER_MAX_BSON_DEPTH);
   filter_t *f = nx_calloc(1, sizeof *f);
   if (!f) return nx_err(NX_NOMEM, "filter: out of memory");
   f->true_value.value_type = BSON_TYPE_BOOL;
@@ -687,12 +689,23 @@ void filter_conjunct_get(const filter_t *f, size_t i, filter_conjunct *out) {
   memset(out, 0, sizeof *out);
   const fnode *n = f->root->kids[i];
   switch (n->kind) {
-  case K_OR: out->op = FILTER_OP_OR; return;
-  case K_NOR: out->op = FILTER_OP_NOR; return;
-  case K_AND: out->op = FILTER_OP_AND; return;
-  case K_TRUE: out->op = FILTER_OP_TRUE; return;
-  case K_FALSE: out->op = FILTER_OP_FALSE; return;
-  case K_PATH: break;
+  case K_OR:
+    out->op = FILTER_OP_OR;
+    return;
+  case K_NOR:
+    out->op = FILTER_OP_NOR;
+    return;
+  case K_AND:
+    out->op = FILTER_OP_AND;
+    return;
+  case K_TRUE:
+    out->op = FILTER_OP_TRUE;
+    return;
+  case K_FALSE:
+    out->op = FILTER_OP_FALSE;
+    return;
+  case K_PATH:
+    break;
   }
   out->path = n->pstr;
   out->op = n->op;
@@ -702,8 +715,12 @@ void filter_conjunct_get(const filter_t *f, size_t i, filter_conjunct *out) {
   case P_GTE:
   case P_LT:
   case P_LTE:
-  case P_SIZE: out->value = &n->p.value; break;
-  case P_EXISTS: out->value = n->negate ? &f->false_value : &f->true_value; break;
+  case P_SIZE:
+    out->value = &n->p.value;
+    break;
+  case P_EXISTS:
+    out->value = n->negate ? &f->false_value : &f->true_value;
+    break;
   case P_IN:
     out->values = n->p.values;
     out->n_values = n->p.nvalues;
@@ -714,7 +731,10 @@ void filter_conjunct_get(const filter_t *f, size_t i, filter_conjunct *out) {
     out->n_values = n->p.nvalues;
     out->has_regex = n->p.nvalues < n->p.nall;
     break;
-  case P_REGEX: out->has_regex = true; break;
-  default: break;
+  case P_REGEX:
+    out->has_regex = true;
+    break;
+  default:
+    break;
   }
 }

@@ -23,15 +23,15 @@
 #include "doc.h"
 
 /* ---- Limits on hostile input ---- */
-#define FILTER_MAX_DEPTH 100           /* nesting of $and/$or/$nor/$not/$elemMatch and subdocs */
-#define FILTER_MAX_IN 100000           /* elements of one $in / $nin / $all list */
-#define FILTER_MAX_REGEX 8192          /* bytes of one regex pattern */
-#define FILTER_MAX_BYTES (16u << 20)   /* bytes of a whole filter / update / projection spec */
-#define FILTER_MAX_NODES 200000        /* predicates in one parsed filter */
-#define FILTER_MAX_BSON_DEPTH 210      /* BSON nesting of any spec (bounds recursion on operands) */
-#define FILTER_REGEX_MATCH_LIMIT 100000u  /* PCRE2 match limit per regex call */
-#define FILTER_REGEX_DEPTH_LIMIT 10000u   /* PCRE2 depth limit per regex call */
-#define FILTER_REGEX_HEAP_KB 4096u        /* PCRE2 heap limit per regex call, KiB */
+#define FILTER_MAX_DEPTH 100             /* nesting of $and/$or/$nor/$not/$elemMatch and subdocs */
+#define FILTER_MAX_IN 100000             /* elements of one $in / $nin / $all list */
+#define FILTER_MAX_REGEX 8192            /* bytes of one regex pattern */
+#define FILTER_MAX_BYTES (16u << 20)     /* bytes of a whole filter / update / projection spec */
+#define FILTER_MAX_NODES 200000          /* predicates in one parsed filter */
+#define FILTER_MAX_BSON_DEPTH 210        /* BSON nesting of any spec (bounds recursion on operands) */
+#define FILTER_REGEX_MATCH_LIMIT 100000u /* PCRE2 match limit per regex call */
+#define FILTER_REGEX_DEPTH_LIMIT 10000u  /* PCRE2 depth limit per regex call */
+#define FILTER_REGEX_HEAP_KB 4096u       /* PCRE2 heap limit per regex call, KiB */
 
 /* =========================================================================================
  * Filters
@@ -94,12 +94,12 @@ typedef enum filter_op {
 } filter_op;
 
 typedef struct filter_conjunct {
-  const char *path;            /* dotted path ("a.b"), NULL for $or/$nor; borrowed from f */
-  filter_op op;                /* the operator */
-  const bson_value_t *value;   /* operand of EQ/NE/GT/GTE/LT/LTE/EXISTS/SIZE; NULL otherwise */
-  const bson_value_t *values;  /* operands of IN/NIN/ALL (sorted ascending, de-duplicated) */
-  size_t n_values;             /* number of `values` */
-  bool has_regex;              /* IN contains a regex, or op is REGEX: not index-exact */
+  const char *path;           /* dotted path ("a.b"), NULL for $or/$nor; borrowed from f */
+  filter_op op;               /* the operator */
+  const bson_value_t *value;  /* operand of EQ/NE/GT/GTE/LT/LTE/EXISTS/SIZE; NULL otherwise */
+  const bson_value_t *values; /* operands of IN/NIN/ALL (sorted ascending, de-duplicated) */
+  size_t n_values;            /* number of `values` */
+  bool has_regex;             /* IN contains a regex, or op is REGEX: not index-exact */
 } filter_conjunct;
 
 /** Number of top-level conjuncts of `f`. */
@@ -140,8 +140,8 @@ bool update_is_replacement(const update_t *u);
  * non-numeric type. {_id: 1} has the field 'a' of non-numeric type string"), NX_LIMIT if the
  * result would exceed DOC_MAX_BYTES or DOC_MAX_DEPTH.
  */
-int update_apply(const update_t *u, const bson_t *doc, const filter_t *query,
-                 bool is_upsert_insert, int64_t now_ms, bson_t *out, bool *changed);
+int update_apply(const update_t *u, const bson_t *doc, const filter_t *query, bool is_upsert_insert,
+                 int64_t now_ms, bson_t *out, bool *changed);
 
 /**
  * Builds the seed document of an upsert from `query` as MongoDB does: every top-level equality

@@ -26,11 +26,11 @@ typedef struct fnode fnode;
 
 /* ---- Regexes (regex.c) ---- */
 typedef struct nx_regex {
-  pcre2_code *code;      /* compiled pattern, owned */
+  pcre2_code *code;            /* compiled pattern, owned */
   pcre2_match_context *mctx;   /* limits, owned, read-only after compile */
   pcre2_general_context *gctx; /* routes PCRE2 memory to nx_malloc, owned */
-  const char *pattern;   /* borrowed from the spec copy */
-  const char *options;   /* borrowed, "" when none */
+  const char *pattern;         /* borrowed from the spec copy */
+  const char *options;         /* borrowed, "" when none */
 } nx_regex;
 
 /** Compiles `pattern` with MongoDB's options letters (i m s x u). `where` names the path for
@@ -43,31 +43,35 @@ int nx_regex_match(const nx_regex *r, const char *s, size_t len, const char *whe
 
 /* ---- Predicates ---- */
 typedef enum pred_kind {
-  P_EQ, P_GT, P_GTE, P_LT, P_LTE, /* comparisons against `value` */
-  P_IN,                           /* `values` (sorted, non-regex) and `regexes` */
-  P_EXISTS,                       /* exists (negate for $exists: false) */
-  P_TYPE,                         /* type_mask / type_number */
-  P_REGEX,                        /* regexes[0]; also matches an equal BSON regex value */
-  P_MOD,                          /* mod_d, mod_r */
-  P_ALL,                          /* all[0..nall): each must match along the path */
-  P_ELEMMATCH,                    /* sub: object form (on element documents) or value form */
-  P_SIZE,                         /* size */
-  P_NOT                           /* sub: negated subtree on the same path */
+  P_EQ,
+  P_GT,
+  P_GTE,
+  P_LT,
+  P_LTE,       /* comparisons against `value` */
+  P_IN,        /* `values` (sorted, non-regex) and `regexes` */
+  P_EXISTS,    /* exists (negate for $exists: false) */
+  P_TYPE,      /* type_mask / type_number */
+  P_REGEX,     /* regexes[0]; also matches an equal BSON regex value */
+  P_MOD,       /* mod_d, mod_r */
+  P_ALL,       /* all[0..nall): each must match along the path */
+  P_ELEMMATCH, /* sub: object form (on element documents) or value form */
+  P_SIZE,      /* size */
+  P_NOT        /* sub: negated subtree on the same path */
 } pred_kind;
 
 typedef struct pred {
   pred_kind kind;
-  bson_value_t value;        /* operand of comparisons, SIZE (as int64), EXISTS (bool) */
-  bson_value_t *values;      /* P_IN: sorted, de-duplicated non-regex values; P_ALL: EQ operands */
+  bson_value_t value;   /* operand of comparisons, SIZE (as int64), EXISTS (bool) */
+  bson_value_t *values; /* P_IN: sorted, de-duplicated non-regex values; P_ALL: EQ operands */
   size_t nvalues;
-  nx_regex *regexes;         /* P_IN regex elements; P_REGEX: one */
+  nx_regex *regexes; /* P_IN regex elements; P_REGEX: one */
   size_t nregexes;
-  bool has_null;             /* P_IN holds null (so a missing field matches) */
-  int64_t mod_d, mod_r;      /* P_MOD divisor (non-zero) and remainder */
-  uint32_t type_mask;        /* P_TYPE: bit (code + 1) for codes -1..19; bit 21 = maxKey (127) */
-  fnode *sub;                /* P_ELEMMATCH, P_NOT */
-  bool value_form;           /* P_ELEMMATCH: operators apply to the element itself */
-  struct pred *all;          /* P_ALL members (P_EQ, P_REGEX or P_ELEMMATCH) */
+  bool has_null;        /* P_IN holds null (so a missing field matches) */
+  int64_t mod_d, mod_r; /* P_MOD divisor (non-zero) and remainder */
+  uint32_t type_mask;   /* P_TYPE: bit (code + 1) for codes -1..19; bit 21 = maxKey (127) */
+  fnode *sub;           /* P_ELEMMATCH, P_NOT */
+  bool value_form;      /* P_ELEMMATCH: operators apply to the element itself */
+  struct pred *all;     /* P_ALL members (P_EQ, P_REGEX or P_ELEMMATCH) */
   size_t nall;
 } pred;
 
@@ -75,26 +79,26 @@ typedef enum fnode_kind { K_AND, K_OR, K_NOR, K_PATH, K_TRUE, K_FALSE } fnode_ki
 
 struct fnode {
   fnode_kind kind;
-  fnode **kids;     /* K_AND / K_OR / K_NOR children */
+  fnode **kids; /* K_AND / K_OR / K_NOR children */
   size_t nkids;
-  doc_path path;    /* K_PATH: parsed path; n == 0 inside a value-form $elemMatch */
-  char *pstr;       /* K_PATH: the dotted path as written (for messages and introspection), owned */
-  bool negate;      /* K_PATH: result is inverted ($ne, $nin, $exists: false) */
-  filter_op op;     /* K_PATH: the operator as the user wrote it (introspection) */
-  pred p;           /* K_PATH: the predicate */
+  doc_path path; /* K_PATH: parsed path; n == 0 inside a value-form $elemMatch */
+  char *pstr;    /* K_PATH: the dotted path as written (for messages and introspection), owned */
+  bool negate;   /* K_PATH: result is inverted ($ne, $nin, $exists: false) */
+  filter_op op;  /* K_PATH: the operator as the user wrote it (introspection) */
+  pred p;        /* K_PATH: the predicate */
 };
 
 struct filter {
-  bson_t *spec;     /* owned copy of the spec; every operand borrows from it */
-  fnode *root;      /* K_AND at the top, its kids the conjuncts */
+  bson_t *spec;                         /* owned copy of the spec; every operand borrows from it */
+  fnode *root;                          /* K_AND at the top, its kids the conjuncts */
   bson_value_t true_value, false_value; /* operands reported for $exists */
 };
 
 /* Evaluation state (filter_eval.c). */
 typedef struct fev {
-  int rc;           /* first error (NX_LIMIT from a regex); evaluation then returns false */
-  bool track;       /* record the array position for `$` */
-  int64_t pos;      /* recorded position, -1 when none */
+  int rc;      /* first error (NX_LIMIT from a regex); evaluation then returns false */
+  bool track;  /* record the array position for `$` */
+  int64_t pos; /* recorded position, -1 when none */
 } fev;
 
 /** Evaluates `n` against the document bytes (data, len). */

@@ -23,27 +23,28 @@
 typedef enum pkind { PN_INNER, PN_INCLUDE, PN_EXCLUDE, PN_SLICE, PN_ELEMMATCH, PN_POSITIONAL } pkind;
 
 typedef struct pnode {
-  const char *key;        /* component (borrowed from the path buffer of its spec field) */
+  const char *key; /* component (borrowed from the path buffer of its spec field) */
   uint32_t klen;
   pkind kind;
-  struct pnode *kids;     /* PN_INNER children */
+  struct pnode *kids; /* PN_INNER children */
   size_t n, cap;
-  bool slice_pair;        /* PN_SLICE: [skip, limit] form */
-  int64_t skip, limit;    /* PN_SLICE: slice_pair ? (skip, limit) : (count in limit) */
-  filter_t *em;           /* PN_ELEMMATCH: {"x": {"$elemMatch": cond}} */
-  char *pstr;             /* full path for messages, owned (leaves only) */
+  bool slice_pair;     /* PN_SLICE: [skip, limit] form */
+  int64_t skip, limit; /* PN_SLICE: slice_pair ? (skip, limit) : (count in limit) */
+  filter_t *em;        /* PN_ELEMMATCH: {"x": {"$elemMatch": cond}} */
+  char *pstr;          /* full path for messages, owned (leaves only) */
 } pnode;
 
 struct proj {
   pnode root;
   bool inclusion;
-  doc_path *paths;        /* parsed spec paths (own the component strings), one per field */
+  doc_path *paths; /* parsed spec paths (own the component strings), one per field */
   size_t npaths;
   bool positional;
 };
 
 static void pnode_clear(pnode *p) {
-  for (size_t i = 0; i < p->n; i++) pnode_clear(&p->kids[i]);
+  for (size_t i = 0; i < p->n; i++)
+    pnode_clear(&p->kids[i]);
   nx_free(p->kids);
   filter_free(p->em);
   nx_free(p->pstr);
@@ -53,7 +54,8 @@ static void pnode_clear(pnode *p) {
 void proj_free(proj_t *p) {
   if (!p) return;
   pnode_clear(&p->root);
-  for (size_t i = 0; i < p->npaths; i++) doc_path_free(&p->paths[i]);
+  for (size_t i = 0; i < p->npaths; i++)
+    doc_path_free(&p->paths[i]);
   nx_free(p->paths);
   nx_free(p);
 }
@@ -87,8 +89,7 @@ static int insert_path(proj_t *pj, const doc_path *path, size_t n, const char *p
     pnode *c = kid_find(cur, path->parts[i], path->lens[i]);
     bool last = i + 1 == n;
     if (c) {
-      if (last || c->kind != PN_INNER)
-        return nx_err(NX_INVALID, "projection: Path collision at %s", pstr);
+      if (last || c->kind != PN_INNER) return nx_err(NX_INVALID, "projection: Path collision at %s", pstr);
     } else {
       c = kid_add(cur, path->parts[i], path->lens[i]);
       if (!c) return nx_err(NX_NOMEM, "projection: out of memory");
@@ -126,8 +127,7 @@ static int parse_operator(proj_t *pj, pnode *leaf, const char *field, bson_iter_
   const char *op = bson_iter_key(&sub);
   const bson_value_t *v = bson_iter_value(&sub);
   bson_iter_t more = sub;
-  if (bson_iter_next(&more))
-    return nx_err(NX_INVALID, "projection: '%s' takes one operator", field);
+  if (bson_iter_next(&more)) return nx_err(NX_INVALID, "projection: '%s' takes one operator", field);
   if (strcmp(op, "$slice") == 0) {
     leaf->kind = PN_SLICE;
     if (v->value_type == BSON_TYPE_ARRAY) {
@@ -147,16 +147,17 @@ static int parse_operator(proj_t *pj, pnode *leaf, const char *field, bson_iter_
       return NX_OK;
     }
     if (!int_of(v, &leaf->limit))
-      return nx_err(NX_INVALID, "projection: $slice needs a number or [skip, limit] for '%s'",
-                    field);
+      return nx_err(NX_INVALID, "projection: $slice needs a number or [skip, limit] for '%s'", field);
     return NX_OK;
   }
   if (strcmp(op, "$elemMatch") == 0) {
     if (v->value_type != BSON_TYPE_DOCUMENT)
       return nx_err(NX_INVALID, "projection: $elemMatch needs an object for '%s'", field);
     if (strchr(field, '.'))
-      return nx_err(NX_INVALID, "projection: Cannot use $elemMatch projection on a nested field "
-                    "'%s'", field);
+      return nx_err(NX_INVALID,
+                    "projection: Cannot use $elemMatch projection on a nested field "
+                    "'%s'",
+                    field);
     int rc = set_mode(pj, mode, true, field);
     if (rc != NX_OK) return rc;
     leaf->kind = PN_ELEMMATCH;
@@ -187,7 +188,7 @@ int proj_parse(const bson_t *spec, proj_t **out) {
     pj->paths = nx_calloc(cnt + 1, sizeof *pj->paths);
     if (!pj->paths) rc = nx_err(NX_NOMEM, "projection: out of memory");
   }
-  int mode = 0; /* 0 undecided, 1 inclusion, 2 exclusion */
+  int mode = 0;     /* 0 undecided, 1 inclusion, 2 exclusion */
   int id_mode = -1; /* -1 default, 0 excluded, 1 included */
   bson_iter_t it;
   if (rc == NX_OK && !bson_iter_init(&it, spec)) rc = nx_err(NX_INVALID, "projection: malformed BSON");
@@ -211,8 +212,10 @@ int proj_parse(const bson_t *spec, proj_t **out) {
       if (strcmp(path->parts[i], "$") == 0 && i + 1 == path->n && i > 0) {
         positional = true;
       } else {
-        rc = nx_err(NX_INVALID, "projection: invalid field path '%s' (a '$' component is allowed "
-                    "only as a trailing positional '.$')", k);
+        rc = nx_err(NX_INVALID,
+                    "projection: invalid field path '%s' (a '$' component is allowed "
+                    "only as a trailing positional '.$')",
+                    k);
       }
     }
     if (rc != NX_OK) break;
@@ -240,8 +243,10 @@ int proj_parse(const bson_t *spec, proj_t **out) {
       continue;
     }
     if (v->value_type != BSON_TYPE_BOOL && !doc_is_number(v->value_type)) {
-      rc = nx_err(NX_INVALID, "projection: unsupported value for '%s': use 1/true, 0/false, "
-                  "$slice or $elemMatch (expressions are not supported)", k);
+      rc = nx_err(NX_INVALID,
+                  "projection: unsupported value for '%s': use 1/true, 0/false, "
+                  "$slice or $elemMatch (expressions are not supported)",
+                  k);
       break;
     }
     bool incl = bson_iter_as_bool(&it);
@@ -291,7 +296,7 @@ int proj_parse(const bson_t *spec, proj_t **out) {
 
 typedef struct pctx2 {
   const proj_t *p;
-  int64_t pos;            /* positional index from the query, -1 if none */
+  int64_t pos; /* positional index from the query, -1 if none */
 } pctx2;
 
 static int put(bson_t *out, const char *k, int kl, const bson_value_t *v) {
@@ -306,7 +311,8 @@ static int put_slice(bson_t *out, const char *k, int kl, const pnode *n, const b
   if (!bson_iter_init_from_data(&it, v->value.v_doc.data, v->value.v_doc.data_len))
     return nx_err(NX_INVALID, "projection: malformed array");
   bson_iter_t c = it;
-  while (bson_iter_next(&c)) len++;
+  while (bson_iter_next(&c))
+    len++;
   int64_t from, count;
   if (n->slice_pair) {
     from = n->skip < 0 ? (len + n->skip < 0 ? 0 : len + n->skip) : n->skip;
@@ -373,9 +379,12 @@ static int apply_field(const pctx2 *c, const pnode *n, bson_iter_t *it, bson_t *
   int kl = (int)bson_iter_key_len(it);
   const bson_value_t *v = bson_iter_value(it);
   switch (n->kind) {
-  case PN_INCLUDE: return put(out, k, kl, v);
-  case PN_EXCLUDE: return NX_OK;
-  case PN_SLICE: return put_slice(out, k, kl, n, v);
+  case PN_INCLUDE:
+    return put(out, k, kl, v);
+  case PN_EXCLUDE:
+    return NX_OK;
+  case PN_SLICE:
+    return put_slice(out, k, kl, n, v);
   case PN_ELEMMATCH: {
     if (v->value_type != BSON_TYPE_ARRAY) return NX_OK;
     const pred *p = &filter_root(n->em)->kids[0]->p;
@@ -409,8 +418,10 @@ static int apply_field(const pctx2 *c, const pnode *n, bson_iter_t *it, bson_t *
         return rc;
       }
     }
-    return nx_err(NX_INVALID, "projection: positional operator '%s' couldn't find a matching "
-                  "element in the array (the query must match an element of it)", n->pstr);
+    return nx_err(NX_INVALID,
+                  "projection: positional operator '%s' couldn't find a matching "
+                  "element in the array (the query must match an element of it)",
+                  n->pstr);
   }
   case PN_INNER: {
     bson_type_t t = bson_iter_type(it);
@@ -440,8 +451,8 @@ static int apply_doc(const pctx2 *c, const pnode *node, bson_iter_t *doc, bson_t
   while (rc == NX_OK && bson_iter_next(doc)) {
     const pnode *n = kid_find((pnode *)node, bson_iter_key(doc), bson_iter_key_len(doc));
     if (!n) {
-      if (!c->p->inclusion) rc = put(out, bson_iter_key(doc), (int)bson_iter_key_len(doc),
-                                     bson_iter_value(doc));
+      if (!c->p->inclusion)
+        rc = put(out, bson_iter_key(doc), (int)bson_iter_key_len(doc), bson_iter_value(doc));
       continue;
     }
     rc = apply_field(c, n, doc, out);

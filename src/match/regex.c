@@ -27,18 +27,27 @@ int nx_regex_compile(const char *pattern, size_t plen, const char *options, cons
                      const char *where, nx_regex *out) {
   memset(out, 0, sizeof *out);
   if (plen > FILTER_MAX_REGEX)
-    return nx_err(NX_LIMIT, "%s: regex of %zu bytes at '%s' exceeds the limit of %d bytes", who,
-                  plen, where, FILTER_MAX_REGEX);
+    return nx_err(NX_LIMIT, "%s: regex of %zu bytes at '%s' exceeds the limit of %d bytes", who, plen, where,
+                  FILTER_MAX_REGEX);
   if (memchr(pattern, '\0', plen))
     return nx_err(NX_INVALID, "%s: regular expression at '%s' contains a NUL byte", who, where);
   uint32_t flags = PCRE2_UTF;
   for (const char *o = options ? options : ""; *o; o++) {
     switch (*o) {
-    case 'i': flags |= PCRE2_CASELESS; break;
-    case 'm': flags |= PCRE2_MULTILINE; break;
-    case 's': flags |= PCRE2_DOTALL; break;
-    case 'x': flags |= PCRE2_EXTENDED; break;
-    case 'u': break;
+    case 'i':
+      flags |= PCRE2_CASELESS;
+      break;
+    case 'm':
+      flags |= PCRE2_MULTILINE;
+      break;
+    case 's':
+      flags |= PCRE2_DOTALL;
+      break;
+    case 'x':
+      flags |= PCRE2_EXTENDED;
+      break;
+    case 'u':
+      break;
     default:
       return nx_err(NX_INVALID, "%s: invalid regex option '%c' at '%s'", who, *o, where);
     }
@@ -60,8 +69,8 @@ int nx_regex_compile(const char *pattern, size_t plen, const char *options, cons
     if (pcre2_get_error_message(ecode, msg, sizeof msg) < 0) memcpy(msg, "unknown error", 14);
     if (ecode == PCRE2_ERROR_NOMEMORY || ecode == PCRE2_ERROR_HEAP_FAILED)
       return nx_err(NX_NOMEM, "%s: out of memory compiling regex at '%s'", who, where);
-    return nx_err(NX_INVALID, "%s: invalid regular expression at '%s': %s at offset %zu", who,
-                  where, (const char *)msg, (size_t)eoff);
+    return nx_err(NX_INVALID, "%s: invalid regular expression at '%s': %s at offset %zu", who, where,
+                  (const char *)msg, (size_t)eoff);
   }
   /* The match context is read-only once set up, so threads may share it. */
   out->mctx = pcre2_match_context_create(gc);
@@ -99,12 +108,11 @@ int nx_regex_match(const nx_regex *r, const char *s, size_t len, const char *whe
     result = 1;
   } else if (rc == PCRE2_ERROR_NOMATCH) {
     result = 0;
-  } else if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT ||
-             rc == PCRE2_ERROR_HEAPLIMIT) {
-    result = -nx_err(NX_LIMIT, "filter: regex /%.100s/ at '%s' exceeded its %s limit", r->pattern,
-                     where,
-                     rc == PCRE2_ERROR_MATCHLIMIT ? "match"
-                     : rc == PCRE2_ERROR_DEPTHLIMIT ? "depth" : "heap");
+  } else if (rc == PCRE2_ERROR_MATCHLIMIT || rc == PCRE2_ERROR_DEPTHLIMIT || rc == PCRE2_ERROR_HEAPLIMIT) {
+    result = -nx_err(NX_LIMIT, "filter: regex /%.100s/ at '%s' exceeded its %s limit", r->pattern, where,
+                     rc == PCRE2_ERROR_MATCHLIMIT   ? "match"
+                     : rc == PCRE2_ERROR_DEPTHLIMIT ? "depth"
+                                                    : "heap");
   } else if (rc == PCRE2_ERROR_NOMEMORY) {
     result = -nx_err(NX_NOMEM, "filter: out of memory matching regex at '%s'", where);
   } else {

@@ -13,10 +13,10 @@
 #include "match_int.h"
 
 struct sort {
-  size_t n;          /* number of keys */
-  doc_path *paths;   /* parsed paths */
-  char **pstr;       /* paths as written */
-  int *dir;          /* +1 ascending, -1 descending */
+  size_t n;        /* number of keys */
+  doc_path *paths; /* parsed paths */
+  char **pstr;     /* paths as written */
+  int *dir;        /* +1 ascending, -1 descending */
 };
 
 void sort_free(sort_t *s) {

@@ -26,20 +26,39 @@
 #include "match_int.h"
 
 typedef enum uop {
-  U_SET, U_UNSET, U_INC, U_MUL, U_MIN, U_MAX, U_RENAME, U_CURDATE, U_SETONINSERT,
-  U_PUSH, U_ADDTOSET, U_POP, U_PULL, U_PULLALL
+  U_SET,
+  U_UNSET,
+  U_INC,
+  U_MUL,
+  U_MIN,
+  U_MAX,
+  U_RENAME,
+  U_CURDATE,
+  U_SETONINSERT,
+  U_PUSH,
+  U_ADDTOSET,
+  U_POP,
+  U_PULL,
+  U_PULLALL
 } uop;
 
 static const struct {
   const char *name;
   uop op;
-} k_ops[] = {{"$set", U_SET},        {"$unset", U_UNSET},
-             {"$inc", U_INC},        {"$mul", U_MUL},
-             {"$min", U_MIN},        {"$max", U_MAX},
-             {"$rename", U_RENAME},  {"$currentDate", U_CURDATE},
-             {"$setOnInsert", U_SETONINSERT}, {"$push", U_PUSH},
-             {"$addToSet", U_ADDTOSET}, {"$pop", U_POP},
-             {"$pull", U_PULL},      {"$pullAll", U_PULLALL}};
+} k_ops[] = {{"$set", U_SET},
+             {"$unset", U_UNSET},
+             {"$inc", U_INC},
+             {"$mul", U_MUL},
+             {"$min", U_MIN},
+             {"$max", U_MAX},
+             {"$rename", U_RENAME},
+             {"$currentDate", U_CURDATE},
+             {"$setOnInsert", U_SETONINSERT},
+             {"$push", U_PUSH},
+             {"$addToSet", U_ADDTOSET},
+             {"$pop", U_POP},
+             {"$pull", U_PULL},
+             {"$pullAll", U_PULLALL}};
 
 #define POS_DOLLAR (-2) /* path component "$" */
 #define POS_ALL (-3)    /* path component "$[]" */
@@ -47,21 +66,21 @@ static const struct {
 
 typedef struct uitem {
   uop op;
-  const char *opname;     /* "$set" ... */
-  char *pstr;             /* the path as written, owned */
-  doc_path path;          /* parsed; index[i] is POS_DOLLAR / POS_ALL for "$" / "$[]" */
-  bson_value_t val;       /* the operand (borrowed from the spec copy) */
+  const char *opname; /* "$set" ... */
+  char *pstr;         /* the path as written, owned */
+  doc_path path;      /* parsed; index[i] is POS_DOLLAR / POS_ALL for "$" / "$[]" */
+  bson_value_t val;   /* the operand (borrowed from the spec copy) */
   /* $push / $addToSet */
-  bson_value_t *each;     /* values to add (owned array of borrowed values) */
+  bson_value_t *each; /* values to add (owned array of borrowed values) */
   size_t neach;
-  bool has_slice;         /* $slice given */
+  bool has_slice; /* $slice given */
   int64_t slice;
-  bool has_position;      /* $position given */
+  bool has_position; /* $position given */
   int64_t position;
-  int sort_kind;          /* 0 none, 1 by whole value (sort_dir), 2 by fields (sort) */
+  int sort_kind; /* 0 none, 1 by whole value (sort_dir), 2 by fields (sort) */
   int sort_dir;
   sort_t *sort;
-  filter_t *pull;         /* $pull: {"x": {"$elemMatch": cond}} */
+  filter_t *pull; /* $pull: {"x": {"$elemMatch": cond}} */
   /* $rename */
   char *to_str;
   doc_path to;
@@ -70,11 +89,11 @@ typedef struct uitem {
 } uitem;
 
 struct update {
-  bson_t *spec;           /* owned copy */
-  bool replacement;       /* spec is a replacement document */
-  uitem *items;           /* sorted by path */
+  bson_t *spec;     /* owned copy */
+  bool replacement; /* spec is a replacement document */
+  uitem *items;     /* sorted by path */
   size_t n;
-  bool positional;        /* some path uses "$" */
+  bool positional; /* some path uses "$" */
 };
 
 /* =========================================================================================
@@ -82,22 +101,23 @@ struct update {
  * ========================================================================================= */
 typedef struct mfield mfield;
 typedef struct mnode {
-  bson_type_t type;       /* BSON type of the value */
-  bool expanded;          /* true: f[0..n) hold the fields/elements; false: v is the value */
-  bson_value_t v;         /* raw value (borrowed) when !expanded */
+  bson_type_t type; /* BSON type of the value */
+  bool expanded;    /* true: f[0..n) hold the fields/elements; false: v is the value */
+  bson_value_t v;   /* raw value (borrowed) when !expanded */
   mfield *f;
   uint32_t n, cap;
 } mnode;
 
 struct mfield {
-  const char *key;        /* borrowed; unused in arrays */
+  const char *key; /* borrowed; unused in arrays */
   uint32_t klen;
   mnode node;
 };
 
 static void mnode_clear(mnode *m) {
   if (m->expanded) {
-    for (uint32_t i = 0; i < m->n; i++) mnode_clear(&m->f[i].node);
+    for (uint32_t i = 0; i < m->n; i++)
+      mnode_clear(&m->f[i].node);
     nx_free(m->f);
   }
   memset(m, 0, sizeof *m);
@@ -124,7 +144,8 @@ static void mnode_set_empty(mnode *m, bson_type_t t) {
 static int reserve(mnode *m, uint32_t extra) {
   if (m->n + extra <= m->cap) return NX_OK;
   uint32_t cap = m->cap ? m->cap : 4;
-  while (cap < m->n + extra) cap *= 2;
+  while (cap < m->n + extra)
+    cap *= 2;
   mfield *f = nx_realloc(m->f, (size_t)cap * sizeof *f);
   if (!f) return nx_err(NX_NOMEM, "update: out of memory");
   m->f = f;
@@ -206,8 +227,8 @@ static int mnode_write(bson_t *out, const char *key, int klen, const mnode *m) {
                                        : bson_append_document_begin(out, key, klen, &child);
   if (!ok) return nx_err(NX_LIMIT, "update: document exceeds the BSON size limit");
   int rc = write_fields(&child, m);
-  ok = m->type == BSON_TYPE_ARRAY ? bson_append_array_end(out, &child)
-                                  : bson_append_document_end(out, &child);
+  ok =
+      m->type == BSON_TYPE_ARRAY ? bson_append_array_end(out, &child) : bson_append_document_end(out, &child);
   if (rc == NX_OK && !ok) rc = nx_err(NX_LIMIT, "update: document exceeds the BSON size limit");
   return rc;
 }
@@ -246,7 +267,8 @@ static void uitem_free(uitem *it) {
 
 void update_free(update_t *u) {
   if (!u) return;
-  for (size_t i = 0; i < u->n; i++) uitem_free(&u->items[i]);
+  for (size_t i = 0; i < u->n; i++)
+    uitem_free(&u->items[i]);
   nx_free(u->items);
   if (u->spec) bson_destroy(u->spec);
   nx_free(u);
@@ -255,8 +277,7 @@ void update_free(update_t *u) {
 bool update_is_replacement(const update_t *u) { return u->replacement; }
 
 /* Parses and checks an update path: no empty components, '$' only as "$" (once) or "$[]". */
-static int parse_upath(const char *op, const char *s, doc_path *p, bool allow_positional,
-                       bool *positional) {
+static int parse_upath(const char *op, const char *s, doc_path *p, bool allow_positional, bool *positional) {
   if (s[0] == '\0') return nx_err(NX_INVALID, "update: an empty field name in %s", op);
   int rc = doc_path_parse(s, -1, p);
   if (rc != NX_OK) return nx_err_prefix(rc, "update: %s: ", op);
@@ -266,21 +287,23 @@ static int parse_upath(const char *op, const char *s, doc_path *p, bool allow_po
     if (c[0] != '$') continue;
     if (allow_positional && strcmp(c, "$") == 0) {
       p->index[i] = POS_DOLLAR;
-      if (++dollars > 1)
-        return nx_err(NX_INVALID, "update: too many positional ($) elements in '%s'", s);
+      if (++dollars > 1) return nx_err(NX_INVALID, "update: too many positional ($) elements in '%s'", s);
       if (i == 0)
         return nx_err(NX_INVALID, "update: cannot use the positional operator at the start of '%s'", s);
       *positional = true;
     } else if (allow_positional && strcmp(c, "$[]") == 0) {
-      if (i == 0)
-        return nx_err(NX_INVALID, "update: cannot use '$[]' at the start of '%s'", s);
+      if (i == 0) return nx_err(NX_INVALID, "update: cannot use '$[]' at the start of '%s'", s);
       p->index[i] = POS_ALL;
     } else if (c[1] == '[') {
-      return nx_err(NX_INVALID, "update: filtered positional operator '%s' in '%s' is not "
-                    "supported (no arrayFilters)", c, s);
+      return nx_err(NX_INVALID,
+                    "update: filtered positional operator '%s' in '%s' is not "
+                    "supported (no arrayFilters)",
+                    c, s);
     } else {
-      return nx_err(NX_INVALID, "update: the dollar ($) prefixed field '%s' in '%s' is not valid "
-                    "for %s", c, s, op);
+      return nx_err(NX_INVALID,
+                    "update: the dollar ($) prefixed field '%s' in '%s' is not valid "
+                    "for %s",
+                    c, s, op);
     }
   }
   return NX_OK;
@@ -288,8 +311,12 @@ static int parse_upath(const char *op, const char *s, doc_path *p, bool allow_po
 
 static bool int_arg(const bson_value_t *v, int64_t *out) {
   switch (v->value_type) {
-  case BSON_TYPE_INT32: *out = v->value.v_int32; return true;
-  case BSON_TYPE_INT64: *out = v->value.v_int64; return true;
+  case BSON_TYPE_INT32:
+    *out = v->value.v_int32;
+    return true;
+  case BSON_TYPE_INT64:
+    *out = v->value.v_int64;
+    return true;
   case BSON_TYPE_DOUBLE: {
     double d = v->value.v_double;
     if (!(d >= -9.2e18 && d <= 9.2e18) || d != (double)(int64_t)d) return false;
@@ -302,7 +329,8 @@ static bool int_arg(const bson_value_t *v, int64_t *out) {
     *out = (int64_t)d;
     return true;
   }
-  default: return false;
+  default:
+    return false;
   }
 }
 
@@ -315,11 +343,13 @@ static int collect_array(const bson_value_t *arr, bson_value_t **out, size_t *n)
     return nx_err(NX_INVALID, "update: malformed array");
   size_t cnt = 0;
   bson_iter_t c = it;
-  while (bson_iter_next(&c)) cnt++;
+  while (bson_iter_next(&c))
+    cnt++;
   if (cnt == 0) return NX_OK;
   *out = nx_calloc(cnt, sizeof **out);
   if (!*out) return nx_err(NX_NOMEM, "update: out of memory");
-  while (bson_iter_next(&it)) (*out)[(*n)++] = *bson_iter_value(&it);
+  while (bson_iter_next(&it))
+    (*out)[(*n)++] = *bson_iter_value(&it);
   return NX_OK;
 }
 
@@ -345,29 +375,33 @@ static int parse_push(uitem *it, bson_iter_t *vit) {
     const bson_value_t *v = bson_iter_value(&sub);
     if (strcmp(k, "$each") == 0) {
       if (v->value_type != BSON_TYPE_ARRAY)
-        return nx_err(NX_INVALID, "update: the argument to $each in %s must be an array but it "
-                      "was of type %s at '%s'", it->opname, doc_type_name(v->value_type), it->pstr);
+        return nx_err(NX_INVALID,
+                      "update: the argument to $each in %s must be an array but it "
+                      "was of type %s at '%s'",
+                      it->opname, doc_type_name(v->value_type), it->pstr);
       int rc = collect_array(v, &it->each, &it->neach);
       if (rc != NX_OK) return rc;
     } else if (!push) {
-      return nx_err(NX_INVALID, "update: found unexpected field '%s' after $each in $addToSet at "
-                    "'%s'", k, it->pstr);
+      return nx_err(NX_INVALID,
+                    "update: found unexpected field '%s' after $each in $addToSet at "
+                    "'%s'",
+                    k, it->pstr);
     } else if (strcmp(k, "$slice") == 0) {
       if (!int_arg(v, &it->slice))
-        return nx_err(NX_INVALID, "update: the value for $slice must be an integer at '%s'",
-                      it->pstr);
+        return nx_err(NX_INVALID, "update: the value for $slice must be an integer at '%s'", it->pstr);
       it->has_slice = true;
     } else if (strcmp(k, "$position") == 0) {
       if (!int_arg(v, &it->position))
-        return nx_err(NX_INVALID, "update: the value for $position must be an integer at '%s'",
-                      it->pstr);
+        return nx_err(NX_INVALID, "update: the value for $position must be an integer at '%s'", it->pstr);
       it->has_position = true;
     } else if (strcmp(k, "$sort") == 0) {
       int64_t d;
       if (int_arg(v, &d)) {
         if (d != 1 && d != -1)
-          return nx_err(NX_INVALID, "update: the $sort element value must be either 1 or -1 at "
-                        "'%s'", it->pstr);
+          return nx_err(NX_INVALID,
+                        "update: the $sort element value must be either 1 or -1 at "
+                        "'%s'",
+                        it->pstr);
         it->sort_kind = 1;
         it->sort_dir = (int)d;
       } else if (v->value_type == BSON_TYPE_DOCUMENT) {
@@ -378,8 +412,10 @@ static int parse_push(uitem *it, bson_iter_t *vit) {
         if (rc != NX_OK) return nx_err_prefix(rc, "update: $push $sort at '%s': ", it->pstr);
         it->sort_kind = 2;
       } else {
-        return nx_err(NX_INVALID, "update: the $sort is invalid: use 1/-1 to sort the whole "
-                      "element, or {field: 1/-1} to sort embedded fields, at '%s'", it->pstr);
+        return nx_err(NX_INVALID,
+                      "update: the $sort is invalid: use 1/-1 to sort the whole "
+                      "element, or {field: 1/-1} to sort embedded fields, at '%s'",
+                      it->pstr);
       }
     } else {
       return nx_err(NX_INVALID, "update: unrecognized clause in $push: %s at '%s'", k, it->pstr);
@@ -399,8 +435,7 @@ static int parse_pull(uitem *it) {
     if (bson_iter_init_from_data(&probe, v->value.v_doc.data, v->value.v_doc.data_len) &&
         bson_iter_next(&probe)) {
       const char *k = bson_iter_key(&probe);
-      opdoc = k[0] == '$' && strcmp(k, "$and") != 0 && strcmp(k, "$or") != 0 &&
-              strcmp(k, "$nor") != 0;
+      opdoc = k[0] == '$' && strcmp(k, "$and") != 0 && strcmp(k, "$or") != 0 && strcmp(k, "$nor") != 0;
     }
   }
   if (v->value_type == BSON_TYPE_DOCUMENT) {
@@ -438,9 +473,8 @@ static int parse_item(update_t *u, uitem *it, uop op, const char *opname, bson_i
     if (v->value_type == BSON_TYPE_BOOL) return NX_OK;
     if (v->value_type == BSON_TYPE_DOCUMENT) {
       bson_iter_t d;
-      if (bson_iter_init_from_data(&d, v->value.v_doc.data, v->value.v_doc.data_len) &&
-          bson_iter_next(&d) && strcmp(bson_iter_key(&d), "$type") == 0 &&
-          BSON_ITER_HOLDS_UTF8(&d)) {
+      if (bson_iter_init_from_data(&d, v->value.v_doc.data, v->value.v_doc.data_len) && bson_iter_next(&d) &&
+          strcmp(bson_iter_key(&d), "$type") == 0 && BSON_ITER_HOLDS_UTF8(&d)) {
         const char *t = bson_iter_utf8(&d, NULL);
         if (strcmp(t, "date") == 0) return NX_OK;
         if (strcmp(t, "timestamp") == 0) {
@@ -449,30 +483,36 @@ static int parse_item(update_t *u, uitem *it, uop op, const char *opname, bson_i
         }
       }
     }
-    return nx_err(NX_INVALID, "update: $currentDate needs true or {$type: \"date\"|\"timestamp\"} "
-                  "for '%s'", it->pstr);
+    return nx_err(NX_INVALID,
+                  "update: $currentDate needs true or {$type: \"date\"|\"timestamp\"} "
+                  "for '%s'",
+                  it->pstr);
   case U_RENAME: {
     if (v->value_type != BSON_TYPE_UTF8)
-      return nx_err(NX_INVALID, "update: the 'to' field for $rename must be a string for '%s'",
-                    it->pstr);
+      return nx_err(NX_INVALID, "update: the 'to' field for $rename must be a string for '%s'", it->pstr);
     it->to_str = nx_strdup(v->value.v_utf8.str);
     if (!it->to_str) return nx_err(NX_NOMEM, "update: out of memory");
     rc = parse_upath("$rename", it->to_str, &it->to, false, &u->positional);
     if (rc != NX_OK) return rc;
     if (strcmp(it->pstr, it->to_str) == 0)
-      return nx_err(NX_INVALID, "update: the source and target field for $rename must differ: "
-                    "'%s'", it->pstr);
+      return nx_err(NX_INVALID,
+                    "update: the source and target field for $rename must differ: "
+                    "'%s'",
+                    it->pstr);
     size_t m = it->path.n < it->to.n ? it->path.n : it->to.n;
     bool prefix = true;
     for (size_t i = 0; i < m; i++)
       if (strcmp(it->path.parts[i], it->to.parts[i]) != 0) prefix = false;
     if (prefix)
-      return nx_err(NX_INVALID, "update: the source and target field for $rename must not be on "
-                    "the same path: '%s' and '%s'", it->pstr, it->to_str);
+      return nx_err(NX_INVALID,
+                    "update: the source and target field for $rename must not be on "
+                    "the same path: '%s' and '%s'",
+                    it->pstr, it->to_str);
     return NX_OK;
   }
   case U_PUSH:
-  case U_ADDTOSET: return parse_push(it, fit);
+  case U_ADDTOSET:
+    return parse_push(it, fit);
   case U_POP: {
     int64_t d;
     if (!int_arg(v, &d) || (d != 1 && d != -1))
@@ -482,11 +522,15 @@ static int parse_item(update_t *u, uitem *it, uop op, const char *opname, bson_i
   }
   case U_PULLALL:
     if (v->value_type != BSON_TYPE_ARRAY)
-      return nx_err(NX_INVALID, "update: $pullAll requires an array argument but was given %s for "
-                    "'%s'", doc_type_name(v->value_type), it->pstr);
+      return nx_err(NX_INVALID,
+                    "update: $pullAll requires an array argument but was given %s for "
+                    "'%s'",
+                    doc_type_name(v->value_type), it->pstr);
     return collect_array(v, &it->each, &it->neach);
-  case U_PULL: return parse_pull(it);
-  default: return NX_OK;
+  case U_PULL:
+    return parse_pull(it);
+  default:
+    return NX_OK;
   }
 }
 
@@ -526,7 +570,8 @@ static int pref_cmp(const void *x, const void *y) {
 
 static int check_conflicts(update_t *u) {
   size_t n = 0;
-  for (size_t i = 0; i < u->n; i++) n += u->items[i].op == U_RENAME ? 2 : 1;
+  for (size_t i = 0; i < u->n; i++)
+    n += u->items[i].op == U_RENAME ? 2 : 1;
   if (n < 2) return NX_OK;
   pref *ps = nx_calloc(n, sizeof *ps);
   if (!ps) return nx_err(NX_NOMEM, "update: out of memory");
@@ -543,8 +588,8 @@ static int check_conflicts(update_t *u) {
   int rc = NX_OK;
   for (size_t i = 0; i + 1 < n; i++) {
     if (path_is_prefix(ps[i].p, ps[i + 1].p)) {
-      rc = nx_err(NX_INVALID, "update: Updating the path '%s' would create a conflict at '%s'",
-                  ps[i + 1].s, ps[i].s);
+      rc = nx_err(NX_INVALID, "update: Updating the path '%s' would create a conflict at '%s'", ps[i + 1].s,
+                  ps[i].s);
       break;
     }
   }
@@ -556,8 +601,7 @@ static int parse_common(const bson_t *spec, bool force_replacement, update_t **o
   *out = NULL;
   if (!spec) return nx_err(NX_INVALID, "update: NULL");
   if (spec->len > FILTER_MAX_BYTES)
-    return nx_err(NX_LIMIT, "update: %u bytes exceeds the limit of %u bytes", spec->len,
-                  FILTER_MAX_BYTES);
+    return nx_err(NX_LIMIT, "update: %u bytes exceeds the limit of %u bytes", spec->len, FILTER_MAX_BYTES);
   if (doc_depth_capped(spec, FILTER_MAX_BSON_DEPTH) > FILTER_MAX_BSON_DEPTH)
     return nx_err(NX_LIMIT, "update: nesting deeper than %d", FILTER_MAX_BSON_DEPTH);
   update_t *u = nx_calloc(1, sizeof *u);
@@ -569,14 +613,15 @@ static int parse_common(const bson_t *spec, bool force_replacement, update_t **o
   if (!u->spec || !bson_iter_init(&it, u->spec)) rc = nx_err(NX_INVALID, "update: malformed BSON");
   bson_iter_t probe = it;
   bool first = rc == NX_OK && bson_iter_next(&probe);
-  if (rc == NX_OK && !first && !force_replacement)
-    rc = nx_err(NX_INVALID, "update: empty update document");
+  if (rc == NX_OK && !first && !force_replacement) rc = nx_err(NX_INVALID, "update: empty update document");
   if (rc == NX_OK && (force_replacement || !first || bson_iter_key(&probe)[0] != '$')) {
     u->replacement = true;
     while (bson_iter_next(&it)) {
       if (bson_iter_key(&it)[0] == '$') {
-        rc = nx_err(NX_INVALID, "update: the replacement document may not contain operator '%s' "
-                    "(operators and fields cannot be mixed)", bson_iter_key(&it));
+        rc = nx_err(NX_INVALID,
+                    "update: the replacement document may not contain operator '%s' "
+                    "(operators and fields cannot be mixed)",
+                    bson_iter_key(&it));
         break;
       }
     }
@@ -586,25 +631,30 @@ static int parse_common(const bson_t *spec, bool force_replacement, update_t **o
     while (rc == NX_OK && bson_iter_next(&c)) {
       const char *k = bson_iter_key(&c);
       if (k[0] != '$') {
-        rc = nx_err(NX_INVALID, "update: operators and fields cannot be mixed: found field '%s' "
-                    "in an update with operators", k);
+        rc = nx_err(NX_INVALID,
+                    "update: operators and fields cannot be mixed: found field '%s' "
+                    "in an update with operators",
+                    k);
         break;
       }
       bool known = false;
-      for (size_t i = 0; i < sizeof k_ops / sizeof k_ops[0]; i++) known |= strcmp(k, k_ops[i].name) == 0;
+      for (size_t i = 0; i < sizeof k_ops / sizeof k_ops[0]; i++)
+        known |= strcmp(k, k_ops[i].name) == 0;
       if (!known) {
         rc = nx_err(NX_INVALID, "update: unknown operator '%s'", k);
         break;
       }
       if (!BSON_ITER_HOLDS_DOCUMENT(&c)) {
-        rc = nx_err(NX_INVALID, "update: modifiers operate on fields but we found type %s "
+        rc = nx_err(NX_INVALID,
+                    "update: modifiers operate on fields but we found type %s "
                     "instead: {%s: ...} needs a document like {%s: {<field>: ...}}",
                     doc_type_name(bson_iter_type(&c)), k, k);
         break;
       }
       bson_iter_t f;
       bson_iter_recurse(&c, &f);
-      while (bson_iter_next(&f)) total++;
+      while (bson_iter_next(&f))
+        total++;
     }
     if (rc == NX_OK && total > FILTER_MAX_NODES)
       rc = nx_err(NX_LIMIT, "update: more than %d fields", FILTER_MAX_NODES);
@@ -623,7 +673,8 @@ static int parse_common(const bson_t *spec, bool force_replacement, update_t **o
         }
       bson_iter_t f;
       bson_iter_recurse(&it, &f);
-      while (rc == NX_OK && bson_iter_next(&f)) rc = parse_item(u, &u->items[u->n++], op, opname, &f);
+      while (rc == NX_OK && bson_iter_next(&f))
+        rc = parse_item(u, &u->items[u->n++], op, opname, &f);
     }
     if (rc == NX_OK) rc = check_conflicts(u);
     if (rc == NX_OK && u->n > 1) qsort(u->items, u->n, sizeof *u->items, item_cmp);
@@ -638,19 +689,17 @@ static int parse_common(const bson_t *spec, bool force_replacement, update_t **o
 
 int update_parse(const bson_t *spec, update_t **out) { return parse_common(spec, false, out); }
 
-int update_parse_replacement(const bson_t *spec, update_t **out) {
-  return parse_common(spec, true, out);
-}
+int update_parse_replacement(const bson_t *spec, update_t **out) { return parse_common(spec, true, out); }
 
 /* =========================================================================================
  * Application
  * ========================================================================================= */
 typedef struct actx {
   const update_t *u;
-  const bson_t *doc;      /* the input document, for messages */
+  const bson_t *doc; /* the input document, for messages */
   bool upsert;
   int64_t now_ms;
-  int64_t pos;            /* positional $ index, -1 if none */
+  int64_t pos; /* positional $ index, -1 if none */
 } actx;
 
 /* "{_id: 1}" for messages. */
@@ -687,8 +736,8 @@ static int arith(const actx *a, const uitem *it, const bson_value_t *cur, bson_v
   if (tc == BSON_TYPE_DECIMAL128 || ta == BSON_TYPE_DECIMAL128) {
     out->value_type = BSON_TYPE_DECIMAL128;
     if (!doc_decimal_arith(cur, arg, mul, &out->value.v_decimal128))
-      return nx_err(NX_INVALID, "update: %s needs numbers (field '%s' in %s)", it->opname,
-                    it->pstr, id_str(a, idb, sizeof idb));
+      return nx_err(NX_INVALID, "update: %s needs numbers (field '%s' in %s)", it->opname, it->pstr,
+                    id_str(a, idb, sizeof idb));
     return NX_OK;
   }
   if (tc == BSON_TYPE_DOUBLE || ta == BSON_TYPE_DOUBLE) {
@@ -702,9 +751,10 @@ static int arith(const actx *a, const uitem *it, const bson_value_t *cur, bson_v
   int64_t r;
   bool ovf = mul ? __builtin_mul_overflow(x, y, &r) : __builtin_add_overflow(x, y, &r);
   if (ovf)
-    return nx_err(NX_INVALID, "update: failed to apply %s to the current value of '%s' in %s: "
-                  "the result overflows a 64-bit integer", it->opname, it->pstr,
-                  id_str(a, idb, sizeof idb));
+    return nx_err(NX_INVALID,
+                  "update: failed to apply %s to the current value of '%s' in %s: "
+                  "the result overflows a 64-bit integer",
+                  it->opname, it->pstr, id_str(a, idb, sizeof idb));
   if (tc == BSON_TYPE_INT32 && ta == BSON_TYPE_INT32 && r >= INT32_MIN && r <= INT32_MAX) {
     out->value_type = BSON_TYPE_INT32;
     out->value.v_int32 = (int32_t)r;
@@ -789,10 +839,12 @@ static int do_push(const actx *a, const uitem *it, mnode *arr) {
   if (it->has_slice) {
     int64_t s = it->slice;
     if (s >= 0) {
-      while ((int64_t)arr->n > s) mremove(arr, arr->n - 1);
+      while ((int64_t)arr->n > s)
+        mremove(arr, arr->n - 1);
     } else {
       int64_t keep = -s;
-      while ((int64_t)arr->n > keep) mremove(arr, 0);
+      while ((int64_t)arr->n > keep)
+        mremove(arr, 0);
     }
   }
   return NX_OK;
@@ -835,7 +887,8 @@ static int do_pull(const uitem *it, mnode *arr) {
         hit = fpred_elem_matches(p, &v, &e);
         rc = e.rc;
       } else {
-        for (size_t i = 0; i < it->neach && !hit; i++) hit = doc_cmp_values(&v, &it->each[i]) == 0;
+        for (size_t i = 0; i < it->neach && !hit; i++)
+          hit = doc_cmp_values(&v, &it->each[i]) == 0;
       }
     }
     if (used) bson_destroy(&tmp);
@@ -854,7 +907,9 @@ static int terminal(const actx *a, const uitem *it, mnode *parent, mfield *slot,
   mnode *m = &slot->node;
   switch (it->op) {
   case U_SET:
-  case U_SETONINSERT: mnode_set_raw(m, &it->val); return NX_OK;
+  case U_SETONINSERT:
+    mnode_set_raw(m, &it->val);
+    return NX_OK;
   case U_UNSET:
     if (!existed) return NX_OK;
     if (parent->type == BSON_TYPE_ARRAY)
@@ -877,9 +932,10 @@ static int terminal(const actx *a, const uitem *it, mnode *parent, mfield *slot,
       return NX_OK;
     }
     if (m->expanded || !doc_is_number(m->type))
-      return nx_err(NX_INVALID, "update: Cannot apply %s to a value of non-numeric type. %s has "
-                    "the field '%s' of non-numeric type %s", it->opname, id_str(a, idb, sizeof idb),
-                    it->pstr, doc_type_name(m->type));
+      return nx_err(NX_INVALID,
+                    "update: Cannot apply %s to a value of non-numeric type. %s has "
+                    "the field '%s' of non-numeric type %s",
+                    it->opname, id_str(a, idb, sizeof idb), it->pstr, doc_type_name(m->type));
     bson_value_t r;
     int rc = arith(a, it, &m->v, &r);
     if (rc != NX_OK) return rc;
@@ -925,21 +981,27 @@ static int terminal(const actx *a, const uitem *it, mnode *parent, mfield *slot,
       if (it->op != U_PUSH && it->op != U_ADDTOSET) return NX_OK;
       mnode_set_empty(m, BSON_TYPE_ARRAY);
     } else if (m->type != BSON_TYPE_ARRAY) {
-      return nx_err(NX_INVALID, "update: The field '%s' must be an array but is of type %s in "
-                    "document %s", it->pstr, doc_type_name(m->type), id_str(a, idb, sizeof idb));
+      return nx_err(NX_INVALID,
+                    "update: The field '%s' must be an array but is of type %s in "
+                    "document %s",
+                    it->pstr, doc_type_name(m->type), id_str(a, idb, sizeof idb));
     }
     int rc = mnode_expand(m);
     if (rc != NX_OK) return rc;
     switch (it->op) {
-    case U_PUSH: return do_push(a, it, m);
-    case U_ADDTOSET: return do_add_to_set(it, m);
+    case U_PUSH:
+      return do_push(a, it, m);
+    case U_ADDTOSET:
+      return do_add_to_set(it, m);
     case U_POP:
       if (m->n) mremove(m, it->position == 1 ? m->n - 1 : 0);
       return NX_OK;
-    default: return do_pull(it, m);
+    default:
+      return do_pull(it, m);
     }
   }
-  case U_RENAME: return NX_OK;
+  case U_RENAME:
+    return NX_OK;
   }
   return NX_OK;
 }
@@ -957,14 +1019,18 @@ static int descend(const actx *a, const uitem *it, mfield *f, size_t i, const ch
   if (!creates(it->op)) return NX_OK;
   char idb[128];
   if (it->path.index[i] == POS_ALL)
-    return nx_err(NX_INVALID, "update: Cannot apply array updates to non-array element %s at '%s' "
-                  "in %s", fkey, it->pstr, id_str(a, idb, sizeof idb));
+    return nx_err(NX_INVALID,
+                  "update: Cannot apply array updates to non-array element %s at '%s' "
+                  "in %s",
+                  fkey, it->pstr, id_str(a, idb, sizeof idb));
   nx_buf b;
   nx_buf_init(&b, 256);
   bson_value_t v = c->v;
   doc_value_to_json(&v, &b);
-  int rc = nx_err(NX_INVALID, "update: Cannot create field '%s' in element {%s: %.*s} (path '%s' "
-                  "in %s)", it->path.parts[i], fkey, (int)(b.len > 200 ? 200 : b.len),
+  int rc = nx_err(NX_INVALID,
+                  "update: Cannot create field '%s' in element {%s: %.*s} (path '%s' "
+                  "in %s)",
+                  it->path.parts[i], fkey, (int)(b.len > 200 ? 200 : b.len),
                   b.data ? (const char *)b.data : "", it->pstr, id_str(a, idb, sizeof idb));
   nx_buf_free(&b);
   return rc;
@@ -978,17 +1044,20 @@ static int walk(const actx *a, const uitem *it, mnode *cont, size_t i) {
   char idb[128];
   if (idx == POS_DOLLAR) {
     if (a->pos < 0)
-      return nx_err(NX_INVALID, "update: The positional operator did not find the match needed "
-                    "from the query (path '%s')", it->pstr);
+      return nx_err(NX_INVALID,
+                    "update: The positional operator did not find the match needed "
+                    "from the query (path '%s')",
+                    it->pstr);
     idx = a->pos;
   }
   if (idx == POS_ALL) {
     if (cont->type != BSON_TYPE_ARRAY)
-      return nx_err(NX_INVALID, "update: Cannot apply array updates to non-array element at '%s' "
-                    "in %s", it->pstr, id_str(a, idb, sizeof idb));
+      return nx_err(NX_INVALID,
+                    "update: Cannot apply array updates to non-array element at '%s' "
+                    "in %s",
+                    it->pstr, id_str(a, idb, sizeof idb));
     for (uint32_t j = 0; j < cont->n; j++) {
-      int rc = last ? terminal(a, it, cont, &cont->f[j], true)
-                    : descend(a, it, &cont->f[j], i + 1, "$[]");
+      int rc = last ? terminal(a, it, cont, &cont->f[j], true) : descend(a, it, &cont->f[j], i + 1, "$[]");
       if (rc != NX_OK) return rc;
     }
     return NX_OK;
@@ -996,8 +1065,8 @@ static int walk(const actx *a, const uitem *it, mnode *cont, size_t i) {
   if (cont->type == BSON_TYPE_ARRAY) {
     if (idx < 0) {
       if (!creates(it->op)) return NX_OK;
-      return nx_err(NX_INVALID, "update: Cannot create field '%s' in an array (path '%s' in %s)",
-                    comp, it->pstr, id_str(a, idb, sizeof idb));
+      return nx_err(NX_INVALID, "update: Cannot create field '%s' in an array (path '%s' in %s)", comp,
+                    it->pstr, id_str(a, idb, sizeof idb));
     }
     if ((uint64_t)idx < cont->n) {
       mfield *f = &cont->f[idx];
@@ -1005,8 +1074,10 @@ static int walk(const actx *a, const uitem *it, mnode *cont, size_t i) {
     }
     if (!creates(it->op)) return NX_OK;
     if (idx > MAX_BACKFILL)
-      return nx_err(NX_LIMIT, "update: can't backfill an array to more than %d elements (path "
-                    "'%s')", MAX_BACKFILL, it->pstr);
+      return nx_err(NX_LIMIT,
+                    "update: can't backfill an array to more than %d elements (path "
+                    "'%s')",
+                    MAX_BACKFILL, it->pstr);
     int rc = reserve(cont, (uint32_t)(idx + 1 - cont->n));
     if (rc != NX_OK) return rc;
     while (cont->n <= (uint64_t)idx) {
@@ -1046,8 +1117,10 @@ static int do_rename(const actx *a, const uitem *it, mnode *root) {
     mfield *f = mdoc_find(cont, it->path.parts[i], it->path.lens[i]);
     if (!f) return NX_OK;
     if (f->node.type == BSON_TYPE_ARRAY)
-      return nx_err(NX_INVALID, "update: The source field for $rename may not be inside an "
-                    "array: '%s' in %s", it->pstr, id_str(a, idb, sizeof idb));
+      return nx_err(NX_INVALID,
+                    "update: The source field for $rename may not be inside an "
+                    "array: '%s' in %s",
+                    it->pstr, id_str(a, idb, sizeof idb));
     if (f->node.type != BSON_TYPE_DOCUMENT) return NX_OK;
     int rc = mnode_expand(&f->node);
     if (rc != NX_OK) return rc;
@@ -1086,8 +1159,10 @@ static int do_rename(const actx *a, const uitem *it, mnode *root) {
       }
       mnode_set_empty(&f->node, BSON_TYPE_DOCUMENT);
     } else if (f->node.type == BSON_TYPE_ARRAY) {
-      rc = nx_err(NX_INVALID, "update: The destination field for $rename may not be inside an "
-                  "array: '%s' in %s", it->to_str, id_str(a, idb, sizeof idb));
+      rc = nx_err(NX_INVALID,
+                  "update: The destination field for $rename may not be inside an "
+                  "array: '%s' in %s",
+                  it->to_str, id_str(a, idb, sizeof idb));
       break;
     } else if (f->node.type != BSON_TYPE_DOCUMENT) {
       rc = nx_err(NX_INVALID, "update: Cannot create field '%s' for $rename target '%s' in %s",
@@ -1108,8 +1183,8 @@ static bool same_bytes(const bson_t *a, const bson_t *b) {
 
 static int finish(const actx *a, bson_t *out) {
   if (out->len > DOC_MAX_BYTES)
-    return nx_err(NX_LIMIT, "update: the resulting document is %u bytes, over the limit of %d",
-                  out->len, DOC_MAX_BYTES);
+    return nx_err(NX_LIMIT, "update: the resulting document is %u bytes, over the limit of %d", out->len,
+                  DOC_MAX_BYTES);
   if (doc_depth(out) > DOC_MAX_DEPTH)
     return nx_err(NX_LIMIT, "update: the resulting document nests deeper than %d", DOC_MAX_DEPTH);
   bson_iter_t oi, ni;
@@ -1117,7 +1192,7 @@ static int finish(const actx *a, bson_t *out) {
     bool has = bson_iter_init_find(&ni, out, "_id");
     if (!has || bson_iter_type(&oi) != bson_iter_type(&ni) || doc_cmp_iter(&oi, &ni) != 0)
       return nx_err(NX_INVALID, "update: Performing an update on the path '_id' would modify the "
-                    "immutable field '_id'");
+                                "immutable field '_id'");
   }
   return NX_OK;
 }
@@ -1148,8 +1223,8 @@ static int apply_replacement(const actx *a, bson_t *out) {
   return rc;
 }
 
-int update_apply(const update_t *u, const bson_t *doc, const filter_t *query,
-                 bool is_upsert_insert, int64_t now_ms, bson_t *out, bool *changed) {
+int update_apply(const update_t *u, const bson_t *doc, const filter_t *query, bool is_upsert_insert,
+                 int64_t now_ms, bson_t *out, bool *changed) {
   actx a = {u, doc, is_upsert_insert, now_ms, -1};
   *changed = false;
   int rc;
@@ -1226,11 +1301,15 @@ int update_build_upsert_seed(const filter_t *query, bson_t *out) {
   int rc = NX_OK;
   for (size_t i = 0; i + 1 < n && rc == NX_OK; i++) {
     if (path_cmp(items[i].path, items[i + 1].path) == 0)
-      rc = nx_err(NX_INVALID, "update: cannot infer query fields to set, path '%s' is matched "
-                  "twice", items[i].pstr);
+      rc = nx_err(NX_INVALID,
+                  "update: cannot infer query fields to set, path '%s' is matched "
+                  "twice",
+                  items[i].pstr);
     else if (path_is_prefix(items[i].path, items[i + 1].path))
-      rc = nx_err(NX_INVALID, "update: cannot infer query fields to set, both paths '%s' and '%s' "
-                  "are matched", items[i].pstr, items[i + 1].pstr);
+      rc = nx_err(NX_INVALID,
+                  "update: cannot infer query fields to set, both paths '%s' and '%s' "
+                  "are matched",
+                  items[i].pstr, items[i + 1].pstr);
   }
   mnode r;
   memset(&r, 0, sizeof r);
