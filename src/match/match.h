@@ -49,7 +49,9 @@ typedef struct filter filter_t;
  */
 int filter_parse(const bson_t *spec, filter_t **out);
 
-/** Sets `*matched` to whether `doc` satisfies `f`. Returns NX_OK, or NX_LIMIT when a regex exceeds
+/** Sets `*matched` to whether `doc` satisfies `f`. `doc` should have passed
+ *  doc_validate_for_storage (its nesting bounds the recursion of value comparisons); evaluation
+ *  reads its bytes in place and allocates nothing except for regex matches. Returns NX_OK, or NX_LIMIT when a regex exceeds
  *  its match/depth/heap limit (the message names the path), NX_INVALID for malformed BSON. */
 int filter_match(const filter_t *f, const bson_t *doc, bool *matched);
 
@@ -134,7 +136,7 @@ bool update_is_replacement(const update_t *u);
  * NX_OK). `query` (may be NULL) is the filter that selected `doc`, needed for the positional `$`.
  * `is_upsert_insert` enables $setOnInsert. `now_ms` feeds $currentDate. `*changed` is true when
  * `out` differs from `doc` byte for byte. Field order: existing fields keep their place, new ones
- * are appended (MongoDB 5+ order). `_id` may not change ("update: Performing an update on the
+ * are appended, operations running in path order whatever the spec's order (MongoDB 5.0+). `_id` may not change ("update: Performing an update on the
  * path '_id' would modify the immutable field '_id'"); a replacement keeps the original `_id`.
  * Errors: NX_INVALID naming the path and the types (e.g. "update: Cannot apply $inc to a value of
  * non-numeric type. {_id: 1} has the field 'a' of non-numeric type string"), NX_LIMIT if the
@@ -167,8 +169,8 @@ typedef struct proj proj_t;
  */
 int proj_parse(const bson_t *spec, proj_t **out);
 /** Applies `p` to `doc` into `out`. `query` (may be NULL) serves the positional `$`: without a
- *  matching array position it is NX_INVALID ("projection: positional operator '.$' ... did not
- *  match"). */
+ *  matching array position it is NX_INVALID ("projection: positional operator 'a.$' couldn't find
+ *  a matching element in the array ..."). */
 int proj_apply(const proj_t *p, const bson_t *doc, const filter_t *query, bson_t *out);
 void proj_free(proj_t *p);
 
