@@ -49,10 +49,11 @@ typedef struct filter filter_t;
  */
 int filter_parse(const bson_t *spec, filter_t **out);
 
-/** Sets `*matched` to whether `doc` satisfies `f`. `doc` should have passed
- *  doc_validate_for_storage (its nesting bounds the recursion of value comparisons); evaluation
- *  reads its bytes in place and allocates nothing except for regex matches. Returns NX_OK, or NX_LIMIT when a regex exceeds
- *  its match/depth/heap limit (the message names the path), NX_INVALID for malformed BSON. */
+/** Sets `*matched` to whether `doc` satisfies `f`. Returns NX_OK, or NX_LIMIT when a regex
+ *  exceeds its match/depth/heap limit (the message names the path). `doc` should have passed
+ *  doc_validate_for_storage (its nesting bounds the recursion of value comparisons); malformed
+ *  bytes end the walk as if the rest were absent. Evaluation reads the bytes in place and
+ *  allocates nothing except regex match data. */
 int filter_match(const filter_t *f, const bson_t *doc, bool *matched);
 
 /** As filter_match, and also reports, for the positional operator `$` of updates and projections,
