@@ -572,3 +572,101 @@ static void st_spill_run(bool commit) {
 
 Test(pager, btree_txn_ten_times_the_cache_spills_and_commits) { st_spill_run(true); }
 Test(pager, btree_txn_ten_times_the_cache_spills_and_aborts) { st_spill_run(false); }
+
+/* ---- readers in other threads keep their snapshots while commits and checkpoints run ---- */
+typedef struct rd_ctx {
+  pager *p;
+  int stop;
+  uint64_t snapshots, pages, errors;
+  char msg[256];
+} rd_ctx;
+
+/* Checks one snapshot: every data page and extra of the roots holds what the workload wrote. */
+static int check_snapshot(pg_txn *r, rd_ctx *c) {
+  pt_state s;
+  pt_roots_get(pg_roots(r), &s);
+  if (s.n > PT_SLOTS) return -1;
+  uint64_t prev = s.counter + 1;
+  for (uint32_t i = 0; i < s.n; i++) {
+    pg_page d;
+    if (pg_get(r, s.pg[i], 0, &d) != NX_OK) return -2;
+    uint64_t cnt = nx_get64(d.data + 24);
+    uint32_t nx = nx_get32(d.data + 36);
+    int bad = cnt >= prev || (i == 0 && cnt != s.counter) || nx_get32(d.data + 32) != d.pgno || nx > 100;
+    prev = cnt;
+    for (uint32_t k = 0; k < nx && !bad; k++) {
+      pg_page x;
+      if (pg_get(r, nx_get32(d.data + 40 + 4 * k), 0, &x) != NX_OK) {
+        bad = 1;
+        break;
+      }
+      bad = nx_get64(x.data + 24) != cnt || nx_get32(x.data + 32) != k;
+      pg_release(r, &x);
+      c->pages++;
+    }
+    pg_release(r, &d);
+    c->pages++;
+    if (bad) return -3;
+  }
+  return 0;
+}
+
+static void *reader_thread(void *arg) {
+  rd_ctx *c = arg;
+  while (!__atomic_load_n(&c->stop, __ATOMIC_RELAXED)) {
+    pg_txn *r;
+    if (pager_begin(c->p, false, &r) != NX_OK) {
+      c->errors++;
+      break;
+    }
+    /* read the same snapshot twice, with commits and checkpoints in between */
+    int rc1 = check_snapshot(r, c);
+    sched_yield();
+    int rc2 = check_snapshot(r, c);
+    if (rc1 || rc2) {
+      if (!c->errors) snprintf(c->msg, sizeof c->msg, "snapshot %llu: %d/%d %s", (unsigned long long)pg_txnid(r), rc1,
+                               rc2, nx_err_msg());
+      c->errors++;
+    }
+    pager_abort(r);
+    __atomic_add_fetch(&c->snapshots, 1, __ATOMIC_RELAXED);
+  }
+  return NULL;
+}
+
+Test(pager, reader_threads_keep_snapshots_during_commits_and_checkpoints) {
+  char path[256];
+  pt_tmpfile(path, sizeof path, "mt.db");
+  pager *p = open_db(path, NX_DURABILITY_NORMAL, 128 * 4096, 64 * 1024); /* small cache: misses too */
+  for (int i = 0; i < 12; i++) step(p, 3);
+  rd_ctx c[2];
+  memset(c, 0, sizeof c);
+  pthread_t th[2];
+  for (int i = 0; i < 2; i++) {
+    c[i].p = p;
+    pthread_create(&th[i], NULL, reader_thread, &c[i]);
+  }
+  int n = asan_scale() ? 150 : 600;
+  uint64_t want = asan_scale() ? 60 : 300;
+  /* commit until both readers have checked enough snapshots (bounded) */
+  for (int i = 0; i < n || ((__atomic_load_n(&c[0].snapshots, __ATOMIC_RELAXED) < want ||
+                             __atomic_load_n(&c[1].snapshots, __ATOMIC_RELAXED) < want) && i < 200000); i++) {
+    if (i >= n) n = i + 1;
+    step(p, (uint32_t)(i % 7));
+    if (i % 25 == 0) cr_assert_eq(pager_checkpoint(p, i % 50 ? NX_CHECKPOINT_FULL : NX_CHECKPOINT_TRUNCATE), NX_OK);
+  }
+  for (int i = 0; i < 2; i++) __atomic_store_n(&c[i].stop, 1, __ATOMIC_RELAXED);
+  for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < 2; i++) {
+    cr_assert_eq(c[i].errors, 0, "reader %d: %s", i, c[i].msg);
+    cr_assert(c[i].snapshots > 0);
+  }
+  nx_stats st;
+  pager_stats(p, &st);
+  cr_log_info("reader threads: %llu + %llu snapshots checked, %llu checkpoints, cache %llu hits %llu misses",
+              (unsigned long long)c[0].snapshots, (unsigned long long)c[1].snapshots, (unsigned long long)st.checkpoints,
+              (unsigned long long)st.cache_hits, (unsigned long long)st.cache_misses);
+  cr_assert_eq(verify(p), 12 + (uint64_t)n);
+  cr_assert_eq(pager_close(p), NX_OK);
+  pt_cleanup(path);
+}
