@@ -553,3 +553,54 @@ Test(match, equivalent_filters_agree_on_random_documents) {
   }
   fprintf(stderr, "equivalences checked: %d\n", checked);
 }
+
+/* ---- A parsed filter is shared by threads ---- */
+
+#include <pthread.h>
+
+typedef struct share_ctx {
+  const filter_t *f;
+  const bson_t *docs;
+  int ndocs;
+  int hits;   /* matches counted by this thread */
+  int errors; /* non-OK statuses */
+} share_ctx;
+
+static void *share_worker(void *arg) {
+  share_ctx *c = arg;
+  for (int r = 0; r < 200; r++)
+    for (int i = 0; i < c->ndocs; i++) {
+      bool m = false;
+      if (filter_match(c->f, &c->docs[i], &m) != NX_OK) c->errors++;
+      c->hits += m;
+    }
+  return NULL;
+}
+
+Test(match, one_filter_is_matched_by_several_threads_at_once) {
+  filter_t *f;
+  cr_assert_eq(parse_json_filter("{\"name\": {\"$regex\": \"^u[0-9]*5$\", \"$options\": \"i\"},"
+                                 " \"n\": {\"$in\": [5, 15, 25, 35, 45]}}", &f), NX_OK);
+  bson_t docs[50];
+  for (int i = 0; i < 50; i++) {
+    char j[64];
+    snprintf(j, sizeof j, "{\"name\": \"U%d\", \"n\": %d}", i, i);
+    bson_t tmp;
+    cr_assert_eq(doc_from_json(j, -1, &tmp), NX_OK);
+    bson_copy_to(&tmp, &docs[i]);
+    bson_destroy(&tmp);
+  }
+  pthread_t th[4];
+  share_ctx ctx[4];
+  for (int t = 0; t < 4; t++) {
+    ctx[t] = (share_ctx){f, docs, 50, 0, 0};
+    pthread_create(&th[t], NULL, share_worker, &ctx[t]);
+  }
+  for (int t = 0; t < 4; t++) pthread_join(th[t], NULL);
+  for (int t = 0; t < 4; t++) {
+    cr_assert_eq(ctx[t].errors, 0);
+    cr_assert_eq(ctx[t].hits, 200 * 5, "thread %d counted %d", t, ctx[t].hits);
+  }
+  for (int i = 0; i < 50; i++) bson_destroy(&docs[i]);
+  filter_free(f);
+}
