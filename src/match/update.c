@@ -819,7 +819,7 @@ static int do_push(const actx *a, const uitem *it, mnode *arr) {
     if (p < 0) p = (int64_t)arr->n + p < 0 ? 0 : (int64_t)arr->n + p;
     if (p < (int64_t)arr->n) at = (uint32_t)p;
   }
-  memmove(&arr->f[at + it->neach], &arr->f[at], (size_t)(arr->n - at) * sizeof *arr->f);
+  if (arr->n > at) memmove(&arr->f[at + it->neach], &arr->f[at], (size_t)(arr->n - at) * sizeof *arr->f);
   for (size_t i = 0; i < it->neach; i++) {
     mfield *f = &arr->f[at + i];
     memset(f, 0, sizeof *f);
