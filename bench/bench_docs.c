@@ -74,7 +74,7 @@ static void gen_doc(int i, char *json, size_t cap, bson_t *b) {
   snprintf(street, sizeof street, "%u %s street", 1 + rnd() % 200, k_words[rnd() % 16]);
   snprintf(zip, sizeof zip, "%05u", rnd() % 100000);
   bio[0] = 0;
-  while (strlen(bio) < 90) snprintf(bio + strlen(bio), sizeof bio - strlen(bio), "%s%s", bio[0] ? " " : "", k_words[rnd() % 16]);
+  while (strlen(bio) < 68) snprintf(bio + strlen(bio), sizeof bio - strlen(bio), "%s%s", bio[0] ? " " : "", k_words[rnd() % 16]);
   snprintf(json, cap,
            "{\"_id\": %d, \"name\": \"%s\", \"age\": %d, \"city\": \"%s\", \"score\": %d, \"active\": %s, "
            "\"tags\": [%s], \"address\": {\"street\": \"%s\", \"city\": \"%s\", \"zip\": \"%s\"}, \"bio\": \"%s\"}",
@@ -240,8 +240,9 @@ static void bench_nx(const char *dir, int n, figures *f) {
   f->update = (double)UPDATE_BATCHES * BATCH / (now_s() - t0);
   nx_stats st;
   nx_stats_get(db, &st);
-  printf("nexuslite: %llu pages of %u bytes, %llu commits, %llu checkpoints, %llu fsyncs\n",
-         (unsigned long long)st.pages_total, st.page_size, (unsigned long long)st.commits,
+  printf("nexuslite: %llu pages of %u bytes (%llu free), cache %llu hits %llu misses, %llu commits, %llu checkpoints, %llu fsyncs\n",
+         (unsigned long long)st.pages_total, st.page_size, (unsigned long long)st.pages_free,
+         (unsigned long long)st.cache_hits, (unsigned long long)st.cache_misses, (unsigned long long)st.commits,
          (unsigned long long)st.checkpoints, (unsigned long long)st.fsyncs);
   rc = nx_close(db);
   if (rc) die_nx(NULL, "nx_close", rc);

@@ -211,6 +211,35 @@ Test(engine_txn, cursor_in_write_txn_survives_writes) {
   nx_close(db);
 }
 
+Test(engine_txn, cursor_outliving_its_txn_is_refused_not_a_crash) {
+  nx_db *db = open_mem();
+  for (int i = 0; i < 10; i++) {
+    char j[32];
+    snprintf(j, sizeof j, "{\"_id\": %d}", i);
+    cr_assert_eq(nx_insert_one(db, NULL, "a", nx_json(j), NULL), NX_OK);
+  }
+  for (int kind = 0; kind < 2; kind++) {
+    nx_txn *t;
+    cr_assert_eq(nx_txn_begin(db, kind ? NX_TXN_WRITE : NX_TXN_READ, &t), NX_OK);
+    nx_cursor *c1, *c2;
+    nx_find_opts o = NX_FIND_OPTS_INIT;
+    o.sort = nx_json("{\"_id\": -1}");
+    cr_assert_eq(nx_find(db, t, "a", nx_none(), NULL, &c1), NX_OK);
+    cr_assert_eq(nx_find(db, t, "a", nx_none(), &o, &c2), NX_OK);
+    const bson_t *d;
+    cr_assert_eq(nx_cursor_next(c1, &d), NX_ROW);
+    cr_assert_eq(nx_cursor_next(c2, &d), NX_ROW);
+    if (kind) cr_assert_eq(nx_txn_commit(t), NX_OK);
+    else nx_txn_abort(t);
+    cr_assert_eq(nx_cursor_next(c1, &d), NX_MISUSE);
+    cr_assert(strstr(nx_errmsg(db), "transaction has ended"), "%s", nx_errmsg(db));
+    cr_assert_eq(nx_cursor_next(c2, &d), NX_MISUSE);
+    nx_cursor_close(c2);
+    nx_cursor_close(c1);
+  }
+  nx_close(db);
+}
+
 Test(engine_txn, read_only_database_refuses_writes) {
   mkdir_tmp();
   char path[300];

@@ -78,6 +78,15 @@ typedef struct eng_coll {
 } eng_coll;
 
 /* ---- Transactions ---- */
+/* Something that lives inside a transaction (a cursor) and must let go of it when the
+ * transaction ends first: detach(ctx) runs at commit/abort while storage is still usable. */
+typedef struct eng_txn_watch {
+  void (*detach)(void *ctx);      /* releases what the watcher holds of the txn */
+  void *ctx;                      /* its argument */
+  struct eng_txn_watch *prev;     /* neighbours in nx_txn.watchers */
+  struct eng_txn_watch *next;
+} eng_txn_watch;
+
 struct nx_txn {
   nx_db *db;               /* owning database */
   st_txn *st;              /* storage transaction, owned */
@@ -90,7 +99,12 @@ struct nx_txn {
   nx_buf enc;              /* scratch: the encoded value of the document being written */
   nx_buf key;              /* scratch: the key of the document being written */
   nx_buf old;              /* scratch: decompressed old version during a write */
+  eng_txn_watch *watchers; /* cursors opened in this txn and still open */
 };
+
+/** Registers / unregisters w on t (see eng_txn_watch). */
+void eng_txn_watch_add(nx_txn *t, eng_txn_watch *w);
+void eng_txn_watch_remove(nx_txn *t, eng_txn_watch *w);
 
 /** Begins a transaction on db (nx_txn_begin's body). */
 int eng_txn_begin(nx_db *db, bool write, bool user, nx_txn **out);

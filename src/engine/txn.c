@@ -53,8 +53,33 @@ int eng_txn_begin(nx_db *db, bool write, bool user, nx_txn **out) {
   return NX_OK;
 }
 
+void eng_txn_watch_add(nx_txn *t, eng_txn_watch *w) {
+  w->prev = NULL;
+  w->next = t->watchers;
+  if (t->watchers) t->watchers->prev = w;
+  t->watchers = w;
+}
+
+void eng_txn_watch_remove(nx_txn *t, eng_txn_watch *w) {
+  if (w->prev) w->prev->next = w->next;
+  else if (t->watchers == w) t->watchers = w->next;
+  if (w->next) w->next->prev = w->prev;
+  w->prev = w->next = NULL;
+}
+
+/* A transaction ending with cursors still open: they let go of it (their later calls fail with
+ * NX_MISUSE) so that closing them afterwards is safe. */
+static void detach_all(nx_txn *t) {
+  while (t->watchers) {
+    eng_txn_watch *w = t->watchers;
+    eng_txn_watch_remove(t, w);
+    w->detach(w->ctx);
+  }
+}
+
 int eng_txn_commit(nx_txn *t) {
   if (!t) return nx_err(NX_MISUSE, "nx_txn_commit: transaction is NULL");
+  detach_all(t);
   if (t->poisoned) {
     eng_txn_abort(t);
     return nx_err(NX_MISUSE,
@@ -74,6 +99,7 @@ int eng_txn_commit(nx_txn *t) {
 
 void eng_txn_abort(nx_txn *t) {
   if (!t) return;
+  detach_all(t);
   st_txn_abort(t->st);
   txn_free(t);
 }

@@ -71,6 +71,20 @@ static void cursor_free(nx_cursor *c) {
   nx_free(raw);
 }
 
+/* The caller's transaction ends before the cursor is closed: let go of everything it holds of
+ * the transaction; the cursor then only answers NX_MISUSE (see eng_txn_watch). */
+static void cursor_detach(void *ctx) {
+  nx_cursor *c = ctx;
+  st_cursor_close(c->sc);
+  c->sc = NULL;
+  plan_free(c->plan);
+  c->plan = NULL;
+  c->watching = false;
+  c->t = NULL;
+  c->coll = NULL;
+  c->status = NX_MISUSE;
+}
+
 int q_find(nx_txn *t, bool own_txn, const char *coll, const bson_t *filter, const q_opts *o,
            nx_cursor **out) {
   *out = NULL;
@@ -81,6 +95,12 @@ int q_find(nx_txn *t, bool own_txn, const char *coll, const bson_t *filter, cons
   }
   c->t = t;
   c->own_txn = own_txn;
+  if (!own_txn) {
+    c->watch.detach = cursor_detach;
+    c->watch.ctx = c;
+    eng_txn_watch_add(t, &c->watch);
+    c->watching = true;
+  }
   nx_buf_init(&c->point_key, 0);
   nx_buf_init(&c->last_key, 0);
   nx_buf_init(&c->scratch, ST_MAX_VALUE);
@@ -207,6 +227,7 @@ static int fill_sorted(nx_cursor *c) {
 
 /* The next result before projection (doc borrowed). */
 static int next_raw(nx_cursor *c, const bson_t **doc, nx_doc_meta *meta) {
+  if (!c->t) return nx_err(NX_MISUSE, "cursor: its transaction has ended; close the cursor first");
   if (c->status != NX_OK) return c->status;
   int rc;
   if (c->limit && c->returned >= c->limit) {
@@ -265,6 +286,7 @@ int q_next(nx_cursor *c, const bson_t **doc) {
 
 void q_close(nx_cursor *c) {
   if (!c) return;
+  if (c->watching) eng_txn_watch_remove(c->t, &c->watch);
   st_cursor_close(c->sc);
   if (c->sorted_ready || c->sorter.items) q_sorter_free(&c->sorter);
   if (c->out_init) bson_destroy(&c->out);

@@ -70,6 +70,8 @@ struct nx_cursor {
   bool out_init;        /* out holds a document to destroy */
   /* planner (planner.h; index engineer) */
   struct q_plan *plan;    /* the chosen plan, owned; NULL when the collection is missing */
+  eng_txn_watch watch;    /* registered on a caller's txn (not own_txn): detach at its end */
+  bool watching;          /* watch is registered */
 };
 
 #endif
