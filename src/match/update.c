@@ -345,6 +345,8 @@ static int collect_array(const bson_value_t *arr, bson_value_t **out, size_t *n)
   bson_iter_t c = it;
   while (bson_iter_next(&c))
     cnt++;
+  if (cnt > FILTER_MAX_IN)
+    return nx_err(NX_LIMIT, "update: more than %d values in one $each/$pullAll list", FILTER_MAX_IN);
   if (cnt == 0) return NX_OK;
   *out = nx_calloc(cnt, sizeof **out);
   if (!*out) return nx_err(NX_NOMEM, "update: out of memory");
