@@ -228,6 +228,16 @@ Test(doc, json_keeps_query_operators_that_look_like_legacy_extended_json) {
   cr_assert(bson_iter_init_find(&it, &d, "r") && BSON_ITER_HOLDS_REGEX(&it));
   cr_assert(bson_iter_init_find(&it, &d, "b") && BSON_ITER_HOLDS_BINARY(&it));
   bson_destroy(&d);
+  /* legacy binary and a $type operator in one text: only the binary's object keeps "$type" */
+  cr_assert_eq(doc_from_json("{\"b\": {\"$type\": \"00\", \"$binary\": \"AA==\"}, \"k\": {\"$type\": \"int\"},"
+                             " \"s\": [{\"$regex\": 1}]}", -1, &d),
+               NX_OK, "%s", nx_err_msg());
+  cr_assert(bson_iter_init_find(&it, &d, "b") && BSON_ITER_HOLDS_BINARY(&it));
+  cr_assert(bson_iter_init(&it, &d) && bson_iter_find_descendant(&it, "k.$type", &it));
+  cr_assert_str_eq(bson_iter_utf8(&it, NULL), "int");
+  cr_assert(bson_iter_init(&it, &d) && bson_iter_find_descendant(&it, "s.0.$regex", &it));
+  cr_assert_eq(bson_iter_int32(&it), 1);
+  bson_destroy(&d);
 }
 
 Test(doc, value_to_json_renders_one_value) {

@@ -15,77 +15,108 @@
  * (binary data and regular expressions) and then fails or folds them into a BSON regex, yet all
  * three are query operators. So object keys spelled exactly "$type", "$regex" or "$options" are
  * renamed to a placeholder ("\x01nx" + the key) in the text before parsing and renamed back in the
- * BSON afterwards. Only JSON object keys are touched (string values and escaped text are skipped
- * by a small scanner). Text holding a "$binary" key is left alone, since legacy binary
- * {"$binary": "..", "$type": "00"} needs its "$type". Consequence: legacy regex Extended JSON
+ * BSON afterwards. Only JSON object keys are touched (a small scanner skips string values and
+ * escapes). A "$type" key whose object also holds a "$binary" key is left alone: that object is
+ * legacy binary {"$binary": "..", "$type": "00"}. Consequence: legacy regex Extended JSON
  * {"$regex": "x", "$options": "i"} stays a document; use {"$regularExpression": {...}}. */
 #define PH_PREFIX "\x01nx"
 #define PH_PREFIX_JSON "\\u0001nx"
 
 static const char *const k_renamed[] = {"$type", "$regex", "$options"};
 
-/* Returns a copy of json with every such key replaced, or NULL if there is none (or no memory;
- * then *nomem is set). */
+typedef struct jscan {
+  const char *json; /* the text */
+  size_t n;         /* its length */
+  bool *binary;     /* per object (numbered by its '{' in text order): holds a "$binary" key */
+  size_t nobj;      /* objects in the text */
+  size_t *stack;    /* ids of the enclosing objects */
+} jscan;
+
+/* One walk over the text. mode 0: mark objects holding "$binary"; mode 1: count renames;
+ * mode 2: write the renamed text to out. Returns the count (mode 1) or the length (mode 2). */
+static size_t jwalk(jscan *s, int mode, char *out) {
+  const char *json = s->json;
+  size_t n = s->n, i = 0, w = 0, hits = 0, depth = 0, next_obj = 0;
+  while (i < n) {
+    char ch = json[i];
+    if (ch != '"') {
+      if (ch == '{' && next_obj < s->nobj) s->stack[depth++] = next_obj++;
+      else if (ch == '}' && depth > 0) depth--;
+      if (mode == 2) out[w++] = ch;
+      i++;
+      continue;
+    }
+    size_t start = i++;
+    while (i < n && json[i] != '"')
+      i += json[i] == '\\' ? 2 : 1;
+    size_t end = i < n ? i + 1 : n; /* one past the closing quote */
+    size_t j = end;
+    while (j < n && (json[j] == ' ' || json[j] == '\t' || json[j] == '\n' || json[j] == '\r'))
+      j++;
+    bool is_key = j < n && json[j] == ':' && depth > 0;
+    int which = -1;
+    if (is_key) {
+      size_t obj = s->stack[depth - 1];
+      if (mode == 0 && end - start == 9 && memcmp(json + start, "\"$binary\"", 9) == 0)
+        s->binary[obj] = true;
+      for (int q = 0; q < 3 && mode != 0; q++) {
+        size_t kl = strlen(k_renamed[q]);
+        if (end - start == kl + 2 && memcmp(json + start + 1, k_renamed[q], kl) == 0) which = q;
+      }
+      if (which == 0 && s->binary[obj]) which = -1;
+    }
+    if (which >= 0) {
+      hits++;
+      if (mode == 2) {
+        size_t kl = strlen(k_renamed[which]);
+        out[w++] = '"';
+        memcpy(out + w, PH_PREFIX_JSON, sizeof PH_PREFIX_JSON - 1);
+        w += sizeof PH_PREFIX_JSON - 1;
+        memcpy(out + w, k_renamed[which], kl);
+        w += kl;
+        out[w++] = '"';
+      }
+    } else if (mode == 2) {
+      memcpy(out + w, json + start, end - start);
+      w += end - start;
+    }
+    i = end;
+  }
+  return mode == 1 ? hits : w;
+}
+
+/* Returns a copy of json with the keys replaced, or NULL if there is none to replace (or no
+ * memory; then *nomem is set). */
 static char *rename_type_keys(const char *json, size_t n, size_t *out_len, bool *nomem) {
-  size_t hits = 0;
   *nomem = false;
-  for (int pass = 0; pass < 2; pass++) {
-    char *out = NULL;
-    size_t w = 0;
-    if (pass == 1) {
-      if (hits == 0) return NULL;
+  jscan s = {json, n, NULL, 0, NULL};
+  /* quick exit: no candidate key text at all */
+  if (!memmem(json, n, "\"$type\"", 7) && !memmem(json, n, "\"$regex\"", 8) &&
+      !memmem(json, n, "\"$options\"", 10))
+    return NULL;
+  for (size_t i = 0; i < n; i++)
+    s.nobj += json[i] == '{';
+  s.binary = nx_calloc(s.nobj ? s.nobj : 1, sizeof *s.binary);
+  s.stack = nx_calloc(s.nobj ? s.nobj : 1, sizeof *s.stack);
+  char *out = NULL;
+  if (!s.binary || !s.stack) {
+    *nomem = true;
+  } else {
+    jwalk(&s, 0, NULL);
+    size_t hits = jwalk(&s, 1, NULL);
+    if (hits) {
       out = nx_malloc(n + hits * 16 + 1);
       if (!out) {
         *nomem = true;
-        return NULL;
+      } else {
+        *out_len = jwalk(&s, 2, out);
+        out[*out_len] = '\0';
       }
-    }
-    size_t i = 0;
-    while (i < n) {
-      if (json[i] != '"') {
-        if (out) out[w++] = json[i];
-        i++;
-        continue;
-      }
-      size_t start = i++;
-      while (i < n && json[i] != '"')
-        i += json[i] == '\\' ? 2 : 1;
-      size_t end = i < n ? i + 1 : n; /* one past the closing quote */
-      size_t j = end;
-      while (j < n && (json[j] == ' ' || json[j] == '\t' || json[j] == '\n' || json[j] == '\r'))
-        j++;
-      int which = -1;
-      if (j < n && json[j] == ':') {
-        for (int q = 0; q < 3; q++) {
-          size_t kl = strlen(k_renamed[q]);
-          if (end - start == kl + 2 && memcmp(json + start + 1, k_renamed[q], kl) == 0) which = q;
-        }
-      }
-      if (which >= 0) {
-        if (out) {
-          size_t kl = strlen(k_renamed[which]);
-          out[w++] = '"';
-          memcpy(out + w, PH_PREFIX_JSON, sizeof PH_PREFIX_JSON - 1);
-          w += sizeof PH_PREFIX_JSON - 1;
-          memcpy(out + w, k_renamed[which], kl);
-          w += kl;
-          out[w++] = '"';
-        } else {
-          hits++;
-        }
-      } else if (out) {
-        memcpy(out + w, json + start, end - start);
-        w += end - start;
-      }
-      i = end;
-    }
-    if (out) {
-      out[w] = '\0';
-      *out_len = w;
-      return out;
     }
   }
-  return NULL;
+  nx_free(s.binary);
+  nx_free(s.stack);
+  return out;
 }
 
 /* Copies src into dst renaming placeholder keys back, at every depth. */
@@ -134,8 +165,7 @@ int doc_from_json(const char *json, ssize_t len, bson_t *out) {
     return nx_err(NX_INVALID, "json: a document must be a JSON object, found '%c' at offset %zu", json[i], i);
   bool nomem = false;
   size_t rn = 0;
-  /* legacy binary {"$binary": "...", "$type": "00"} needs its "$type": leave such text alone */
-  char *renamed = memmem(json, n, "\"$binary\"", 9) ? NULL : rename_type_keys(json, n, &rn, &nomem);
+  char *renamed = rename_type_keys(json, n, &rn, &nomem);
   if (nomem) return nx_err(NX_NOMEM, "json: out of memory");
   bson_error_t err;
   bson_t tmp;
