@@ -548,3 +548,21 @@ Test(io_rt, bson_export_file_names_cannot_leave_the_folder) {
   cr_assert_eq(stat(path_of("dump/..%2Fup.metadata.json"), &st), 0);
   cr_assert_neq(stat(path_of("up.bson"), &st), 0);
 }
+
+Test(io_rt, bson_bad_records_go_to_the_sidecar_as_hex) {
+  /* {"a": 1}, then {"s": "a\xff"} (invalid UTF-8), then {"$x": 1} (invalid for storage) */
+  const uint8_t in[] = {12, 0, 0, 0, 0x10, 'a', 0, 1, 0, 0, 0, 0,
+                        15, 0, 0, 0, 2, 's', 0, 3, 0, 0, 0, 'a', 0xff, 0, 0,
+                        13, 0, 0, 0, 0x10, '$', 'x', 0, 1, 0, 0, 0, 0};
+  write_file("e.bson", in, sizeof in);
+  nx_import_opts o = NX_IMPORT_OPTS_INIT;
+  o.skip_errors = true;
+  nx_import_report r;
+  cr_assert_eq(nx_import(g_db, path_of("e.bson"), "c", &o, &r), NX_OK, "%s", nx_errmsg(g_db));
+  cr_assert_eq(r.inserted, 1);
+  cr_assert_eq(r.failed, 2);
+  char *side = read_file(path_of("e.bson.errors.jsonl"), NULL);
+  cr_assert(side && strstr(side, "\"line\": 0, \"offset\": 12,") && strstr(side, "\"raw_hex\": \"0f0000000273000300000061ff0000\""), "%s", side);
+  cr_assert(strstr(side, "\"offset\": 27,") && strstr(side, "\"raw_hex\": \"0d0000001024780001000000"), "%s", side);
+  free(side);
+}

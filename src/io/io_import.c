@@ -10,7 +10,8 @@
  *      duplicate _id, ...) stops the import: the batch it belongs to is aborted, so nothing from
  *      it is committed; earlier batches stay committed (report.inserted counts them).
  *   4. With skip_errors, every bad record is written to PATH.errors.jsonl as one JSON object
- *      {"line", "offset", "reason", "raw"} (line 0 for BSON) and the import goes on; a record
+ *      {"line", "offset", "reason", "raw"} (BSON: line 0 and "raw_hex", the document's bytes, at most
+ *      IO_MAX_RAW_KEPT) and the import goes on; a record
  *      whose insert fails is dropped from its batch (the batch is replayed without it when the
  *      failed write left the transaction unusable). A fatal reader error (broken structure: an
  *      unclosed quote or array, a bad BSON length) still stops the import, after committing
@@ -55,7 +56,7 @@ typedef struct import_ctx {
 
 /* ---- the error sidecar ---- */
 static int sidecar_write(import_ctx *x, uint64_t line, uint64_t offset, const char *reason,
-                         const char *raw, size_t raw_len) {
+                         const char *raw, size_t raw_len, bool raw_is_bytes) {
   int rc = NX_OK;
   if (!x->err_file) {
     rc = os_open(x->err_path, OS_CREATE, &x->err_file);
@@ -65,8 +66,19 @@ static int sidecar_write(import_ctx *x, uint64_t line, uint64_t offset, const ch
   rc = nx_buf_printf(&x->line, "{\"line\": %llu, \"offset\": %llu, \"reason\": ",
                      (unsigned long long)line, (unsigned long long)offset);
   if (rc == NX_OK) rc = io_json_escape(&x->line, reason, strlen(reason));
-  if (rc == NX_OK) rc = nx_buf_append(&x->line, ", \"raw\": ", 9);
-  if (rc == NX_OK) rc = io_json_escape(&x->line, raw ? raw : "", raw ? raw_len : 0);
+  if (raw_is_bytes && raw) {
+    /* BSON has no text: its bytes in hex */
+    static const char hex[] = "0123456789abcdef";
+    if (rc == NX_OK) rc = nx_buf_append(&x->line, ", \"raw_hex\": \"", 14);
+    for (size_t i = 0; rc == NX_OK && i < raw_len; i++) {
+      char h[2] = {hex[(uint8_t)raw[i] >> 4], hex[(uint8_t)raw[i] & 15]};
+      rc = nx_buf_append(&x->line, h, 2);
+    }
+    if (rc == NX_OK) rc = nx_buf_append(&x->line, "\"", 1);
+  } else {
+    if (rc == NX_OK) rc = nx_buf_append(&x->line, ", \"raw\": ", 9);
+    if (rc == NX_OK) rc = io_json_escape(&x->line, raw ? raw : "", raw ? raw_len : 0);
+  }
   if (rc == NX_OK) rc = nx_buf_append(&x->line, "}\n", 2);
   if (rc == NX_OK) rc = os_pwrite(x->err_file, x->line.data, x->line.len, x->err_off);
   if (rc) return nx_err_prefix(rc, "import %s: writing %s: ", x->path, x->err_path);
@@ -76,16 +88,26 @@ static int sidecar_write(import_ctx *x, uint64_t line, uint64_t offset, const ch
 
 /* A bad record: stop (returns rc with the message kept) or log it and go on (returns NX_OK). */
 static int bad_record(import_ctx *x, int rc, uint64_t line, uint64_t offset, const char *raw,
-                      size_t raw_len, bool fatal) {
+                      size_t raw_len, bool raw_is_bytes, bool fatal) {
   x->rep->failed++;
   if (!x->o->skip_errors) return rc;
   char reason[1024];
   snprintf(reason, sizeof reason, "%s", nx_err_msg());
-  int rc2 = sidecar_write(x, line, offset, reason, raw, raw_len);
+  int rc2 = sidecar_write(x, line, offset, reason, raw, raw_len, raw_is_bytes);
   if (rc2) return rc2;
   if (fatal) return nx_err(rc, "%s", reason); /* logged too, but the reader cannot go on */
   nx_err_clear();
   return NX_OK;
+}
+
+/* Prefixes the message with where the record came from ("FILE: line L, byte offset O: ", or
+ * "FILE: byte offset O: " for BSON). */
+static void where_prefix(int rc, const char *path, uint64_t line, uint64_t offset) {
+  if (line)
+    nx_err_prefix(rc, "%s: line %llu, byte offset %llu: ", path, (unsigned long long)line,
+                  (unsigned long long)offset);
+  else
+    nx_err_prefix(rc, "%s: byte offset %llu: ", path, (unsigned long long)offset);
 }
 
 /* ---- ttl_field ---- */
@@ -165,14 +187,12 @@ static int batch_flush(import_ctx *x) {
         continue;
       }
       /* this record failed */
-      nx_err_prefix(rc, "%s: %s %llu, byte offset %llu: ", x->path,
-                    e->line ? "line" : "record at", (unsigned long long)(e->line ? e->line : 0),
-                    (unsigned long long)e->offset);
+      where_prefix(rc, x->path, e->line, e->offset);
       size_t jl = 0;
       char *json = bson_init_static(&doc, e->data, e->len) ? bson_as_relaxed_extended_json(&doc, &jl) : NULL;
       if (jl > IO_MAX_RAW_KEPT) jl = IO_MAX_RAW_KEPT;
       e->failed = true;
-      int rc2 = bad_record(x, rc, e->line, e->offset, json, jl, false);
+      int rc2 = bad_record(x, rc, e->line, e->offset, json, jl, false, false);
       bson_free(json);
       if (rc2) {
         eng_txn_abort(t);
@@ -216,6 +236,7 @@ static int run(import_ctx *x) {
   x->batch = nx_calloc(bsize, sizeof *x->batch);
   if (!x->batch) return nx_err(NX_NOMEM, "import: out of memory for a batch of %zu", bsize);
   int64_t now = nx_now_ms();
+  bool bson_in = io_reader_format(x->r) == NX_FORMAT_BSON; /* raw is bytes, not text */
   for (;;) {
     const bson_t *doc;
     rc = io_reader_next(x->r, &doc);
@@ -224,7 +245,7 @@ static int run(import_ctx *x) {
     io_reader_where(x->r, &w);
     if (rc != NX_ROW) {
       x->rep->read++;
-      rc = bad_record(x, rc, w.line, w.offset, w.raw, w.raw_len, w.fatal);
+      rc = bad_record(x, rc, w.line, w.offset, w.raw, w.raw_len, bson_in, w.fatal);
       if (rc) return rc;
       continue;
     }
@@ -233,9 +254,8 @@ static int run(import_ctx *x) {
     rc = doc_validate_for_storage(doc);
     if (rc == NX_OK) rc = ttl_of(x, doc, now, &exp);
     if (rc) {
-      nx_err_prefix(rc, "%s: %s %llu, byte offset %llu: ", x->path, w.line ? "line" : "record at",
-                    (unsigned long long)w.line, (unsigned long long)w.offset);
-      rc = bad_record(x, rc, w.line, w.offset, w.raw, w.raw_len, false);
+      where_prefix(rc, x->path, w.line, w.offset);
+      rc = bad_record(x, rc, w.line, w.offset, w.raw, w.raw_len, bson_in, false);
       if (rc) return rc;
       continue;
     }

@@ -614,6 +614,7 @@ static int bson_next(io_reader *r, const bson_t **doc) {
                                      "%llu says %u bytes, only %zu remain", r->name,
                                      (unsigned long long)r->where.offset, len, avail));
   const uint8_t *p = s->buf + s->pos;
+  set_raw(r, p, len); /* bytes: the sidecar writes them as hex */
   s->pos += len;
   if (p[len - 1] != 0)
     return nx_err(NX_PARSE, "%s: bad BSON document at byte offset %llu: its last byte (offset "
