@@ -9,6 +9,7 @@
  */
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -237,6 +238,80 @@ Test(engine_txn, cursor_outliving_its_txn_is_refused_not_a_crash) {
     nx_cursor_close(c2);
     nx_cursor_close(c1);
   }
+  nx_close(db);
+}
+
+typedef struct worker {
+  nx_db *db;
+  int id;
+  int errors;          /* failed calls (asserted on the main thread) */
+  int bad_snapshots;   /* reads that saw a half-applied transaction */
+} worker;
+
+/* Writers: 200 transactions, each inserting one document into "w<id>" and bumping a shared
+ * counter document; readers: counts in one read txn must agree (sum of docs == counter). */
+static void *writer_main(void *arg) {
+  worker *w = arg;
+  char coll[16];
+  snprintf(coll, sizeof coll, "w%d", w->id);
+  for (int i = 0; i < 200; i++) {
+    nx_txn *t;
+    if (nx_txn_begin(w->db, NX_TXN_WRITE, &t) != NX_OK) {
+      w->errors++;
+      continue;
+    }
+    int rc = nx_insert_one(w->db, t, coll, nx_json("{\"x\": 1}"), NULL);
+    if (rc == NX_OK) rc = nx_update_one(w->db, t, "ctr", nx_json("{\"_id\": 1}"), nx_json("{\"$inc\": {\"n\": 1}}"), 0, NULL);
+    if (rc == NX_OK) rc = nx_txn_commit(t);
+    else nx_txn_abort(t);
+    if (rc != NX_OK) w->errors++;
+  }
+  return NULL;
+}
+
+static void *reader_main(void *arg) {
+  worker *w = arg;
+  for (int i = 0; i < 200; i++) {
+    nx_txn *t;
+    if (nx_txn_begin(w->db, NX_TXN_READ, &t) != NX_OK) {
+      w->errors++;
+      continue;
+    }
+    uint64_t a = 0, b = 0;
+    bson_t d;
+    int rc = nx_count(w->db, t, "w0", nx_none(), &a);
+    if (rc == NX_OK) rc = nx_count(w->db, t, "w1", nx_none(), &b);
+    if (rc == NX_OK) rc = nx_find_one(w->db, t, "ctr", nx_json("{\"_id\": 1}"), NULL, &d);
+    if (rc == NX_OK) {
+      bson_iter_t it;
+      int64_t n = bson_iter_init_find(&it, &d, "n") ? bson_iter_as_int64(&it) : -1;
+      if ((uint64_t)n != a + b) w->bad_snapshots++;
+      bson_destroy(&d);
+    } else {
+      w->errors++;
+    }
+    nx_txn_abort(t);
+  }
+  return NULL;
+}
+
+Test(engine_txn, threads_share_a_database) {
+  nx_db *db = open_mem();
+  cr_assert_eq(nx_insert_one(db, NULL, "ctr", nx_json("{\"_id\": 1, \"n\": 0}"), NULL), NX_OK);
+  pthread_t th[4];
+  worker w[4];
+  for (int i = 0; i < 4; i++) {
+    w[i] = (worker){db, i, 0, 0};
+    pthread_create(&th[i], NULL, i < 2 ? writer_main : reader_main, &w[i]);
+  }
+  for (int i = 0; i < 4; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < 4; i++) {
+    cr_assert_eq(w[i].errors, 0, "thread %d: %d failed calls", i, w[i].errors);
+    cr_assert_eq(w[i].bad_snapshots, 0, "thread %d saw %d torn snapshots", i, w[i].bad_snapshots);
+  }
+  cr_assert_eq(count(db, NULL, "w0", NULL), 200);
+  cr_assert_eq(count(db, NULL, "w1", NULL), 200);
+  cr_assert_eq(count(db, NULL, "ctr", "{\"n\": 400}"), 1);
   nx_close(db);
 }
 
