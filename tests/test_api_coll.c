@@ -180,3 +180,52 @@ Test(api_coll, everything_persists_across_reopen) {
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
   cr_assert_eq(system(cmd), 0);
 }
+
+static int g_progress_calls;
+static int count_progress(void *ctx, uint64_t done, uint64_t total) {
+  (void)ctx;
+  (void)done;
+  (void)total;
+  g_progress_calls++;
+  return 0;
+}
+
+Test(api_coll, maintenance_checkpoint_compact_stats) {
+  snprintf(g_dir, sizeof g_dir, "/tmp/nx_maint_XXXXXX");
+  cr_assert_not_null(mkdtemp(g_dir));
+  char path[300];
+  snprintf(path, sizeof path, "%s/m.db", g_dir);
+  nx_db *db = open_path(path);
+  fill(db, "big", 3000);
+  nx_stats s0;
+  cr_assert_eq(nx_stats_get(db, &s0), NX_OK);
+  cr_assert_eq(s0.page_size, 4096u);
+  cr_assert_gt(s0.commits, 0);
+  cr_assert_eq(nx_checkpoint(db, NX_CHECKPOINT_PASSIVE), NX_OK, "%s", nx_errmsg(db));
+  cr_assert_eq(nx_checkpoint(db, NX_CHECKPOINT_TRUNCATE), NX_OK, "%s", nx_errmsg(db));
+  cr_assert_eq(nx_checkpoint(db, (nx_checkpoint_mode)7), NX_MISUSE);
+  nx_stats s1;
+  cr_assert_eq(nx_stats_get(db, &s1), NX_OK);
+  cr_assert_gt(s1.checkpoints, s0.checkpoints);
+  cr_assert_eq(nx_collection_drop(db, "big"), NX_OK);
+  fill(db, "small", 10);
+  nx_stats s2;
+  cr_assert_eq(nx_stats_get(db, &s2), NX_OK);
+  cr_assert_eq(nx_compact(db, count_progress, NULL), NX_OK, "%s", nx_errmsg(db));
+  nx_stats s3;
+  cr_assert_eq(nx_stats_get(db, &s3), NX_OK);
+  cr_assert_lt(s3.pages_total, s2.pages_total, "compaction did not shrink: %llu -> %llu pages",
+               (unsigned long long)s2.pages_total, (unsigned long long)s3.pages_total);
+  uint64_t n;
+  cr_assert_eq(nx_count(db, NULL, "small", nx_none(), &n), NX_OK);
+  cr_assert_eq(n, 10);
+  cr_assert_eq(nx_stats_get(NULL, &s3), NX_MISUSE);
+  cr_assert_eq(nx_close(db), NX_OK, "%s", nx_errmsg(db));
+  db = open_path(path);
+  cr_assert_eq(nx_count(db, NULL, "small", nx_none(), &n), NX_OK);
+  cr_assert_eq(n, 10);
+  nx_close(db);
+  char cmd[300];
+  snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
+  cr_assert_eq(system(cmd), 0);
+}
