@@ -135,28 +135,24 @@ typedef struct visit_ctx {
   bool found;
 } visit_ctx;
 
-static int visit_value(visit_ctx *vc, bson_iter_t *it, size_t i);
+static int visit_value(visit_ctx *vc, const doc_elem *e, size_t i);
 
-/* `it` is on a value; components [i, n) remain. */
-static int visit_from_container(visit_ctx *vc, bson_iter_t *container, bool is_array, size_t i) {
-  bson_iter_t child;
-  if (!bson_iter_recurse(container, &child)) return NX_OK;
+/* `e` is a document or array; components [i, n) remain. Walks the raw bytes (doc_raw_*). */
+static int visit_from_container(visit_ctx *vc, const doc_elem *e, bool is_array, size_t i) {
   const char *key = vc->path->parts[i];
   uint32_t klen = vc->path->lens[i];
-  if (!is_array) {
-    if (find_key(&child, key, klen)) return visit_value(vc, &child, i + 1);
-    return NX_OK;
-  }
-  if (vc->path->index[i] >= 0) {
-    if (find_key(&child, key, klen)) return visit_value(vc, &child, i + 1);
+  doc_elem c;
+  if (!is_array || vc->path->index[i] >= 0) {
+    if (doc_raw_find(e->vp, e->vlen, key, klen, &c)) return visit_value(vc, &c, i + 1);
     return NX_OK;
   }
   /* non-numeric component over an array: into each element that is a document */
-  while (bson_iter_next(&child)) {
-    if (bson_iter_type(&child) != BSON_TYPE_DOCUMENT) continue;
-    bson_iter_t sub;
-    if (!bson_iter_recurse(&child, &sub)) continue;
-    if (find_key(&sub, key, klen)) {
+  doc_raw_iter it;
+  if (!doc_raw_init(&it, e->vp, e->vlen)) return NX_OK;
+  while (doc_raw_next(&it, &c)) {
+    if (c.type != BSON_TYPE_DOCUMENT) continue;
+    doc_elem sub;
+    if (doc_raw_find(c.vp, c.vlen, key, klen, &sub)) {
       int rc = visit_value(vc, &sub, i + 1);
       if (rc != NX_OK) return rc;
     }
@@ -164,44 +160,46 @@ static int visit_from_container(visit_ctx *vc, bson_iter_t *container, bool is_a
   return NX_OK;
 }
 
-static int visit_value(visit_ctx *vc, bson_iter_t *it, size_t i) {
-  bson_type_t t = bson_iter_type(it);
+static int visit_value(visit_ctx *vc, const doc_elem *e, size_t i) {
+  bson_value_t v;
   if (i == vc->path->n) {
-    if (t == BSON_TYPE_ARRAY && vc->expand) {
-      bson_iter_t child;
+    if (e->type == BSON_TYPE_ARRAY && vc->expand) {
+      doc_raw_iter it;
+      doc_elem c;
       bool any = false;
-      if (bson_iter_recurse(it, &child)) {
-        while (bson_iter_next(&child)) {
+      if (doc_raw_init(&it, e->vp, e->vlen)) {
+        while (doc_raw_next(&it, &c)) {
           any = true;
           vc->found = true;
-          int rc = vc->cb(bson_iter_value(&child), vc->ctx);
+          doc_raw_value(&c, &v);
+          int rc = vc->cb(&v, vc->ctx);
           if (rc != NX_OK) return rc;
         }
       }
       if (!any) {
-        bson_value_t u;
-        memset(&u, 0, sizeof u);
-        u.value_type = BSON_TYPE_UNDEFINED;
+        memset(&v, 0, sizeof v);
+        v.value_type = BSON_TYPE_UNDEFINED;
         vc->found = true;
-        return vc->cb(&u, vc->ctx);
+        return vc->cb(&v, vc->ctx);
       }
       return NX_OK;
     }
     vc->found = true;
-    return vc->cb(bson_iter_value(it), vc->ctx);
+    doc_raw_value(e, &v);
+    return vc->cb(&v, vc->ctx);
   }
-  if (t == BSON_TYPE_DOCUMENT) return visit_from_container(vc, it, false, i);
-  if (t == BSON_TYPE_ARRAY) return visit_from_container(vc, it, true, i);
+  if (e->type == BSON_TYPE_DOCUMENT) return visit_from_container(vc, e, false, i);
+  if (e->type == BSON_TYPE_ARRAY) return visit_from_container(vc, e, true, i);
   return NX_OK;
 }
 
 int doc_path_visit(const bson_t *doc, const doc_path *path, bool expand_leaf_arrays, doc_visit_fn cb,
                    void *ctx, bool *found) {
   visit_ctx vc = {path, expand_leaf_arrays, cb, ctx, false};
-  bson_iter_t it;
+  doc_elem e;
   int rc = NX_OK;
-  if (path->n > 0 && bson_iter_init(&it, doc) && find_key(&it, path->parts[0], path->lens[0]))
-    rc = visit_value(&vc, &it, 1);
+  if (path->n > 0 && doc_raw_find(bson_get_data(doc), doc->len, path->parts[0], path->lens[0], &e))
+    rc = visit_value(&vc, &e, 1);
   if (found) *found = vc.found;
   return rc;
 }

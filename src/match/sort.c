@@ -147,11 +147,16 @@ int sort_key_extract(const sort_t *s, const bson_t *doc, bson_t *out) {
 }
 
 int sort_key_cmp(const sort_t *s, const bson_t *ka, const bson_t *kb) {
-  bson_iter_t ia, ib;
-  if (!bson_iter_init(&ia, ka) || !bson_iter_init(&ib, kb)) return 0;
+  doc_raw_iter ia, ib;
+  doc_elem ea, eb;
+  if (!doc_raw_init(&ia, bson_get_data(ka), ka->len) || !doc_raw_init(&ib, bson_get_data(kb), kb->len))
+    return 0;
   for (size_t i = 0; i < s->n; i++) {
-    if (!bson_iter_next(&ia) || !bson_iter_next(&ib)) return 0;
-    int c = doc_cmp_iter(&ia, &ib);
+    if (!doc_raw_next(&ia, &ea) || !doc_raw_next(&ib, &eb)) return 0;
+    bson_value_t va, vb;
+    doc_raw_value(&ea, &va);
+    doc_raw_value(&eb, &vb);
+    int c = doc_cmp_values(&va, &vb);
     if (c != 0) return s->dir[i] * c;
   }
   return 0;
