@@ -476,3 +476,53 @@ Test(io_read, allocation_failures_are_errors_and_leak_nothing) {
   alloc_failure_loop("{\"a\": 1}\n{\"b\": [1, 2]}\n", NX_FORMAT_NDJSON);
   alloc_failure_loop("[{\"a\": 1}, {\"b\": {\"c\": 2}}]", NX_FORMAT_JSON);
 }
+
+Test(io_read, json_array_elements_spanning_read_buffers) {
+  nx_buf b;
+  nx_buf_init(&b, 0);
+  nx_buf_printf(&b, "[\n");
+  for (int i = 0; i < 20000; i++)
+    nx_buf_printf(&b, "%s  {\"i\": %d, \"s\": \"tricky ]}, \\\"quoted\\\" \\\\ %d\",\n   \"n\": {\"a\": [%d, {\"b\": \"}\"}]}}",
+                  i ? ",\n" : "", i, i, i);
+  nx_buf_printf(&b, "\n]\n");
+  for (int pass = 0; pass < 2; pass++) {
+    /* pass 1: the same elements as a sequence of objects, no array */
+    io_reader *r;
+    io_read_opts o = fmt(NX_FORMAT_JSON);
+    const uint8_t *data = b.data;
+    size_t n = b.len;
+    nx_buf seq;
+    nx_buf_init(&seq, 0);
+    if (pass == 1) {
+      /* drop the brackets and the commas between elements */
+      for (size_t k = 2; k + 3 < b.len; k++) {
+        if (b.data[k] == ',' && b.data[k + 1] == '\n' && b.data[k + 2] == ' ' && b.data[k + 3] == ' ' &&
+            b.data[k + 4] == '{')
+          continue;
+        nx_buf_append(&seq, b.data + k, 1);
+      }
+      data = seq.data;
+      n = seq.len;
+    }
+    cr_assert_eq(io_reader_open_mem(data, n, "big.json", &o, &r), NX_OK);
+    const bson_t *d;
+    int count = 0, rc;
+    while ((rc = io_reader_next(r, &d)) == NX_ROW) {
+      bson_iter_t it;
+      cr_assert(bson_iter_init_find(&it, d, "i") && bson_iter_int32(&it) == count, "pass %d", pass);
+      char want[64];
+      snprintf(want, sizeof want, "tricky ]}, \"quoted\" \\ %d", count);
+      cr_assert(bson_iter_init_find(&it, d, "s"));
+      cr_assert_str_eq(bson_iter_utf8(&it, NULL), want);
+      io_where w;
+      io_reader_where(r, &w);
+      cr_assert_eq(w.line, (uint64_t)(2 - pass + 2 * count), "pass %d element %d line %llu", pass, count, (unsigned long long)w.line);
+      count++;
+    }
+    cr_assert_eq(rc, NX_DONE, "pass %d: %s", pass, nx_err_msg());
+    cr_assert_eq(count, 20000);
+    io_reader_close(r);
+    nx_buf_free(&seq);
+  }
+  nx_buf_free(&b);
+}
