@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "base.h"
+#include <bson/bson.h>
 
 Test(base, strerror_names_every_code) {
   cr_assert_str_eq(nx_strerror(NX_OK), "not an error");
@@ -53,4 +54,26 @@ Test(base, buf_appends_and_caps) {
   cr_assert_str_eq((char *)b.data, "hello 42");
   cr_assert_eq(nx_buf_append(&b, "0123456789", 10), NX_LIMIT);
   nx_buf_free(&b);
+}
+
+Test(base, alloc_aligns_blocks_that_can_hold_bson_t) {
+  /* libbson declares bson_t 128-byte aligned: blocks big enough to hold one must be aligned. */
+  for (size_t n = 100; n < 5000; n += 37) {
+    void *p = nx_malloc(n);
+    cr_assert_not_null(p);
+    if (n >= 128) cr_assert_eq((uintptr_t)p % 128, 0, "block of %zu bytes at %p", n, p);
+    cr_assert_eq((uintptr_t)p % 16, 0);
+    memset(p, 0xab, n);
+    p = nx_realloc(p, n * 2);
+    cr_assert_not_null(p);
+    cr_assert_eq((uintptr_t)p % 128, 0);
+    cr_assert_eq(((unsigned char *)p)[n - 1], 0xab);
+    p = nx_realloc(p, 20);
+    cr_assert_eq(((unsigned char *)p)[19], 0xab);
+    nx_free(p);
+  }
+  nx_alloc_init(); /* libbson allocates through nx_malloc from here on */
+  bson_t *b = bson_new();
+  cr_assert_eq((uintptr_t)b % 128, 0);
+  bson_destroy(b);
 }

@@ -4,7 +4,7 @@
  *   1. an application can substitute its own allocator (nx_set_allocator);
  *   2. tests can measure live and peak bytes (a streaming cursor must not grow with the result);
  *   3. tests can fail the N-th allocation and check that NX_NOMEM comes back cleanly.
- * Each block carries a 16-byte header holding its size. libbson aborts on NULL, so its
+ * Each block carries a 16-byte header holding its size (see place() for alignment). libbson aborts on NULL, so its
  * allocations are counted but never failed on purpose (DESIGN.md section 10).
  */
 #include <stdatomic.h>
@@ -60,31 +60,72 @@ static bool inject_failure(void) {
   return false;
 }
 
+/* Block layout: [slack][size_t size][size_t offset][user bytes...]. The 16 bytes before the
+ * user pointer hold the requested size and the distance back to the start of the underlying
+ * block. Blocks of BIG_ALIGN bytes or more are aligned to BIG_ALIGN: libbson declares bson_t and
+ * bson_iter_t with 128-byte alignment, so any struct that embeds one (a cursor, a parsed filter)
+ * is at least 128 bytes long and must be 128-byte aligned, which malloc alone does not promise
+ * (UBSan checks it). Smaller blocks cannot hold such a type and keep malloc's 16 bytes. */
+#define BIG_ALIGN 128u
+
+static void *place(unsigned char *raw, size_t n) {
+  uintptr_t start = (uintptr_t)raw + HDR;
+  uintptr_t user = start;
+  if (n >= BIG_ALIGN) user = (start + (BIG_ALIGN - 1)) & ~(uintptr_t)(BIG_ALIGN - 1);
+  size_t off = (size_t)(user - (uintptr_t)raw);
+  unsigned char *u = raw + off;
+  memcpy(u - HDR, &n, sizeof n);
+  memcpy(u - HDR + sizeof n, &off, sizeof off);
+  return u;
+}
+
+static size_t block_size(const void *p) {
+  size_t n;
+  memcpy(&n, (const unsigned char *)p - HDR, sizeof n);
+  return n;
+}
+
+static unsigned char *block_base(void *p) {
+  size_t off;
+  memcpy(&off, (unsigned char *)p - HDR + sizeof(size_t), sizeof off);
+  return (unsigned char *)p - off;
+}
+
+static size_t raw_size(size_t n) { return n + (n >= BIG_ALIGN ? BIG_ALIGN : HDR); }
+
 static void *raw_malloc(size_t n, bool may_fail) {
   atomic_store(&g_used, true);
-  if (n > SIZE_MAX - HDR) return NULL;
+  if (n > SIZE_MAX - BIG_ALIGN) return NULL;
   if (may_fail && inject_failure()) return NULL;
-  unsigned char *p = g_malloc(n + HDR);
+  unsigned char *p = g_malloc(raw_size(n));
   if (!p) return NULL;
-  memcpy(p, &n, sizeof n);
   account(n, 0);
   atomic_fetch_add(&g_count, 1);
-  return p + HDR;
+  return place(p, n);
 }
 
 static void *raw_realloc(void *old, size_t n, bool may_fail) {
   if (!old) return raw_malloc(n, may_fail);
-  if (n > SIZE_MAX - HDR) return NULL;
+  if (n > SIZE_MAX - BIG_ALIGN) return NULL;
   if (may_fail && inject_failure()) return NULL;
-  unsigned char *base = (unsigned char *)old - HDR;
-  size_t oldn;
-  memcpy(&oldn, base, sizeof oldn);
-  unsigned char *p = g_realloc(base, n + HDR);
+  size_t oldn = block_size(old);
+  if (oldn < BIG_ALIGN && n < BIG_ALIGN) {
+    /* both small: the user pointer sits HDR bytes into the block, realloc keeps that */
+    unsigned char *p = g_realloc(block_base(old), raw_size(n));
+    if (!p) return NULL;
+    account(n, oldn);
+    atomic_fetch_add(&g_count, 1);
+    return place(p, n);
+  }
+  /* an aligned block may land at another offset: allocate, copy, free */
+  unsigned char *p = g_malloc(raw_size(n));
   if (!p) return NULL;
-  memcpy(p, &n, sizeof n);
+  void *u = place(p, n);
+  memcpy(u, old, oldn < n ? oldn : n);
   account(n, oldn);
   atomic_fetch_add(&g_count, 1);
-  return p + HDR;
+  g_free(block_base(old));
+  return u;
 }
 
 void *nx_malloc(size_t n) { return raw_malloc(n ? n : 1, true); }
@@ -100,11 +141,8 @@ void *nx_realloc(void *p, size_t n) { return raw_realloc(p, n ? n : 1, true); }
 
 void nx_free(void *p) {
   if (!p) return;
-  unsigned char *base = (unsigned char *)p - HDR;
-  size_t n;
-  memcpy(&n, base, sizeof n);
-  atomic_fetch_sub(&g_current, n);
-  g_free(base);
+  atomic_fetch_sub(&g_current, block_size(p));
+  g_free(block_base(p));
 }
 
 char *nx_strdup(const char *s) { return nx_strndup(s, strlen(s)); }
