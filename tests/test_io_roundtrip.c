@@ -566,3 +566,27 @@ Test(io_rt, bson_bad_records_go_to_the_sidecar_as_hex) {
   cr_assert(strstr(side, "\"offset\": 27,") && strstr(side, "\"raw_hex\": \"0d0000001024780001000000"), "%s", side);
   free(side);
 }
+
+static uint64_t g_last_done;
+static int cancel_export_at_2000(void *ctx, uint64_t done, uint64_t total) {
+  (void)ctx;
+  (void)total;
+  g_last_done = done;
+  return done >= 2000;
+}
+
+Test(io_rt, export_progress_and_cancel_leave_no_file) {
+  make_ndjson("e.ndjson", 3000, -1);
+  cr_assert_eq(nx_import(g_db, path_of("e.ndjson"), "c", NULL, NULL), NX_OK, "%s", nx_errmsg(g_db));
+  nx_export_opts eo = NX_EXPORT_OPTS_INIT;
+  eo.progress = cancel_export_at_2000;
+  nx_export_report r;
+  cr_assert_eq(nx_export(g_db, "c", path_of("out.json"), &eo, &r), NX_CANCELLED);
+  cr_assert_eq(g_last_done, 2000);
+  cr_assert_eq(r.written, 0);
+  struct stat st;
+  cr_assert_neq(stat(path_of("out.json"), &st), 0, "a cancelled export writes nothing");
+  eo.progress = NULL;
+  cr_assert_eq(nx_export(g_db, "c", path_of("out.json"), &eo, &r), NX_OK, "%s", nx_errmsg(g_db));
+  cr_assert_eq(r.written, 3000);
+}
