@@ -526,3 +526,19 @@ Test(io_read, json_array_elements_spanning_read_buffers) {
   }
   nx_buf_free(&b);
 }
+
+Test(io_read, csv_row_with_too_many_fields_is_refused_before_allocating) {
+  size_t n = 50000;
+  char *in = nx_malloc(n + 16);
+  memcpy(in, "a\n", 2);
+  memset(in + 2, ',', n);
+  memcpy(in + 2 + n, "\n", 2);
+  io_reader *r;
+  io_read_opts o = fmt(NX_FORMAT_CSV);
+  cr_assert_eq(io_reader_open_mem(in, n + 3, "wide.csv", &o, &r), NX_OK);
+  const bson_t *d;
+  cr_assert_eq(io_reader_next(r, &d), NX_LIMIT);
+  cr_assert(strstr(nx_err_msg(), "line 2, byte offset 2 has more than 10000 fields"), "%s", nx_err_msg());
+  io_reader_close(r);
+  nx_free(in);
+}

@@ -163,6 +163,10 @@ void io_csv_close(io_reader *r) {
 /* ---- the shadow scanner ---- */
 static int scan_field_start(io_reader *r, bool quoted, uint64_t off) {
   io_csv *c = r->csv;
+  if (c->nq >= IO_MAX_CSV_COLUMNS) /* capped before the per-field arrays grow */
+    return nx_err(NX_LIMIT, "%s: the row at line %llu, byte offset %llu has more than %u fields",
+                  r->name, (unsigned long long)c->row_line, (unsigned long long)c->row_off,
+                  IO_MAX_CSV_COLUMNS);
   if (c->nq == c->qcap) {
     size_t ncap = c->qcap ? c->qcap * 2 : 16;
     uint8_t *q = nx_realloc(c->qflag, ncap);
