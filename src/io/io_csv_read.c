@@ -310,6 +310,12 @@ static int header_add(io_reader *r, const char *name, size_t col) {
   io_csv *c = r->csv;
   size_t parent = 0;
   const char *p = name;
+  size_t parts = 1;
+  for (const char *q = name; *q; q++) parts += *q == '.';
+  if (parts > 100) /* MongoDB's nesting limit; also bounds build_level's recursion */
+    return io_reader_fatal(r, nx_err(NX_LIMIT, "%s: line %llu: column %zu name nests %zu levels "
+                                     "(limit 100)", r->name, (unsigned long long)c->row_line,
+                                     col + 1, parts));
   for (;;) {
     const char *dot = strchr(p, '.');
     size_t n = dot ? (size_t)(dot - p) : strlen(p);
