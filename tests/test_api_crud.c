@@ -128,6 +128,32 @@ Test(api_crud, invalid_documents_name_the_field) {
   nx_close(db);
 }
 
+Test(api_crud, invalid_utf8_is_refused_in_strings_and_names) {
+  nx_db *db = open_mem();
+  /* code and symbol strings are stored as given (libbson's bson_validate does not check them) */
+  bson_t a = BSON_INITIALIZER, b = BSON_INITIALIZER, c = BSON_INITIALIZER, d = BSON_INITIALIZER;
+  BSON_APPEND_UTF8(&a, "s", "ok \xff\xfe");
+  bson_t sub;
+  BSON_APPEND_DOCUMENT_BEGIN(&b, "sub", &sub);
+  BSON_APPEND_UTF8(&sub, "bad\xc3", "x");
+  bson_append_document_end(&b, &sub);
+  BSON_APPEND_CODE(&c, "code", "function() { return '\xff'; }");
+  BSON_APPEND_SYMBOL(&d, "sym", "\xe2\x82");
+  cr_assert_eq(nx_insert_one(db, NULL, "t", nx_bson(&a), NULL), NX_INVALID);
+  cr_assert(strstr(nx_errmsg(db), "'s'"), "%s", nx_errmsg(db));
+  cr_assert_eq(nx_insert_one(db, NULL, "t", nx_bson(&b), NULL), NX_INVALID);
+  bson_t ok = BSON_INITIALIZER;
+  BSON_APPEND_UTF8(&ok, "s", "caf\xc3\xa9 \xe2\x82\xac");
+  BSON_APPEND_CODE(&ok, "code", "function() { return 1; }");
+  cr_assert_eq(nx_insert_one(db, NULL, "t", nx_bson(&ok), NULL), NX_OK, "%s", nx_errmsg(db));
+  bson_destroy(&a);
+  bson_destroy(&b);
+  bson_destroy(&c);
+  bson_destroy(&d);
+  bson_destroy(&ok);
+  nx_close(db);
+}
+
 Test(api_crud, bad_json_is_parse_error_with_position) {
   nx_db *db = open_mem();
   int rc = nx_insert_one(db, NULL, "t", nx_json("{\"a\": 1, \"b\": }"), NULL);
