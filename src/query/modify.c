@@ -92,12 +92,56 @@ static int apply_one(nx_txn *t, eng_coll *c, const update_t *u, const filter_t *
   return rc;
 }
 
+/* update_one with a filter that is exactly {_id: scalar}: one lookup instead of a cursor. */
+static int update_point(nx_txn *t, const char *coll, const bson_t *filter, const bson_value_t *id,
+                        const update_t *u, bool upsert, const char *what, q_update_res *res) {
+  filter_t *f;
+  int rc = filter_parse(filter, &f); /* for the positional '$' and the upsert seed */
+  if (rc != NX_OK) return rc;
+  eng_coll *c = NULL;
+  rc = eng_coll_get(t, coll, false, &c);
+  if (rc == NX_OK) rc = eng_id_key(&t->key, id);
+  nx_buf scratch, old;
+  nx_buf_init(&scratch, ST_MAX_VALUE);
+  nx_buf_init(&old, ST_MAX_VALUE);
+  if (rc == NX_OK) {
+    eng_doc d;
+    st_val k = {t->key.data, t->key.len};
+    rc = eng_doc_get(t, c, k, &scratch, &d);
+    if (rc == NX_OK) {
+      bson_t oldv;
+      nx_doc_meta meta = d.meta;
+      rc = copy_doc(&d.doc, &old, &oldv);
+      bool modified = false;
+      if (rc == NX_OK) {
+        res->matched = 1;
+        rc = apply_one(t, c, u, f, &oldv, &meta, what, &modified, NULL);
+      }
+      if (rc == NX_OK && modified) res->modified = 1;
+    }
+  }
+  if (rc == NX_NOTFOUND || rc == NX_LIMIT) { /* no such collection or _id: nothing matched */
+    nx_err_clear();
+    rc = upsert ? do_upsert(t, coll, f, u, what, res, NULL) : NX_OK;
+  }
+  nx_buf_free(&scratch);
+  nx_buf_free(&old);
+  filter_free(f);
+  return rc;
+}
+
 int q_update(nx_txn *t, const char *coll, const bson_t *filter, const bson_t *update, q_update_kind kind,
              bool multi, bool upsert, const char *what, q_update_res *res) {
   memset(res, 0, sizeof *res);
   update_t *u;
   int rc = parse_update(update, kind, what, &u);
   if (rc != NX_OK) return rc;
+  bson_iter_t idit;
+  if (!multi && q_id_only(filter, &idit)) {
+    rc = update_point(t, coll, filter, bson_iter_value(&idit), u, upsert, what, res);
+    update_free(u);
+    return rc;
+  }
   nx_cursor *c;
   rc = q_find(t, false, coll, filter, NULL, &c);
   if (rc != NX_OK) {

@@ -10,7 +10,7 @@
 
 /* True when filter is {_id: v} with v usable as a key as is (not a document, which may hold
  * operators, nor an array, regex or null, which match by other rules). */
-static bool id_only(const bson_t *filter, bson_iter_t *it) {
+bool q_id_only(const bson_t *filter, bson_iter_t *it) {
   if (!filter || !bson_iter_init(it, filter) || !bson_iter_next(it)) return false;
   if (strcmp(bson_iter_key(it), "_id") != 0) return false;
   bson_type_t ty = bson_iter_type(it);
@@ -23,7 +23,7 @@ static bool id_only(const bson_t *filter, bson_iter_t *it) {
 
 int q_find_one_by_id(nx_txn *t, const char *coll, const bson_t *filter, bson_t *out, bool *handled) {
   bson_iter_t it;
-  *handled = id_only(filter, &it);
+  *handled = q_id_only(filter, &it);
   if (!*handled) return NX_OK;
   eng_coll *c;
   int rc = eng_coll_get(t, coll, false, &c);

@@ -38,6 +38,10 @@ int q_sorter_add(q_sorter *s, const bson_t *doc, const nx_doc_meta *meta, const 
 void q_sorter_finish(q_sorter *s);
 void q_sorter_free(q_sorter *s);
 
+/** True when filter is exactly {_id: v} with v a scalar usable as a key (point.c); *it is then
+ *  positioned on v. */
+bool q_id_only(const bson_t *filter, bson_iter_t *it);
+
 /* The cursor. */
 struct nx_cursor {
   nx_txn *t;            /* transaction (owned when own_txn) */
