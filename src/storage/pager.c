@@ -486,6 +486,9 @@ int pager_checkpoint(pager *p, nx_checkpoint_mode mode) {
   int rc;
   if (pager_poisoned(p, &rc)) return rc;
   if (p->read_only) return nx_err(NX_READONLY, "%s is open read-only: no checkpoint", p->path);
+  if (atomic_load(&p->w_owner) == (uintptr_t)pthread_self())
+    return nx_err(NX_BUSY, "%s: checkpoint requested by the thread that holds the write transaction (commit or "
+                  "abort it first)", p->path);
   if (mode == NX_CHECKPOINT_PASSIVE) {
     if (pthread_mutex_trylock(&p->wmu) != 0) return nx_err(NX_BUSY, "%s: a write transaction is active", p->path);
   } else {
@@ -539,6 +542,7 @@ int pager_begin(pager *p, bool write, pg_txn **out) {
     nx_free(t);
     return rc;
   }
+  atomic_store(&p->w_owner, (uintptr_t)pthread_self());
   t->txnid = p->last_txn + 1;
   memcpy(t->roots, p->last_roots, PG_ROOTS);
   t->page_count = atomic_load(&p->page_count);
@@ -608,6 +612,7 @@ void pager_rollback(pg_txn *t) {
   p->log_end = t->log_start;
   p->chain = t->chain_start;
   pager_drop_dirty(t);
+  atomic_store(&p->w_owner, 0);
   pthread_mutex_unlock(&p->wmu);
 }
 

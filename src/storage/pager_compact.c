@@ -234,6 +234,8 @@ int pager_compact(pager *p, pg_visit_fn visit, void *ctx, nx_progress_fn progres
   if (pager_poisoned(p, &rc)) return rc;
   if (p->read_only) return nx_err(NX_READONLY, "%s is open read-only: no compaction", p->path);
   if (p->memory) return pager_checkpoint(p, NX_CHECKPOINT_TRUNCATE);
+  if (atomic_load(&p->w_owner) == (uintptr_t)pthread_self())
+    return nx_err(NX_BUSY, "%s: compaction requested by the thread that holds the write transaction", p->path);
   size_t n = strlen(p->path);
   char *tmp = nx_malloc(n + 9);
   if (!tmp) return nx_err(NX_NOMEM, "compaction: out of memory");

@@ -16,6 +16,7 @@
 
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 
 #include "os.h"
@@ -170,6 +171,7 @@ struct pager {
   size_t cap_pages;              /* cache budget in pages (clean + dirty resident) */
 
   pthread_mutex_t wmu;
+  _Atomic uintptr_t w_owner;     /* (uintptr_t)pthread_self() of the thread in a write txn, or 0 */
   pthread_rwlock_t idx_lock;
   pthread_mutex_t mu;
   pthread_cond_t cv;

@@ -241,6 +241,7 @@ static int publish(pager *p, pg_txn *t) {
 int wasp_commit(pg_txn *t) {
   pager *p = t->p;
   int rc;
+  atomic_store(&p->w_owner, 0); /* the txn ends here, whatever happens */
   if (pager_poisoned(p, &rc)) {
     pager_rollback(t);
     return rc;
@@ -361,6 +362,11 @@ typedef struct idx_pair {
   uint64_t off;
 } idx_pair;
 
+static int cmp_u32(const void *a, const void *b) {
+  uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+  return x < y ? -1 : x > y;
+}
+
 static int cmp_pair(const void *a, const void *b) {
   uint32_t x = ((const idx_pair *)a)->pgno, y = ((const idx_pair *)b)->pgno;
   return x < y ? -1 : x > y;
@@ -380,6 +386,27 @@ static int copy_frames(pager *p) {
       k++;
     }
   pthread_rwlock_unlock(&p->idx_lock);
+  /* Frames of pages that a later commit already freed are not copied when no reader can still
+   * reach them (every live snapshot is at or after the freeing txn; readers that begin later see
+   * the newest state): neither meta reaches them either, as they were written in this log
+   * generation. Rewriting a page in every commit thus costs one main-file write per checkpoint
+   * for its last copy only. */
+  pthread_mutex_lock(&p->mu);
+  uint64_t oldest = rt_oldest(&p->rt, p->last_txn);
+  size_t nd = 0;
+  uint32_t *dead = nx_malloc((p->pending.n ? p->pending.n : 1) * sizeof *dead);
+  if (dead)
+    for (size_t i = 0; i < p->pending.n; i++)
+      if (p->pending.v[i].txn <= oldest) dead[nd++] = p->pending.v[i].pgno;
+  pthread_mutex_unlock(&p->mu);
+  if (dead && nd) {
+    pg_qsort(dead, nd, sizeof *dead, cmp_u32);
+    size_t w = 0;
+    for (size_t i = 0; i < k; i++)
+      if (!bsearch(&v[i].pgno, dead, nd, sizeof *dead, cmp_u32)) v[w++] = v[i];
+    k = w;
+  }
+  nx_free(dead);
   pg_qsort(v, k, sizeof *v, cmp_pair);
   size_t per = p->scratch_len / p->ps;
   int rc = NX_OK;
