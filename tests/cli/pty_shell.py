@@ -58,7 +58,23 @@ os.write(fd, b"db.t.countD\t)\r")
 read_until(b"1\r\n", "shell still answers after Ctrl-C; Tab completes countDocuments(")
 read_until(b"nexuslite> ", "prompt")
 os.write(fd, b"exit\r")
-_, status = os.waitpid(pid, 0)
+# Wait for the end of the child's output (EOF/EIO on the master once it exits; 30 s guard),
+# then reap it; a shell that does not exit is killed and reported, never waited for forever.
+while True:
+    r, _, _ = select.select([fd], [], [], 30)
+    if not r:
+        break
+    try:
+        if not os.read(fd, 4096):
+            break
+    except OSError:
+        break
+done, status = os.waitpid(pid, os.WNOHANG)
+if not done:
+    os.kill(pid, 9)
+    _, status = os.waitpid(pid, 0)
+    print("FAIL shell did not exit after 'exit'")
+    failed += 1
 code = os.waitstatus_to_exitcode(status)
 print(("ok   " if code == 0 else "FAIL ") + "exit status %d" % code)
 failed += code != 0

@@ -1150,6 +1150,17 @@ static unsigned char complete(EditLine *el, int ch) {
   return rc;
 }
 
+/* Ctrl-C at the prompt is a key, not a signal: the edit-mode terminal has ISIG off (EL_SETTY
+ * below), so ^C reaches this function synchronously. A SIGINT handler cannot do it reliably: a
+ * signal that lands just before el_gets() blocks in read() is lost. */
+static volatile int g_line_cancel;
+static unsigned char cancel_line(EditLine *el, int ch) {
+  (void)el;
+  (void)ch;
+  g_line_cancel = 1;
+  return CC_NEWLINE;
+}
+
 static bool editline_start(shell *s) {
   setlocale(LC_CTYPE, "");
   s->el = el_init("nexuslite", stdin, stdout, stderr);
@@ -1171,6 +1182,9 @@ static bool editline_start(shell *s) {
   g_shell = s;
   el_set(s->el, EL_ADDFN, "nx-complete", "complete a name", complete);
   el_set(s->el, EL_BIND, "^I", "nx-complete", NULL);
+  el_set(s->el, EL_ADDFN, "nx-cancel", "drop the pending input", cancel_line);
+  el_set(s->el, EL_BIND, "^C", "nx-cancel", NULL);
+  el_set(s->el, EL_SETTY, "-d", "-isig", NULL);
   el_source(s->el, NULL);
   return true;
 }
@@ -1191,6 +1205,11 @@ static bool read_line(shell *s, sbuf *line) {
     int count = 0;
     errno = 0;
     const char *l = el_gets(s->el, &count);
+    if (g_line_cancel) {
+      g_line_cancel = 0;
+      sb_adds(line, "\x03"); /* marker: cancel the pending input */
+      return true;
+    }
     if (!l || count <= 0) {
       if (cli_interrupted || errno == EINTR) {
         cli_interrupted = 0;
