@@ -4,6 +4,7 @@ Usage: pty_shell.py NEXUSLITE DB HOME. Prints one line per check; exit 1 when on
 import os
 import pty
 import select
+import signal
 import sys
 
 nx, db, home = sys.argv[1:4]
@@ -69,12 +70,20 @@ while True:
             break
     except OSError:
         break
-done, status = os.waitpid(pid, os.WNOHANG)
-if not done:
+def on_alarm(signum, frame):
+    raise TimeoutError()
+
+
+signal.signal(signal.SIGALRM, on_alarm)
+signal.alarm(30)
+try:
+    _, status = os.waitpid(pid, 0)
+except TimeoutError:
     os.kill(pid, 9)
     _, status = os.waitpid(pid, 0)
     print("FAIL shell did not exit after 'exit'")
     failed += 1
+signal.alarm(0)
 code = os.waitstatus_to_exitcode(status)
 print(("ok   " if code == 0 else "FAIL ") + "exit status %d" % code)
 failed += code != 0
