@@ -457,6 +457,10 @@ Test(btree_space, compaction_after_deleting_90_percent) {
   cr_assert_leq(after * 100, before * 15, "file %llu -> %llu bytes", (unsigned long long)before,
                 (unsigned long long)after);
   cr_assert_eq(st_check(e), NX_OK, "%s", nx_err_msg());
+  /* compacting a compact file does not grow it */
+  cr_assert_eq(st_compact(e, NULL, NULL), NX_OK, "st_compact: %s", nx_err_msg());
+  cr_assert_leq(file_size(path), after, "second compaction grew the file to %llu bytes", (unsigned long long)file_size(path));
+  cr_assert_eq(st_check(e), NX_OK, "%s", nx_err_msg());
   int crc = st_close(e);
   cr_assert_eq(crc, NX_OK, "close after compaction: %d %s (%s)", crc, nx_code_name(crc), nx_err_msg());
   cr_assert_eq(st_open(path, &o, &e), NX_OK, "%s", nx_err_msg());

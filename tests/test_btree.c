@@ -417,3 +417,48 @@ Test(btree, rebuild_packs_pages_and_keeps_entries) {
   cr_assert_eq(out.root, 0);
   fix_close(&f);
 }
+
+static int max_mark(void *ctx, uint32_t pgno) {
+  uint32_t *m = ctx;
+  if (pgno > *m) *m = pgno;
+  return 0;
+}
+
+Test(btree, relocate_moves_high_pages_into_low_holes) {
+  bt_fix f;
+  fix_open(&f, 4096);
+  char k[32];
+  static uint8_t big[10000];
+  memset(big, 'o', sizeof big);
+  const uint32_t n = 6000;
+  for (uint32_t i = 0; i < n; i++) put(&f, k, mkkey(k, i), big, i % 500 == 499 ? sizeof big : 60);
+  fix_commit(&f);
+  /* free the low pages: delete the first two thirds (inserted first, so mostly low numbers) */
+  for (uint32_t i = 0; i < n * 2 / 3; i++) cr_assert_eq(bt_del(f.t, &f.s, &f.d, (uint8_t *)k, mkkey(k, i)), NX_OK);
+  cr_assert_eq(pager_commit(f.t), NX_OK); /* no write txn open: a FULL checkpoint waits for it */
+  cr_assert_eq(pager_checkpoint(f.p, NX_CHECKPOINT_FULL), NX_OK);
+  cr_assert_eq(pager_checkpoint(f.p, NX_CHECKPOINT_FULL), NX_OK);
+  cr_assert_eq(pager_begin(f.p, true, &f.t), NX_OK);
+  uint64_t live = 0;
+  uint32_t hi_before = 0, hi_after = 0;
+  cr_assert_eq(bt_visit(f.t, &f.d, count_mark, &live), NX_OK);
+  cr_assert_eq(bt_visit(f.t, &f.d, max_mark, &hi_before), NX_OK);
+  uint32_t limit = (uint32_t)live + 20;
+  cr_assert_gt(hi_before, limit);
+  cr_assert_eq(bt_relocate(f.t, &f.d, limit), NX_OK, "%s", nx_err_msg());
+  cr_assert_eq(bt_visit(f.t, &f.d, max_mark, &hi_after), NX_OK);
+  cr_assert_lt(hi_after, limit, "highest page %u -> %u (limit %u)", hi_before, hi_after, limit);
+  check(&f);
+  cr_assert_eq(f.d.count, n - n * 2 / 3);
+  bt_read r;
+  bt_read_init(&r);
+  for (uint32_t i = n * 2 / 3; i < n; i++) {
+    const uint8_t *v;
+    size_t vn;
+    cr_assert_eq(bt_get(f.t, &f.d, (uint8_t *)k, mkkey(k, i), &r, &v, &vn), NX_OK);
+    cr_assert_eq(vn, i % 500 == 499 ? sizeof big : 60);
+    cr_assert(memcmp(v, big, vn) == 0);
+  }
+  bt_read_free(f.t, &r);
+  fix_close(&f);
+}

@@ -292,7 +292,7 @@ int bt_ovf_write(pg_txn *t, const uint8_t *val, size_t vlen, uint32_t *first, ui
   return NX_OK;
 }
 
-static int ovf_walk(pg_txn *t, uint32_t pgno, uint64_t txn, uint32_t vlen, bool free_pages,
+int bt_ovf_walk(pg_txn *t, uint32_t pgno, uint64_t txn, uint32_t vlen, bool free_pages,
                     int (*mark)(void *, uint32_t), void *mctx) {
   uint32_t ps = pager_page_size(pg_pager(t)), per = ps - 32;
   uint32_t pages = 0, maxpages = vlen / per + 1;
@@ -318,7 +318,7 @@ static int ovf_walk(pg_txn *t, uint32_t pgno, uint64_t txn, uint32_t vlen, bool 
 static int cell_free_ovf(pg_txn *t, const uint8_t *c) {
   if (!(c[2] & BT_F_OVF)) return NX_OK;
   uint32_t kl = nx_get16(c);
-  return ovf_walk(t, nx_get32(c + 7 + kl), nx_get64(c + 11 + kl), nx_get32(c + 3), true, NULL, NULL);
+  return bt_ovf_walk(t, nx_get32(c + 7 + kl), nx_get64(c + 11 + kl), nx_get32(c + 3), true, NULL, NULL);
 }
 
 /* ---- Get ---- */
@@ -786,7 +786,7 @@ static int walk(pg_txn *t, uint32_t pgno, uint64_t txn, uint32_t lvl, uint32_t d
     if (leaf) {
       if (c[2] & BT_F_OVF) {
         uint32_t kl = nx_get16(c);
-        rc = ovf_walk(t, nx_get32(c + 7 + kl), nx_get64(c + 11 + kl), nx_get32(c + 3), free_pages, mark, mctx);
+        rc = bt_ovf_walk(t, nx_get32(c + 7 + kl), nx_get64(c + 11 + kl), nx_get32(c + 3), free_pages, mark, mctx);
       }
     } else {
       rc = walk(t, nx_get32(c + 2), nx_get64(c + 6), lvl + 1, depth, free_pages, mark, mctx);

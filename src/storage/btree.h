@@ -138,6 +138,9 @@ int bt_del(pg_txn *t, bt_scratch *s, bt_desc *d, const uint8_t *key, size_t klen
 /* Builds a densely packed copy of tree old into new pages (*out); old is left untouched (drop it
  * in the same txn). For compaction: new pages take the lowest free page numbers. */
 int bt_rebuild(pg_txn *t, bt_scratch *s, const bt_desc *old, bt_desc *out);
+/* Copies every page of the tree numbered >= limit (and the path above it, and overflow chains
+ * reaching past it) to new page numbers, which the pager takes from its lowest free pages. */
+int bt_relocate(pg_txn *t, bt_desc *d, uint32_t limit);
 /* Frees every page of the tree (branches, leaves, overflow chains); *d becomes empty. */
 int bt_drop(pg_txn *t, bt_desc *d);
 
@@ -221,6 +224,9 @@ int bt_leaf_find(const uint8_t *pg, uint32_t ps, uint32_t pgno, const uint8_t *k
                  uint32_t *idx, bool *exact);
 /* Writes val into a new overflow chain; *first and *txn receive its head. */
 int bt_ovf_write(pg_txn *t, const uint8_t *val, size_t vlen, uint32_t *first, uint64_t *txn);
+/* Walks an overflow chain: mark(mctx, pgno) for each page (if mark), pg_free each (if free_pages). */
+int bt_ovf_walk(pg_txn *t, uint32_t pgno, uint64_t txn, uint32_t vlen, bool free_pages,
+                int (*mark)(void *, uint32_t), void *mctx);
 /* Reads a value's overflow chain into b. */
 int bt_ovf_read(pg_txn *t, uint32_t pgno, uint64_t txn, uint32_t vlen, nx_buf *b);
 /* Full structural validation of one page (header, slots, cell bounds, byte accounting). */

@@ -151,3 +151,91 @@ int bt_rebuild(pg_txn *t, bt_scratch *s, const bt_desc *old, bt_desc *out) {
                          (unsigned long long)old->count);
   return rc;
 }
+
+/* ---- Relocation: move the pages numbered >= limit down into lower free pages ---- */
+typedef struct rl_max {
+  uint32_t max; /* highest page number of a chain */
+} rl_max;
+
+static int rl_mark(void *ctx, uint32_t pgno) {
+  rl_max *m = ctx;
+  if (pgno > m->max) m->max = pgno;
+  return NX_OK;
+}
+
+/* Walks the subtree at (*pgno, *txn); every page at or above limit, and every page on the path
+ * above one that moved, is copied by pg_write (the pager gives out its lowest free numbers).
+ * *moved tells the caller to store the new (*pgno, *txn). Children move before their parent. */
+static int reloc(pg_txn *t, nx_buf *buf, uint32_t *pgno, uint64_t *txn, uint32_t lvl, uint32_t depth,
+                 uint32_t limit, bool *moved) {
+  uint32_t ps = pager_page_size(pg_pager(t));
+  bool leaf = lvl + 1 == depth;
+  *moved = false;
+  if (lvl >= BT_MAX_DEPTH) return NX_CORRUPT_BKPT("btree page %u: too deep", *pgno);
+  pg_page p;
+  int rc = bt_get_node(t, *pgno, *txn, leaf, &p);
+  if (rc) return rc;
+  rc = bt_page_validate(p.data, ps, leaf, p.pgno);
+  bool written = false;
+  uint32_t n = bt_n(p.data);
+  for (uint32_t i = 0; rc == NX_OK && i < n; i++) {
+    const uint8_t *c = p.data + bt_slot(p.data, i);
+    uint32_t kl = nx_get16(c);
+    if (!leaf) {
+      uint32_t cp = nx_get32(c + 2);
+      uint64_t ct = nx_get64(c + 6);
+      bool cm;
+      rc = reloc(t, buf, &cp, &ct, lvl + 1, depth, limit, &cm);
+      if (rc == NX_OK && cm) {
+        if (!written && (rc = pg_write(t, &p)) == NX_OK) written = true;
+        if (rc == NX_OK) {
+          uint8_t *w = p.data + bt_slot(p.data, i);
+          nx_put32(w + 2, cp);
+          nx_put64(w + 6, ct);
+        }
+      }
+    } else if (c[2] & BT_F_OVF) {
+      uint32_t first = nx_get32(c + 7 + kl), vl = nx_get32(c + 3);
+      uint64_t otxn = nx_get64(c + 11 + kl);
+      rl_max m = {0};
+      rc = bt_ovf_walk(t, first, otxn, vl, false, rl_mark, &m);
+      if (rc || m.max < limit) continue;
+      uint32_t nf;
+      uint64_t nt;
+      rc = bt_ovf_read(t, first, otxn, vl, buf);
+      if (rc == NX_OK) rc = bt_ovf_write(t, buf->data, vl, &nf, &nt);
+      if (rc == NX_OK) rc = bt_ovf_walk(t, first, otxn, vl, true, NULL, NULL);
+      if (rc == NX_OK && !written && (rc = pg_write(t, &p)) == NX_OK) written = true;
+      if (rc == NX_OK) {
+        uint8_t *w = p.data + bt_slot(p.data, i);
+        nx_put32(w + 7 + kl, nf);
+        nx_put64(w + 11 + kl, nt);
+      }
+    }
+  }
+  if (rc == NX_OK && !written && p.pgno >= limit && (rc = pg_write(t, &p)) == NX_OK) written = true;
+  if (rc == NX_OK && written) {
+    *pgno = p.pgno;
+    *txn = pg_txnid(t);
+    *moved = true;
+  }
+  pg_release(t, &p);
+  return rc;
+}
+
+int bt_relocate(pg_txn *t, bt_desc *d, uint32_t limit) {
+  if (!pg_is_write(t)) return nx_err(NX_READONLY, "btree relocate in a read transaction");
+  if (d->root == 0) return NX_OK;
+  nx_buf buf;
+  nx_buf_init(&buf, 0);
+  bool moved;
+  uint32_t root = d->root;
+  uint64_t txn = d->root_txn;
+  int rc = reloc(t, &buf, &root, &txn, 0, d->depth, limit, &moved);
+  if (rc == NX_OK && moved) {
+    d->root = root;
+    d->root_txn = txn;
+  }
+  nx_buf_free(&buf);
+  return rc;
+}

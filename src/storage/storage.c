@@ -687,14 +687,81 @@ static int rebuild_all(st_env *env) {
  * one txn; (3) two more full checkpoints, so both meta pages are past it and the old pages are
  * free; (4) the pager copies the reachable pages into a new file that ends at the highest one and
  * renames it in place. The new pages cannot reuse the old ones (both exist until the commit), so
- * a file that was mostly live keeps holes (up to about as many as live pages); a file after
- * large deletes shrinks to little more than its live pages. A later improvement: a second pass
- * that moves only the pages above the live count into the holes below it. */
+ * the rebuild runs only when the free pages can hold a whole copy (else it would extend the
+ * file). A relocation pass then moves the pages numbered above the live count (plus slack) into
+ * the holes below it, so the cut leaves little more than the live pages. */
+/* Moves every page numbered >= limit of every tree and of the catalog into lower free pages,
+ * in one write txn. */
+static int relocate_all(st_env *env, uint32_t limit) {
+  st_txn *t;
+  int rc = st_txn_begin(env, true, &t);
+  if (rc) return rc;
+  name_list names = {NULL, 0, 0};
+  rc = st_tree_list(t, NULL, collect_name, &names);
+  for (size_t i = 0; rc == NX_OK && i < names.n; i++) {
+    st_tree h;
+    rc = st_tree_open(t, names.v[i], false, &h);
+    st_open_tree *o = rc == NX_OK ? tree_of(t, h) : NULL;
+    if (o) {
+      bt_desc before = o->d;
+      rc = bt_relocate(t->pt, &o->d, limit);
+      if (memcmp(&before, &o->d, sizeof before) != 0) o->dirty = true;
+    }
+  }
+  if (rc == NX_OK) rc = flush_trees(t);
+  if (rc == NX_OK) {
+    rc = bt_relocate(t->pt, &t->cat, limit);
+    t->cat_dirty = true;
+  }
+  for (size_t i = 0; i < names.n; i++) nx_free(names.v[i]);
+  nx_free(names.v);
+  if (rc) {
+    st_txn_abort(t);
+    return rc;
+  }
+  return st_txn_commit(t);
+}
+
+static int count_mark(void *ctx, uint32_t pgno) {
+  (void)pgno;
+  (*(uint64_t *)ctx)++;
+  return NX_OK;
+}
+
+/* Pages reachable from the latest roots. */
+static int live_pages(st_env *env, uint64_t *live) {
+  st_txn *t;
+  *live = 0;
+  int rc = st_txn_begin(env, false, &t);
+  if (rc) return rc;
+  rc = st_visit(t->pt, NULL, count_mark, live);
+  st_txn_abort(t);
+  return rc;
+}
+
 int st_compact(st_env *env, nx_progress_fn progress, void *ctx) {
   int rc = NX_OK;
   for (int i = 0; rc == NX_OK && i < 2; i++) rc = pager_checkpoint(env->p, NX_CHECKPOINT_FULL);
-  if (rc == NX_OK) rc = rebuild_all(env);
-  for (int i = 0; rc == NX_OK && i < 2; i++) rc = pager_checkpoint(env->p, NX_CHECKPOINT_FULL);
+  if (rc) return rc;
+  /* Rebuild only when the free pages can hold a full copy of the live ones: otherwise the copy
+   * would extend the file past its current end. */
+  uint64_t live = 0;
+  if ((rc = live_pages(env, &live)) != NX_OK) return rc;
+  nx_stats s;
+  pager_stats(env->p, &s);
+  if (s.pages_free >= live) {
+    rc = rebuild_all(env);
+    for (int i = 0; rc == NX_OK && i < 2; i++) rc = pager_checkpoint(env->p, NX_CHECKPOINT_FULL);
+  }
+  /* Then move whatever lies above the live count (plus slack for the pages the move rewrites
+   * on the way, and the pager's own pages) down into the holes below it. */
+  if (rc == NX_OK) rc = live_pages(env, &live);
+  pager_stats(env->p, &s);
+  uint64_t limit = live + live / 16 + 16;
+  if (rc == NX_OK && s.pages_total > limit && limit < UINT32_MAX) {
+    rc = relocate_all(env, (uint32_t)limit);
+    for (int i = 0; rc == NX_OK && i < 2; i++) rc = pager_checkpoint(env->p, NX_CHECKPOINT_FULL);
+  }
   if (rc == NX_OK) rc = pager_compact(env->p, st_visit, NULL, progress, ctx);
   return rc;
 }
