@@ -3,9 +3,10 @@
  * (bounded heap with a limit, memory-limited otherwise), count, distinct, and the modifying
  * operations built on the cursor (update, replace, delete, find-and-modify).
  *
- * Plans today: a point lookup when the filter has an equality on _id, else a scan of the
- * collection tree in _id order with filter_match on every document. (The index engineer's
- * planner plugs in at q_plan in cursor.c.)
+ * Plans: a point lookup when the filter has an equality on _id; else the planner (planner.h,
+ * plan.c) picks an index scan or a scan of the collection tree in _id order; filter_match runs on
+ * every candidate document either way. find_one and update_one with a filter that is exactly
+ * {_id: scalar} skip the cursor (point.c).
  *
  * Ownership: specs (filter, projection, sort, update) are parsed by the calls and may be freed
  * after them. Documents returned by a cursor are borrowed until the next call on the cursor.
