@@ -37,7 +37,6 @@ test: deps
 	@$(MAKE) --no-print-directory test-asan
 
 demo: deps build
-	@$(BUILD)/nexuslite-demo-setup 2>/dev/null || true
 	@if [ -x $(BUILD)/nexuslite ]; then bash scripts/demo $(BUILD); else $(BUILD)/examples/ex_storage_basics demo.db; fi
 
 bench: deps build
