@@ -9,7 +9,8 @@
  * SPEC is parsed as a filter, an update, a projection and a sort; DOC (if it passes
  * doc_validate_for_storage, as stored documents do) is matched, updated (with the filter for the
  * positional $, and as an upsert seed when mode & 2), and projected; EXTRA, if present, is used as
- * the update instead of SPEC. Everything is freed: the sanitizers and the leak checker see it all.
+ * the update instead of SPEC. A DOC that is framed but malformed inside is still matched and
+ * sorted (the raw walkers must stay in bounds on hostile bytes). Everything is freed: the sanitizers and the leak checker see it all.
  *
  * The same entry point runs under gcc in tests/test_fuzz_replay_filter.c over fuzz/corpus/filter.
  */
@@ -20,16 +21,27 @@
 
 #define FUZZ_MAX_INPUT (64 * 1024)
 
+/* 1: a valid BSON document; 2: framed (length and final NUL right) but invalid inside; 0: none. */
 static int take_bson(const uint8_t **p, size_t *left, bson_t *out) {
   if (*left < 5) return 0;
   uint32_t len = nx_get32(*p);
   if (len < 5 || len > *left) return 0;
   if (!bson_init_static(out, *p, len)) return 0;
-  size_t off;
-  if (!bson_validate(out, BSON_VALIDATE_NONE, &off)) return 0;
   *p += len;
   *left -= len;
-  return 1;
+  size_t off;
+  return bson_validate(out, BSON_VALIDATE_NONE, &off) ? 1 : 2;
+}
+
+/* Hostile bytes straight from "storage": the raw walkers must stay in bounds. */
+static void run_raw(const bson_t *spec, const bson_t *raw) {
+  filter_t *f = NULL;
+  sort_t *s = NULL;
+  bool m;
+  if (filter_parse(spec, &f) == NX_OK) (void)filter_match(f, raw, &m);
+  if (sort_parse(spec, &s) == NX_OK) (void)sort_cmp(s, raw, raw);
+  filter_free(f);
+  sort_free(s);
 }
 
 static int take_json(const uint8_t **p, size_t *left, bson_t *out, bool *owned) {
@@ -96,7 +108,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   int n = 0;
   for (; n < 3; n++) {
     int ok = (mode & 1) ? take_json(&p, &left, &parts[n], &owned[n]) : take_bson(&p, &left, &parts[n]);
-    if (!ok) break;
+    if (ok == 2 && n == 1) run_raw(&parts[0], &parts[1]);
+    if (ok != 1) break;
   }
   if (n >= 1) {
     const bson_t *doc = n >= 2 && doc_validate_for_storage(&parts[1]) == NX_OK ? &parts[1] : NULL;
