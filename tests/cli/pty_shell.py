@@ -1,4 +1,4 @@
-"""Drives `nexuslite shell` through a pseudo-terminal: prompt, line editing input, a multi-line
+"""Drives `nexuslite` (no command: the shell, since stdin is a terminal) through a pseudo-terminal: prompt, line editing input, a multi-line
 statement with the continuation prompt, Ctrl-C at the prompt, exit, and the history file.
 Usage: pty_shell.py NEXUSLITE DB HOME. Prints one line per check; exit 1 when one failed."""
 import os
@@ -12,7 +12,7 @@ env = dict(os.environ, TERM="dumb", LC_ALL="C.UTF-8", NO_COLOR="1", HOME=home)
 env.pop("NEXUSLITE_HISTORY", None)
 pid, fd = pty.fork()
 if pid == 0:
-    os.execve(nx, [nx, "--db", db, "shell"], env)
+    os.execve(nx, [nx, "--db", db], env)  # no command on a terminal: the shell
 
 buf = b""
 failed = 0

@@ -292,8 +292,8 @@ int main(int argc, char **argv) {
   int rc;
   if (argc < 2) {
     if (isatty(STDIN_FILENO)) {
-      char *sargv[] = {(char *)"shell", NULL};
-      rc = cmd_shell(&c, 1, sargv);
+      char *none[] = {NULL};
+      rc = cmd_shell(&c, 0, none);
     } else {
       help_print(stderr, NULL);
       rc = CLI_EXIT_USAGE;
