@@ -77,3 +77,14 @@ Test(base, alloc_aligns_blocks_that_can_hold_bson_t) {
   cr_assert_eq((uintptr_t)b % 128, 0);
   bson_destroy(b);
 }
+
+Test(base, bson_made_before_first_open_is_freed_after_it) {
+  /* libbson's allocator is installed at load time, so this bson_t (allocated before any
+   * nx_open) is freed by the allocator that made it. */
+  bson_t *b = bson_new();
+  for (int i = 0; i < 100; i++) BSON_APPEND_UTF8(b, "k", "a value long enough to make libbson grow its buffer");
+  nx_db *db = NULL;
+  cr_assert_eq(nx_open(":memory:", NULL, &db), NX_OK, "%s", nx_errmsg(NULL));
+  nx_close(db);
+  bson_destroy(b);
+}

@@ -186,6 +186,11 @@ void nx_alloc_init(void) {
   bson_mem_set_vtable(&vt);
 }
 
+/* libbson's vtable is installed when the library is loaded, before main() runs: a bson_t that an
+ * application allocates before its first nx_open and frees after it would otherwise be freed by
+ * another allocator than the one that allocated it. */
+__attribute__((constructor)) static void nx_alloc_load(void) { nx_alloc_init(); }
+
 void nx_alloc_get_stats(nx_alloc_stats *out) {
   out->current = atomic_load(&g_current);
   out->peak = atomic_load(&g_peak);
