@@ -462,3 +462,35 @@ Test(btree, relocate_moves_high_pages_into_low_holes) {
   bt_read_free(f.t, &r);
   fix_close(&f);
 }
+
+/* A branch entry records the txn id that wrote its child: a child whose header names another
+ * txn (a lost or stale write) is NX_CORRUPT on read, not data. */
+Test(btree, stale_child_txn_id_is_caught) {
+  bt_fix f;
+  fix_open(&f, 4096);
+  char k[32];
+  for (uint32_t i = 0; i < 3000; i++) put(&f, k, mkkey(k, i), "value", 5);
+  cr_assert_geq(f.d.depth, 2u);
+  fix_commit(&f);
+  pg_page root;
+  cr_assert_eq(pg_get(f.t, f.d.root, f.d.root_txn, &root), NX_OK);
+  cr_assert_eq(pg_write(f.t, &root), NX_OK);
+  f.d.root = root.pgno;
+  f.d.root_txn = pg_txnid(f.t);
+  uint8_t *cell = root.data + nx_get16(root.data + BT_HDR_END); /* entry 0 */
+  uint64_t good = nx_get64(cell + 6);
+  nx_put64(cell + 6, good + 1); /* the parent now expects a newer write than the child holds */
+  bt_read r;
+  bt_read_init(&r);
+  const uint8_t *v;
+  size_t vn;
+  cr_assert_eq(bt_get(f.t, &f.d, (uint8_t *)k, mkkey(k, 0), &r, &v, &vn), NX_CORRUPT);
+  bt_check_stats st;
+  cr_assert_eq(bt_check(f.t, &f.d, NULL, NULL, &st), NX_CORRUPT);
+  nx_put64(cell + 6, good);
+  cr_assert_eq(bt_get(f.t, &f.d, (uint8_t *)k, mkkey(k, 0), &r, &v, &vn), NX_OK);
+  bt_read_free(f.t, &r);
+  pg_release(f.t, &root);
+  check(&f);
+  fix_close(&f);
+}
