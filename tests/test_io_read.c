@@ -542,3 +542,49 @@ Test(io_read, csv_row_with_too_many_fields_is_refused_before_allocating) {
   io_reader_close(r);
   nx_free(in);
 }
+
+Test(io_read, bson_every_type_passes_and_deep_nesting_is_refused_without_recursion) {
+  /* every BSON type (python3-bson wrote good.bson), plus code with scope */
+  char p[512];
+  snprintf(p, sizeof p, "%s/../fuzz/corpus/bson/good.bson", NX_TEST_DATA_DIR);
+  FILE *f = fopen(p, "rb");
+  cr_assert(f);
+  static uint8_t buf[1 << 16];
+  size_t n = fread(buf, 1, sizeof buf, f);
+  fclose(f);
+  bson_t cws, scope;
+  bson_init(&cws);
+  bson_init(&scope);
+  bson_append_int32(&scope, "x", 1, 1);
+  bson_append_code_with_scope(&cws, "f", 1, "return x", &scope);
+  bson_append_regex(&cws, "r", 1, "^a", "i");
+  memcpy(buf + n, bson_get_data(&cws), cws.len);
+  n += cws.len;
+  bson_destroy(&scope);
+  bson_destroy(&cws);
+  io_read_opts o = fmt(NX_FORMAT_BSON);
+  io_reader *r;
+  cr_assert_eq(io_reader_open_mem(buf, n, "all.bson", &o, &r), NX_OK);
+  const bson_t *d;
+  int rows = 0, rc;
+  while ((rc = io_reader_next(r, &d)) == NX_ROW) rows++;
+  cr_assert_eq(rc, NX_DONE, "%s", nx_err_msg());
+  cr_assert_eq(rows, 4);
+  io_reader_close(r);
+  /* 200,000 nested documents (1.6 MB): libbson's recursive validation would overflow the stack */
+  size_t depth = 200000, len = 5 + 8 * depth;
+  uint8_t *deep = nx_malloc(len + 12);
+  for (size_t k = 0; k < depth; k++) {
+    nx_put32(deep + 7 * k, (uint32_t)(5 + 8 * (depth - k)));
+    memcpy(deep + 7 * k + 4, "\x03" "a", 3);
+  }
+  memcpy(deep + 7 * depth, "\x05\x00\x00\x00\x00", 5);
+  memset(deep + 7 * depth + 5, 0, depth);
+  memcpy(deep + len, "\x0c\x00\x00\x00\x10" "a\x00\x01\x00\x00\x00\x00", 12);
+  cr_assert_eq(io_reader_open_mem(deep, len + 12, "deep.bson", &o, &r), NX_OK);
+  cr_assert_eq(io_reader_next(r, &d), NX_LIMIT);
+  cr_assert(strstr(nx_err_msg(), "nested deeper than 100 levels"), "%s", nx_err_msg());
+  cr_assert_eq(io_reader_next(r, &d), NX_ROW, "the next document is still read");
+  io_reader_close(r);
+  nx_free(deep);
+}

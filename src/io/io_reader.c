@@ -585,6 +585,83 @@ static bool strings_valid(bson_iter_t *it, const uint8_t *base, size_t *bad) {
   return true;
 }
 
+/* libbson's bson_validate recurses once per nesting level without a limit, so a hostile file of
+ * nested empty documents overflows the stack. This walk checks the structure first without
+ * recursion (a stack of end offsets, at most IO_MAX_BSON_DEPTH deep): element types, key
+ * terminators and every length against its container. Returns 0 when bson_validate may run,
+ * 1 (malformed) or 2 (too deep) with *at the offset of the problem. */
+#define IO_MAX_BSON_DEPTH 100 /* MongoDB's nesting limit */
+static int bson_shape(const uint8_t *p, size_t len, size_t *at) {
+  size_t ends[IO_MAX_BSON_DEPTH + 1]; /* index of the terminating NUL of each open document */
+  int sp = 0;
+  size_t i = 4;
+  ends[0] = len - 1;
+  for (;;) {
+    *at = i;
+    if (i == ends[sp]) {
+      if (p[i] != 0) return 1;
+      i++;
+      if (sp == 0) return i == len ? 0 : 1;
+      sp--;
+      continue;
+    }
+    uint8_t t = p[i++];
+    const uint8_t *z = memchr(p + i, 0, ends[sp] - i);
+    if (!z) return 1;
+    i = (size_t)(z - p) + 1;
+    size_t room = ends[sp] - i; /* bytes available to the value */
+    size_t need;
+    switch (t) {
+    case 0x01: case 0x09: case 0x11: case 0x12: need = 8; break;
+    case 0x07: need = 12; break;
+    case 0x08: need = 1; break;
+    case 0x10: need = 4; break;
+    case 0x13: need = 16; break;
+    case 0x06: case 0x0A: case 0x7F: case 0xFF: need = 0; break;
+    case 0x02: case 0x0D: case 0x0E: case 0x0C: {
+      if (room < 4) return 1;
+      uint32_t l = nx_get32(p + i);
+      need = 4 + (size_t)l + (t == 0x0C ? 12 : 0);
+      if (l < 1 || need > room) return 1;
+      break;
+    }
+    case 0x05: {
+      if (room < 5) return 1;
+      need = 5 + (size_t)nx_get32(p + i);
+      break;
+    }
+    case 0x0B: {
+      const uint8_t *z1 = memchr(p + i, 0, room);
+      if (!z1) return 1;
+      const uint8_t *z2 = memchr(z1 + 1, 0, (size_t)(p + ends[sp] - (z1 + 1)));
+      if (!z2) return 1;
+      need = (size_t)(z2 - (p + i)) + 1;
+      break;
+    }
+    case 0x03: case 0x04: case 0x0F: {
+      size_t doc_at = i;
+      if (t == 0x0F) { /* int32 total, string, scope document ending the element */
+        if (room < 14) return 1;
+        uint32_t total = nx_get32(p + i), sl = nx_get32(p + i + 4);
+        if (total < 14 || total > room || sl < 1 || (size_t)sl + 13 > total) return 1;
+        doc_at = i + 8 + sl;
+        if (nx_get32(p + doc_at) != total - 8 - sl) return 1;
+      }
+      if (ends[sp] - doc_at < 5) return 1;
+      uint32_t l = nx_get32(p + doc_at);
+      if (l < 5 || l > ends[sp] - doc_at) return 1;
+      if (sp + 1 >= IO_MAX_BSON_DEPTH) return 2;
+      ends[++sp] = doc_at + l - 1;
+      i = doc_at + 4;
+      continue;
+    }
+    default: return 1;
+    }
+    if (need > room) return 1;
+    i += need;
+  }
+}
+
 static int bson_next(io_reader *r, const bson_t **doc) {
   io_src *s = &r->src;
   r->where.line = 0;
@@ -624,6 +701,15 @@ static int bson_next(io_reader *r, const bson_t **doc) {
     return nx_err(NX_PARSE, "%s: bad BSON document at byte offset %llu", r->name,
                   (unsigned long long)r->where.offset);
   size_t bad_off = 0;
+  int shape = bson_shape(p, len, &bad_off);
+  if (shape == 2)
+    return nx_err(NX_LIMIT, "%s: bad BSON document at byte offset %llu: nested deeper than %d levels "
+                  "(at byte offset %llu)", r->name, (unsigned long long)r->where.offset,
+                  IO_MAX_BSON_DEPTH, (unsigned long long)(r->where.offset + bad_off));
+  if (shape)
+    return nx_err(NX_PARSE, "%s: bad BSON document at byte offset %llu: malformed element at byte "
+                  "offset %llu", r->name, (unsigned long long)r->where.offset,
+                  (unsigned long long)(r->where.offset + bad_off));
   if (!bson_validate(&r->view, BSON_VALIDATE_UTF8, &bad_off)) {
     bson_error_t err;
     memset(&err, 0, sizeof err);
