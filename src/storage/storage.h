@@ -70,7 +70,8 @@ int st_get(st_txn *t, st_tree tree, st_val key, st_val *val);   /* NX_NOTFOUND *
 int st_put(st_txn *t, st_tree tree, st_val key, st_val val, unsigned flags);
 int st_del(st_txn *t, st_tree tree, st_val key);                 /* NX_NOTFOUND */
 
-/* ---- Cursors: NX_OK when positioned on an entry, NX_NOTFOUND when off either end ---- */
+/* ---- Cursors: NX_OK when positioned on an entry, NX_NOTFOUND when off either end ----
+ * A cursor pins pages of its txn: close it before committing or aborting that txn. */
 int st_cursor_open(st_txn *t, st_tree tree, st_cursor **out);
 void st_cursor_close(st_cursor *c); /* accepts NULL */
 int st_cursor_first(st_cursor *c);
