@@ -598,3 +598,33 @@ Test(storage_api, allocation_failures_on_the_read_path) {
   assert_check(e);
   cr_assert_eq(st_close(e), NX_OK);
 }
+
+Test(storage_api, cursor_outliving_its_txn_is_dead_not_dangling) {
+  st_env *e = open_env(":memory:", 4096);
+  st_txn *t;
+  st_tree tr;
+  cr_assert_eq(st_txn_begin(e, true, &t), NX_OK);
+  cr_assert_eq(st_tree_open(t, "t", true, &tr), NX_OK);
+  cr_assert_eq(st_put(t, tr, sv("a"), sv("1"), 0), NX_OK);
+  cr_assert_eq(st_put(t, tr, sv("b"), sv("2"), 0), NX_OK);
+  st_cursor *c1, *c2;
+  cr_assert_eq(st_cursor_open(t, tr, &c1), NX_OK);
+  cr_assert_eq(st_cursor_open(t, tr, &c2), NX_OK);
+  cr_assert_eq(st_cursor_first(c1), NX_OK);
+  cr_assert_eq(st_cursor_last(c2), NX_OK);
+  st_cursor_close(c2); /* closing one in the middle of the list */
+  cr_assert_eq(st_txn_commit(t), NX_OK);
+  st_val k, v;
+  cr_assert_eq(st_cursor_get(c1, &k, &v), NX_MISUSE);
+  cr_assert_eq(st_cursor_next(c1), NX_MISUSE);
+  cr_assert_eq(st_cursor_seek(c1, sv("a"), ST_SEEK_GE), NX_MISUSE);
+  st_cursor_close(c1);
+  cr_assert_eq(st_txn_begin(e, false, &t), NX_OK);
+  cr_assert_eq(st_tree_open(t, "t", false, &tr), NX_OK);
+  cr_assert_eq(st_cursor_open(t, tr, &c1), NX_OK);
+  cr_assert_eq(st_cursor_first(c1), NX_OK);
+  st_txn_abort(t);
+  st_cursor_close(c1);
+  assert_check(e);
+  cr_assert_eq(st_close(e), NX_OK);
+}

@@ -58,6 +58,7 @@ struct st_txn {
   bt_read rd;          /* holds the value of the last st_get */
   bt_pincache pc;      /* read txns: branch pages kept pinned for point reads */
   int failed;          /* a write failed midway: the trees may be half changed; only abort */
+  st_cursor *cursors;  /* open cursors (detached at the txn's end) */
 };
 
 /* Codes after which a write left nothing half done (checked before any change). */
@@ -81,10 +82,21 @@ static int txn_usable(st_txn *t) {
 }
 
 struct st_cursor {
-  st_txn *t;
+  st_txn *t;              /* NULL once its txn ended (the cursor is then dead) */
   st_tree tree;
   bt_cursor bc;
+  st_cursor *prev, *next; /* the txn's list of open cursors */
 };
+
+/* Releases the pins of every cursor still open on t and marks them dead (a later
+ * st_cursor_close only frees them). */
+static void detach_cursors(st_txn *t) {
+  for (st_cursor *c = t->cursors; c; c = c->next) {
+    bt_cursor_fini(&c->bc);
+    c->t = NULL;
+  }
+  t->cursors = NULL;
+}
 
 /* ---- Environment ---- */
 int st_open(const char *path, const nx_open_opts *opts, st_env **out) {
@@ -190,6 +202,7 @@ static int flush_trees(st_txn *t) {
 }
 
 int st_txn_commit(st_txn *t) {
+  detach_cursors(t);
   bt_read_release(t->pt, &t->rd);
   bt_pincache_release(t->pt, &t->pc);
   int rc = txn_usable(t);
@@ -215,6 +228,7 @@ int st_txn_commit(st_txn *t) {
 
 void st_txn_abort(st_txn *t) {
   if (!t) return;
+  detach_cursors(t);
   bt_read_release(t->pt, &t->rd);
   bt_pincache_release(t->pt, &t->pc);
   pager_abort(t->pt);
@@ -448,18 +462,30 @@ int st_cursor_open(st_txn *t, st_tree tree, st_cursor **out) {
   c->t = t;
   c->tree = tree;
   bt_cursor_init(&c->bc, t->pt, &o->d);
+  c->prev = NULL;
+  c->next = t->cursors;
+  if (t->cursors) t->cursors->prev = c;
+  t->cursors = c;
   *out = c;
   return NX_OK;
 }
 
 void st_cursor_close(st_cursor *c) {
   if (!c) return;
-  bt_cursor_fini(&c->bc);
+  if (c->t) {
+    if (c->prev) c->prev->next = c->next;
+    else c->t->cursors = c->next;
+    if (c->next) c->next->prev = c->prev;
+    bt_cursor_fini(&c->bc);
+  }
   nx_free(c);
 }
 
+static int cur_dead(void) { return nx_err(NX_MISUSE, "cursor used after its transaction ended"); }
+
 /* Re-reads the tree's descriptor (writes in this txn may have moved the root). */
 static int cur_refresh(st_cursor *c) {
+  if (!c->t) return cur_dead();
   st_open_tree *o = tree_of(c->t, c->tree);
   if (!o) return nx_err(NX_MISUSE, "cursor on a dropped tree");
   c->bc.d = o->d;
@@ -476,8 +502,8 @@ int st_cursor_last(st_cursor *c) {
   return rc ? rc : bt_cursor_last(&c->bc);
 }
 
-int st_cursor_next(st_cursor *c) { return bt_cursor_next_fast(&c->bc); }
-int st_cursor_prev(st_cursor *c) { return bt_cursor_prev(&c->bc); }
+int st_cursor_next(st_cursor *c) { return c->t ? bt_cursor_next_fast(&c->bc) : cur_dead(); }
+int st_cursor_prev(st_cursor *c) { return c->t ? bt_cursor_prev(&c->bc) : cur_dead(); }
 
 int st_cursor_seek(st_cursor *c, st_val key, st_seek how) {
   int rc = cur_refresh(c);
@@ -485,6 +511,7 @@ int st_cursor_seek(st_cursor *c, st_val key, st_seek how) {
 }
 
 int st_cursor_get(st_cursor *c, st_val *key, st_val *val) {
+  if (!c->t) return cur_dead();
   return bt_cursor_get(&c->bc, key ? &key->p : NULL, key ? &key->n : NULL, val ? &val->p : NULL,
                        val ? &val->n : NULL);
 }

@@ -71,7 +71,8 @@ int st_put(st_txn *t, st_tree tree, st_val key, st_val val, unsigned flags);
 int st_del(st_txn *t, st_tree tree, st_val key);                 /* NX_NOTFOUND */
 
 /* ---- Cursors: NX_OK when positioned on an entry, NX_NOTFOUND when off either end ----
- * A cursor pins pages of its txn: close it before committing or aborting that txn. */
+ * A cursor belongs to its txn: when the txn ends, its open cursors release their pages and every
+ * call on them but st_cursor_close returns NX_MISUSE; st_cursor_close still frees them. */
 int st_cursor_open(st_txn *t, st_tree tree, st_cursor **out);
 void st_cursor_close(st_cursor *c); /* accepts NULL */
 int st_cursor_first(st_cursor *c);
