@@ -14,7 +14,9 @@
  *     Branch entry 0 keeps its key on disk, so that key always equals the parent's separator for
  *     it; a merge needs it when it pulls the separator down.
  *  4. A delete that leaves a page under a quarter full merges it with a sibling when both fit in
- *     one page (no redistribution otherwise); a root branch with one child is collapsed.
+ *     one page (no redistribution otherwise). A page left empty (a lone child whose parent could
+ *     not merge) is removed from its parent; a root branch with one child is collapsed and an
+ *     empty root freed.
  *  5. Overflow chains are written back to front, so each page is written once, complete; every
  *     page of a chain carries the txn id recorded in the leaf cell.
  */
