@@ -390,7 +390,13 @@ int pager_open(const char *path, const nx_open_opts *opts, pager **out) {
   pager *p = nx_calloc(1, sizeof *p);
   if (!p) return nx_err(NX_NOMEM, "opening %s: out of memory", path);
   pthread_mutex_init(&p->wmu, NULL);
-  pthread_rwlock_init(&p->idx_lock, NULL);
+  /* writer-preferring: commits and log restarts must not starve behind a stream of readers'
+   * page loads (glibc's default prefers readers); no thread takes it shared twice */
+  pthread_rwlockattr_t ra;
+  pthread_rwlockattr_init(&ra);
+  pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  pthread_rwlock_init(&p->idx_lock, &ra);
+  pthread_rwlockattr_destroy(&ra);
   pthread_mutex_init(&p->mu, NULL);
   pthread_cond_init(&p->cv, NULL);
   p->memory = strcmp(path, ":memory:") == 0;
