@@ -254,29 +254,46 @@ static bool in_doc(const doc_path *path, const pred *p, const uint8_t *data, uin
   return value_at(path, p, &e, i + 1, ev);
 }
 
-/* Components [i, n) applied to the array element `arr`. */
+/* Components [i, n) applied to the array element `arr` (MongoDB's array traversal):
+ * - an element that is a document is searched for component i as a field name (a document
+ *   without it reaches "missing");
+ * - if component i is a number equal to the element's index, the element is also taken by
+ *   position: at the end of the path it is tested whole (a positional leaf is not expanded),
+ *   otherwise the rest of the path continues inside it (a document, or a nested array);
+ * - other elements reach nothing. An array that reaches nothing at all makes the predicate false
+ *   (not "missing"): {"a.b": null} does not match {a: [1, 2]}. */
 static bool in_array(const doc_path *path, const pred *p, const doc_elem *arr, size_t i, eval *ev) {
   doc_elem c;
-  if (path->index[i] >= 0) {
-    if (!doc_raw_find(arr->vp, arr->vlen, path->parts[i], path->lens[i], &c)) return missing(p);
-    return value_at(path, p, &c, i + 1, ev);
-  }
   doc_raw_iter it;
-  if (!doc_raw_init(&it, arr->vp, arr->vlen)) return missing(p);
-  bool any_doc = false;
+  if (!doc_raw_init(&it, arr->vp, arr->vlen)) return false;
+  int64_t idx = path->index[i];
+  bool last = i + 1 == path->n;
   int64_t k = 0;
   while (doc_raw_next(&it, &c)) {
     if (c.type == BSON_TYPE_DOCUMENT) {
-      any_doc = true;
       if (in_doc(path, p, c.vp, c.vlen, i, ev)) {
         if (ev->e->track) ev->e->pos = k;
         return true;
       }
       if (ev->e->rc != NX_OK) return false;
     }
+    if (idx == k) {
+      bool r = false;
+      if (last) {
+        bson_value_t v;
+        doc_raw_value(&c, &v);
+        r = leaf_single(p, &v, ev);
+      } else if (c.type == BSON_TYPE_DOCUMENT) {
+        r = in_doc(path, p, c.vp, c.vlen, i + 1, ev);
+      } else if (c.type == BSON_TYPE_ARRAY) {
+        r = in_array(path, p, &c, i + 1, ev);
+      }
+      if (r) return true;
+      if (ev->e->rc != NX_OK) return false;
+    }
     k++;
   }
-  return any_doc ? false : missing(p);
+  return false;
 }
 
 /* `e` is the element reached by components [0, next). */
