@@ -110,14 +110,31 @@ void pager_promote_free(pager *p) {
   size_t k = 0;
   while (k < p->pending.n && p->pending.v[k].txn <= limit) k++;
   if (!k) return;
-  size_t moved = 0;
-  for (size_t i = 0; i < k; i++) {
-    if (u32_push(&p->ready, p->pending.v[i].pgno)) break; /* OOM: keep the rest pending */
-    moved++;
+  /* sort the k promoted pages descending, then merge them into the (descending) ready list */
+  uint32_t *add = nx_malloc(k * sizeof *add);
+  if (!add || p->ready.n + k > p->ready.cap) {
+    size_t nc = p->ready.cap ? p->ready.cap : 64;
+    while (nc < p->ready.n + k) nc *= 2;
+    uint32_t *nv = add ? nx_realloc(p->ready.v, nc * sizeof *nv) : NULL;
+    if (!nv) {
+      nx_free(add); /* OOM: everything stays pending, promoted later */
+      return;
+    }
+    p->ready.v = nv;
+    p->ready.cap = nc;
   }
-  if (p->pending.n > moved) memmove(p->pending.v, p->pending.v + moved, (p->pending.n - moved) * sizeof *p->pending.v);
-  p->pending.n -= moved;
-  pg_qsort(p->ready.v, p->ready.n, sizeof *p->ready.v, cmp_desc);
+  for (size_t i = 0; i < k; i++) add[i] = p->pending.v[i].pgno;
+  pg_qsort(add, k, sizeof *add, cmp_desc);
+  size_t i = p->ready.n, j = k, w = p->ready.n + k;
+  while (j > 0) {
+    /* fill from the back with the smaller of the two tails */
+    if (i > 0 && p->ready.v[i - 1] < add[j - 1]) p->ready.v[--w] = p->ready.v[--i];
+    else p->ready.v[--w] = add[--j];
+  }
+  p->ready.n += k;
+  nx_free(add);
+  if (p->pending.n > k) memmove(p->pending.v, p->pending.v + k, (p->pending.n - k) * sizeof *p->pending.v);
+  p->pending.n -= k;
 }
 
 /* ---- meta pages ---- */
