@@ -92,8 +92,8 @@ typedef enum filter_op {
   FILTER_OP_AND,       /* a nested $and that could not be flattened (never at top level) */
   FILTER_OP_OR,        /* $or (path NULL) */
   FILTER_OP_NOR,       /* $nor (path NULL) */
-  FILTER_OP_TRUE,      /* matches everything (e.g. an empty $and element) */
-  FILTER_OP_FALSE      /* matches nothing (e.g. $in: []) */
+  FILTER_OP_TRUE,      /* reserved: matches everything (the parser folds such conjuncts away today) */
+  FILTER_OP_FALSE      /* reserved: matches nothing ($in: [] is reported as IN with 0 values) */
 } filter_op;
 
 typedef struct filter_conjunct {
