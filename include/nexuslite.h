@@ -170,8 +170,9 @@ typedef enum nx_checkpoint_mode {
 /** Copies committed log frames into the main file. Example: `nx_checkpoint(db, NX_CHECKPOINT_FULL);` */
 NX_API int nx_checkpoint(nx_db *db, nx_checkpoint_mode mode);
 
-/** Progress callback for long operations: return non-zero to cancel (the call then returns
- *  NX_CANCELLED and changes nothing). `total` is 0 when unknown. */
+/** Progress callback for long operations: return non-zero to cancel; the call then returns
+ *  NX_CANCELLED (an index build or compaction then changes nothing; an import keeps the batches
+ *  it committed before, see nx_import). `total` is 0 when unknown. */
 typedef int (*nx_progress_fn)(void *ctx, uint64_t done, uint64_t total);
 
 /** Rewrites the live pages into a new file and renames it into place, shrinking the file.
@@ -452,7 +453,11 @@ typedef struct nx_import_report {
   double seconds;                          /**< wall time */
 } nx_import_report;
 
-/** Imports a file into a collection, streaming in constant memory.
+/** Imports a file into a collection, streaming in constant memory, one transaction per batch of
+ *  batch_size documents. The first bad record (without skip_errors), a failure or a cancel rolls
+ *  back the current batch; batches committed before it stay (report->inserted counts them).
+ *  Returns NX_OK, NX_PARSE (the message names file, line and byte offset), NX_EXISTS, NX_INVALID,
+ *  NX_IO, NX_CANCELLED.
  *  Example: `nx_import_report r; nx_import(db, "users.ndjson", "users", NULL, &r);` */
 NX_API int nx_import(nx_db *db, const char *path, const char *coll, const nx_import_opts *opts,
                      nx_import_report *report);
