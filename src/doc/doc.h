@@ -55,6 +55,9 @@ double doc_number_as_double(const bson_value_t *v);
 /** The number under `v` truncated toward zero to an int64, exactly (also for decimal128 and
  *  large int64 values). False for non-numbers, NaN, infinities and values out of int64 range. */
 bool doc_number_trunc_i64(const bson_value_t *v, int64_t *out);
+/* True with *out set when v is a whole number (int32, int64, or an integral double/decimal128
+ * within about +-9.2e18). */
+bool doc_number_integral_i64(const bson_value_t *v, int64_t *out);
 /** decimal128 arithmetic for $inc / $mul: `*out` = a + b (or a * b when `mul`), where either
  *  operand may be any number type (a double operand is first rounded to 15 significant digits, as
  *  MongoDB converts doubles to decimals in arithmetic). Exact, then rounded half-even to 34 digits;

@@ -302,6 +302,33 @@ double doc_number_as_double(const bson_value_t *v) {
   }
 }
 
+/* True with *out set when v is a number with an integral value within about +-9.2e18 (doubles
+ * and decimals must be whole). Used for $mod, $size, $slice, $position and the like. */
+bool doc_number_integral_i64(const bson_value_t *v, int64_t *out) {
+  switch (v->value_type) {
+  case BSON_TYPE_INT32:
+    *out = v->value.v_int32;
+    return true;
+  case BSON_TYPE_INT64:
+    *out = v->value.v_int64;
+    return true;
+  case BSON_TYPE_DOUBLE: {
+    double d = v->value.v_double;
+    if (!(d >= -9.2e18 && d <= 9.2e18) || d != (double)(int64_t)d) return false;
+    *out = (int64_t)d;
+    return true;
+  }
+  case BSON_TYPE_DECIMAL128: {
+    double d = doc_number_as_double(v);
+    if (!(d >= -9.2e18 && d <= 9.2e18) || d != (double)(int64_t)d) return false;
+    *out = (int64_t)d;
+    return true;
+  }
+  default:
+    return false;
+  }
+}
+
 bool doc_number_trunc_i64(const bson_value_t *v, int64_t *out) {
   switch (v->value_type) {
   case BSON_TYPE_INT32:

@@ -100,30 +100,6 @@ static int path_node(pctx *c, fnode *into, const char *path, filter_op op, fnode
 
 /* ---- Operand helpers ---- */
 
-static bool is_integral_number(const bson_value_t *v, int64_t *out) {
-  switch (v->value_type) {
-  case BSON_TYPE_INT32:
-    *out = v->value.v_int32;
-    return true;
-  case BSON_TYPE_INT64:
-    *out = v->value.v_int64;
-    return true;
-  case BSON_TYPE_DOUBLE: {
-    double d = v->value.v_double;
-    if (!(d >= -9.2e18 && d <= 9.2e18) || d != (double)(int64_t)d) return false;
-    *out = (int64_t)d;
-    return true;
-  }
-  case BSON_TYPE_DECIMAL128: {
-    double d = doc_number_as_double(v);
-    if (!(d >= -9.2e18 && d <= 9.2e18) || d != (double)(int64_t)d) return false;
-    *out = (int64_t)d;
-    return true;
-  }
-  default:
-    return false;
-  }
-}
 
 /* Truncating conversion used by $mod (MongoDB truncates toward zero). */
 static bool number_trunc(const bson_value_t *v, int64_t *out) { return doc_number_trunc_i64(v, out); }
@@ -178,7 +154,7 @@ static int add_type(pred *p, const bson_value_t *v, const char *where) {
     }
     return nx_err(NX_INVALID, "filter: unknown type name '%.64s' for $type at '%s'", s, where);
   }
-  if (is_integral_number(v, &code)) {
+  if (doc_number_integral_i64(v, &code)) {
     if ((code >= 1 && code <= 19) || code == -1 || code == 127) {
       p->type_mask |= 1u << type_bit((int)code);
       return NX_OK;
@@ -319,7 +295,7 @@ static int parse_op(pctx *c, fnode *into, const char *path, const char *where, b
   }
   if (strcmp(op, "$size") == 0) {
     int64_t sz;
-    if (!is_integral_number(v, &sz))
+    if (!doc_number_integral_i64(v, &sz))
       return nx_err(NX_INVALID, "filter: $size needs a whole number at '%s'", where);
     if (sz < 0) return nx_err(NX_INVALID, "filter: $size may not be negative at '%s'", where);
     rc = path_node(c, into, path, FILTER_OP_SIZE, &n);

@@ -309,30 +309,6 @@ static int parse_upath(const char *op, const char *s, doc_path *p, bool allow_po
   return NX_OK;
 }
 
-static bool int_arg(const bson_value_t *v, int64_t *out) {
-  switch (v->value_type) {
-  case BSON_TYPE_INT32:
-    *out = v->value.v_int32;
-    return true;
-  case BSON_TYPE_INT64:
-    *out = v->value.v_int64;
-    return true;
-  case BSON_TYPE_DOUBLE: {
-    double d = v->value.v_double;
-    if (!(d >= -9.2e18 && d <= 9.2e18) || d != (double)(int64_t)d) return false;
-    *out = (int64_t)d;
-    return true;
-  }
-  case BSON_TYPE_DECIMAL128: {
-    double d = doc_number_as_double(v);
-    if (!(d >= -9.2e18 && d <= 9.2e18) || d != (double)(int64_t)d) return false;
-    *out = (int64_t)d;
-    return true;
-  }
-  default:
-    return false;
-  }
-}
 
 /* Collects an array's elements as borrowed values. */
 static int collect_array(const bson_value_t *arr, bson_value_t **out, size_t *n) {
@@ -389,16 +365,16 @@ static int parse_push(uitem *it, bson_iter_t *vit) {
                     "'%s'",
                     k, it->pstr);
     } else if (strcmp(k, "$slice") == 0) {
-      if (!int_arg(v, &it->slice))
+      if (!doc_number_integral_i64(v, &it->slice))
         return nx_err(NX_INVALID, "update: the value for $slice must be an integer at '%s'", it->pstr);
       it->has_slice = true;
     } else if (strcmp(k, "$position") == 0) {
-      if (!int_arg(v, &it->position))
+      if (!doc_number_integral_i64(v, &it->position))
         return nx_err(NX_INVALID, "update: the value for $position must be an integer at '%s'", it->pstr);
       it->has_position = true;
     } else if (strcmp(k, "$sort") == 0) {
       int64_t d;
-      if (int_arg(v, &d)) {
+      if (doc_number_integral_i64(v, &d)) {
         if (d != 1 && d != -1)
           return nx_err(NX_INVALID,
                         "update: the $sort element value must be either 1 or -1 at "
@@ -517,7 +493,7 @@ static int parse_item(update_t *u, uitem *it, uop op, const char *opname, bson_i
     return parse_push(it, fit);
   case U_POP: {
     int64_t d;
-    if (!int_arg(v, &d) || (d != 1 && d != -1))
+    if (!doc_number_integral_i64(v, &d) || (d != 1 && d != -1))
       return nx_err(NX_INVALID, "update: $pop expects 1 or -1 for '%s'", it->pstr);
     it->position = d;
     return NX_OK;
