@@ -14,42 +14,8 @@
 #include "index.h"
 #include "planner.h"
 
-/* ---- Feeding a collection's documents to the index layer ---- */
-typedef struct coll_scan {
-  nx_txn *t;
-  eng_coll *c;
-} coll_scan;
-
-static int scan_coll(void *ctx, idx_each_doc_fn each, void *each_ctx) {
-  coll_scan *s = ctx;
-  st_cursor *cur;
-  int rc = st_cursor_open(s->t->st, s->c->tree, &cur);
-  if (rc != NX_OK) return rc;
-  nx_buf scratch, last;
-  nx_buf_init(&scratch, ST_MAX_VALUE);
-  nx_buf_init(&last, 0);
-  rc = st_cursor_first(cur);
-  while (rc == NX_OK) {
-    st_val k, v;
-    rc = st_cursor_get(cur, &k, &v);
-    if (rc != NX_OK) break;
-    last.len = 0;
-    rc = nx_buf_append(&last, k.p, k.n);
-    eng_doc d;
-    if (rc == NX_OK) rc = eng_doc_decode(s->c->name, v, &scratch, &d);
-    if (rc == NX_OK) rc = each(each_ctx, &d.doc);
-    if (rc != NX_OK) break;
-    /* `each` wrote index entries: a write txn's cursor must be re-positioned after a write */
-    st_val lk = {last.data, last.len};
-    rc = st_cursor_seek(cur, lk, ST_SEEK_GE);
-    if (rc == NX_OK) rc = st_cursor_get(cur, &k, &v);
-    if (rc == NX_OK && k.n == lk.n && memcmp(k.p, lk.p, lk.n) == 0) rc = st_cursor_next(cur);
-  }
-  nx_buf_free(&scratch);
-  nx_buf_free(&last);
-  st_cursor_close(cur);
-  return rc == NX_NOTFOUND ? NX_OK : rc;
-}
+/* Index builds feed every stored document of the collection, expired ones included, through
+ * the engine's scan (eng_scan_docs with with_expired). */
 
 /* ---- nx_index_create ---- */
 int nx_index_create(nx_db *db, const char *coll, nx_in keys, const nx_index_opts *opts) {
@@ -77,9 +43,9 @@ int nx_index_create(nx_db *db, const char *coll, nx_in keys, const nx_index_opts
     rc = eng_coll_get(t, coll, true, &c); /* MongoDB creates the collection too */
     if (rc == NX_OK) rc = st_tree_count(t->st, c->tree, &total);
     if (rc == NX_OK) {
-      coll_scan s = {t, c};
+      eng_scan_ctx s = {t, c, true};
       t->writes++;
-      rc = idx_create(t->st, d, scan_coll, &s, total, o.progress, o.progress_ctx);
+      rc = idx_create(t->st, d, eng_scan_docs, &s, total, o.progress, o.progress_ctx);
     } else {
       idx_def_free(d);
     }
@@ -183,10 +149,10 @@ static int rebuild_coll(void *ctx, const char *name) {
   eng_coll *c;
   rc = eng_coll_get(sc->t, name, false, &c);
   if (rc != NX_OK) return rc;
-  coll_scan cs = {sc->t, c};
+  eng_scan_ctx cs = {sc->t, c, true};
   size_t n = 0;
   sc->t->writes++;
-  rc = idx_rebuild_stale(sc->t->st, name, scan_coll, &cs, &n);
+  rc = idx_rebuild_stale(sc->t->st, name, eng_scan_docs, &cs, &n);
   sc->rebuilt += n;
   return rc;
 }

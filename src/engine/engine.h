@@ -188,10 +188,12 @@ int eng_doc_get(nx_txn *t, eng_coll *c, st_val key, nx_buf *scratch, eng_doc *ou
 
 /* ---- Scans for the index layer (idx_scan_fn / idx_get_fn) ---- */
 typedef struct eng_scan_ctx {
-  nx_txn *t;      /* the transaction */
-  eng_coll *c;    /* the collection */
+  nx_txn *t;         /* the transaction */
+  eng_coll *c;       /* the collection */
+  bool with_expired; /* also feed documents whose expiry has passed (index builds) */
 } eng_scan_ctx;
-/** idx_scan_fn over ctx (an eng_scan_ctx): feeds every live document of the collection to each. */
+/** idx_scan_fn over ctx (an eng_scan_ctx): feeds every live document of the collection to each
+ *  (and the expired ones too when ctx->with_expired). Safe when `each` writes (re-seeks). */
 int eng_scan_docs(void *ctx, idx_each_doc_fn each, void *each_ctx);
 /** idx_get_fn over ctx (an eng_scan_ctx): the live document stored under id_key, copied. */
 int eng_get_by_key(void *ctx, st_val id_key, bson_t *doc);

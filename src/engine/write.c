@@ -131,7 +131,7 @@ int eng_scan_docs(void *ctx, idx_each_doc_fn each, void *each_ctx) {
     }
     if (rc == NX_OK) rc = eng_doc_decode(sc->c->name, v, &scratch, &d);
     if (rc != NX_OK) break;
-    if (!eng_doc_expired(&d.meta, sc->t->now_ms)) {
+    if (sc->with_expired || !eng_doc_expired(&d.meta, sc->t->now_ms)) {
       rc = each(each_ctx, &d.doc);
       if (rc != NX_OK) break;
     }
@@ -189,7 +189,7 @@ int eng_doc_write(nx_txn *t, eng_coll *c, eng_op op, const bson_t *old_doc,
     bool stale = false;
     for (size_t i = 0; i < is->n; i++) stale = stale || is->defs[i]->stale;
     if (stale) {
-      eng_scan_ctx sc = {t, c};
+      eng_scan_ctx sc = {t, c, false};
       size_t rebuilt = 0;
       rc = idx_rebuild_stale(t->st, c->name, eng_scan_docs, &sc, &rebuilt);
       if (rc != NX_OK) return rc;
