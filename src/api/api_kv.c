@@ -60,6 +60,24 @@ static int kv_parse_value(const char *key, const char *json, bson_t *doc) {
   return NX_OK;
 }
 
+/* Writes the document stored under key k: replaces it with `doc` (ENG_REPLACE) or deletes it
+ * (ENG_DELETE, doc NULL). Returns NX_NOTFOUND, with nothing written, when the key is absent. */
+static int kv_rewrite(nx_txn *t, eng_coll *c, st_val k, eng_op op, const bson_t *doc) {
+  nx_buf scratch;
+  nx_buf_init(&scratch, ST_MAX_VALUE);
+  eng_doc old;
+  int rc = eng_doc_get(t, c, k, &scratch, &old);
+  if (rc == NX_OK) {
+    bson_t copy;
+    bson_copy_to(&old.doc, &copy);
+    nx_doc_meta m = old.meta;
+    rc = eng_doc_write(t, c, op, &copy, &m, doc, 0);
+    bson_destroy(&copy);
+  }
+  nx_buf_free(&scratch);
+  return rc;
+}
+
 int nx_kv_set(nx_db *db, nx_txn *txn, const char *key, const char *json_value) {
   int rc = kv_key_check(key, "nx_kv_set");
   if (rc != NX_OK) return rc;
@@ -85,20 +103,8 @@ int nx_kv_set(nx_db *db, nx_txn *txn, const char *key, const char *json_value) {
   rc = eng_coll_get(t, ENG_KV_COLLECTION, true, &c);
   if (rc == NX_OK) rc = kv_tree_key(t, key, &k);
   if (rc == NX_OK) {
-    nx_buf scratch;
-    nx_buf_init(&scratch, ST_MAX_VALUE);
-    eng_doc old;
-    rc = eng_doc_get(t, c, k, &scratch, &old);
-    if (rc == NX_OK) {
-      bson_t copy;
-      bson_copy_to(&old.doc, &copy);
-      nx_doc_meta m = old.meta;
-      rc = eng_doc_write(t, c, ENG_REPLACE, &copy, &m, &doc, 0);
-      bson_destroy(&copy);
-    } else if (rc == NX_NOTFOUND) {
-      rc = eng_doc_write(t, c, ENG_INSERT, NULL, NULL, &doc, 0);
-    }
-    nx_buf_free(&scratch);
+    rc = kv_rewrite(t, c, k, ENG_REPLACE, &doc);
+    if (rc == NX_NOTFOUND) rc = eng_doc_write(t, c, ENG_INSERT, NULL, NULL, &doc, 0);
   }
   bson_destroy(&doc);
   return eng_txn_done(t, own, rc, t->writes != before);
@@ -182,20 +188,7 @@ int nx_kv_delete(nx_db *db, nx_txn *txn, const char *key) {
   st_val k;
   rc = eng_coll_get(t, ENG_KV_COLLECTION, false, &c);
   if (rc == NX_OK) rc = kv_tree_key(t, key, &k);
-  if (rc == NX_OK) {
-    nx_buf scratch;
-    nx_buf_init(&scratch, ST_MAX_VALUE);
-    eng_doc d;
-    rc = eng_doc_get(t, c, k, &scratch, &d);
-    if (rc == NX_OK) {
-      bson_t copy;
-      bson_copy_to(&d.doc, &copy);
-      nx_doc_meta m = d.meta;
-      rc = eng_doc_write(t, c, ENG_DELETE, &copy, &m, NULL, 0);
-      bson_destroy(&copy);
-    }
-    nx_buf_free(&scratch);
-  }
+  if (rc == NX_OK) rc = kv_rewrite(t, c, k, ENG_DELETE, NULL);
   if (rc == NX_NOTFOUND) rc = nx_err(NX_NOTFOUND, "nx_kv_delete: no key '%s'", key);
   return eng_txn_done(t, own, rc, t->writes != before);
 }
