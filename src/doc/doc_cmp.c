@@ -159,6 +159,34 @@ static void repr_from_double(num_repr *r, double d) {
 
 __extension__ typedef unsigned __int128 nx_u128;
 
+/* The finite decimal128 (hi, lo) as its exponent and its coefficient's decimal digits, most
+ * significant first, in digits[0..*n) (at most 34; a non-canonical coefficient reads as 0, as
+ * IEEE 754-2008 says). The caller has already handled NaN and infinities. */
+static void dec_unpack(uint64_t hi, uint64_t lo, int *exponent, char digits[48], int *n) {
+  nx_u128 coeff;
+  if (((hi >> 61) & 3u) == 3u) {
+    /* "11" form: implied coefficient >= 2^113 > 10^34 - 1: non-canonical, value zero */
+    *exponent = (int)((hi >> 47) & 0x3FFFu) - 6176;
+    coeff = 0;
+  } else {
+    *exponent = (int)((hi >> 49) & 0x3FFFu) - 6176;
+    coeff = ((nx_u128)(hi & 0x1FFFFFFFFFFFFull) << 64) | lo;
+    nx_u128 max = 1;
+    for (int i = 0; i < 34; i++)
+      max *= 10u;
+    if (coeff >= max) coeff = 0;
+  }
+  char tmp[48];
+  int k = 0;
+  do {
+    tmp[k++] = (char)('0' + (int)(coeff % 10u));
+    coeff /= 10u;
+  } while (coeff);
+  for (int i = 0; i < k; i++)
+    digits[i] = tmp[k - 1 - i];
+  *n = k;
+}
+
 static void repr_from_decimal(num_repr *r, const bson_decimal128_t *dec) {
   uint64_t hi = dec->high, lo = dec->low;
   bool neg = (hi >> 63) != 0;
@@ -171,29 +199,9 @@ static void repr_from_decimal(num_repr *r, const bson_decimal128_t *dec) {
     r->kind = neg ? 1 : 3;
     return;
   }
-  int exponent;
-  nx_u128 coeff;
-  if (((hi >> 61) & 3u) == 3u) {
-    /* "11" form: implied coefficient >= 2^113 > 10^34 - 1: non-canonical, value zero */
-    exponent = (int)((hi >> 47) & 0x3FFFu) - 6176;
-    coeff = 0;
-  } else {
-    exponent = (int)((hi >> 49) & 0x3FFFu) - 6176;
-    coeff = ((nx_u128)(hi & 0x1FFFFFFFFFFFFull) << 64) | lo;
-    nx_u128 max = 1;
-    for (int i = 0; i < 34; i++)
-      max *= 10u;
-    if (coeff >= max) coeff = 0;
-  }
-  char tmp[48];
-  int n = 0;
-  do {
-    tmp[n++] = (char)('0' + (int)(coeff % 10u));
-    coeff /= 10u;
-  } while (coeff);
+  int exponent, n;
   char buf[48];
-  for (int i = 0; i < n; i++)
-    buf[i] = tmp[n - 1 - i];
+  dec_unpack(hi, lo, &exponent, buf, &n);
   repr_from_digits(r, neg, buf, n, exponent);
 }
 
@@ -457,27 +465,7 @@ static bool dnum_from(const bson_value_t *v, dnum *d) {
       d->kind = 1;
       return true;
     }
-    nx_u128 coeff;
-    if (((hi >> 61) & 3u) == 3u) {
-      d->e = (int)((hi >> 47) & 0x3FFFu) - 6176;
-      coeff = 0;
-    } else {
-      d->e = (int)((hi >> 49) & 0x3FFFu) - 6176;
-      coeff = ((nx_u128)(hi & 0x1FFFFFFFFFFFFull) << 64) | lo;
-      nx_u128 max = 1;
-      for (int i = 0; i < 34; i++)
-        max *= 10u;
-      if (coeff >= max) coeff = 0;
-    }
-    char tmp[48];
-    int n = 0;
-    do {
-      tmp[n++] = (char)('0' + (int)(coeff % 10u));
-      coeff /= 10u;
-    } while (coeff);
-    for (int i = 0; i < n; i++)
-      d->c[i] = tmp[n - 1 - i];
-    d->n = n;
+    dec_unpack(hi, lo, &d->e, d->c, &d->n);
     return true;
   }
   default:
