@@ -22,11 +22,14 @@
 #include <errno.h>
 #include <histedit.h>
 #include <locale.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <wchar.h>
 
 #include "cli.h"
 
@@ -55,8 +58,20 @@ typedef struct shell {
 } shell;
 
 static const char *g_prompt = "nexuslite> ";
+/* Test hook: NEXUSLITE_TEST_SIGINT_AT_CONTINUATION=1 raises SIGINT the first time the "... "
+ * prompt is drawn, which is exactly the window where a real Ctrl-C reaches the terminal before
+ * libedit has switched it to edit mode (see read_key). */
 static char *prompt_fn(EditLine *el) {
   (void)el;
+  static int hook = -1;
+  if (hook < 0) {
+    const char *v = getenv("NEXUSLITE_TEST_SIGINT_AT_CONTINUATION");
+    hook = v && !strcmp(v, "1");
+  }
+  if (hook && g_prompt[0] == '.') {
+    hook = 0;
+    raise(SIGINT);
+  }
   return (char *)g_prompt;
 }
 
@@ -1151,14 +1166,61 @@ static unsigned char complete(EditLine *el, int ch) {
 }
 
 /* Ctrl-C at the prompt is a key, not a signal: the edit-mode terminal has ISIG off (EL_SETTY
- * below), so ^C reaches this function synchronously. A SIGINT handler cannot do it reliably: a
- * signal that lands just before el_gets() blocks in read() is lost. */
+ * below), so ^C reaches this function synchronously; a SIGINT that arrives anyway (the key typed
+ * before edit mode is on) becomes the same key in read_key(). */
 static volatile int g_line_cancel;
 static unsigned char cancel_line(EditLine *el, int ch) {
   (void)el;
   (void)ch;
   g_line_cancel = 1;
   return CC_NEWLINE;
+}
+
+/* libedit prints the prompt before it switches the terminal to edit mode, so a ^C typed right
+ * after the prompt can still reach the terminal in its normal mode and arrive as SIGINT, whose
+ * handler only sets cli_interrupted; libedit's own read() would then block with the Ctrl-C lost.
+ * This reader closes that window: SIGINT is blocked while the flag is checked and unblocked only
+ * inside ppoll(), so a pending or arriving SIGINT always wakes it, and it hands libedit a ^C
+ * key (bound to nx-cancel). Bytes are decoded to wide characters with the locale's mbrtowc. */
+static int read_key(EditLine *el, wchar_t *wc) {
+  (void)el;
+  mbstate_t st;
+  memset(&st, 0, sizeof st);
+  sigset_t block, old;
+  sigemptyset(&block);
+  sigaddset(&block, SIGINT);
+  for (;;) {
+    sigprocmask(SIG_BLOCK, &block, &old);
+    if (cli_interrupted) {
+      cli_interrupted = 0;
+      sigprocmask(SIG_SETMASK, &old, NULL);
+      *wc = L'\003';
+      return 1;
+    }
+    struct pollfd pfd = {.fd = STDIN_FILENO, .events = POLLIN};
+    int r = ppoll(&pfd, 1, NULL, &old);
+    int err = errno;
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    if (r < 0) {
+      if (err == EINTR) continue; /* the loop looks at cli_interrupted again */
+      errno = err;
+      return -1;
+    }
+    char ch;
+    ssize_t n = read(STDIN_FILENO, &ch, 1);
+    if (n == 0) return 0;
+    if (n < 0) {
+      if (errno == EINTR || errno == EAGAIN) continue;
+      return -1;
+    }
+    size_t k = mbrtowc(wc, &ch, 1, &st);
+    if (k == (size_t)-2) continue; /* the middle of a multi-byte character */
+    if (k == (size_t)-1) {       /* not valid in this locale: pass the byte through */
+      memset(&st, 0, sizeof st);
+      *wc = (wchar_t)(unsigned char)ch;
+    }
+    return 1;
+  }
 }
 
 static bool editline_start(shell *s) {
@@ -1185,6 +1247,7 @@ static bool editline_start(shell *s) {
   el_set(s->el, EL_ADDFN, "nx-cancel", "drop the pending input", cancel_line);
   el_set(s->el, EL_BIND, "^C", "nx-cancel", NULL);
   el_set(s->el, EL_SETTY, "-d", "-isig", NULL);
+  el_set(s->el, EL_GETCFN, read_key);
   el_source(s->el, NULL);
   return true;
 }
