@@ -400,6 +400,72 @@ Test(doc, validation_limits_depth_and_size) {
   cr_assert_eq(doc_validate_for_storage(&r), NX_INVALID);
 }
 
+/* A document with every type the fast validation pass handles (and multi-byte UTF-8), plus a
+ * top-level "$nested_ok" name that both passes must refuse. */
+static bson_t *fast_pass_sample(void) {
+  bson_t *b = J("{\"_id\": {\"$oid\": \"64b7f0000000000000000001\"}, \"d\": 1.5, \"s\": \"h\u00e9llo w\u00f6rld, a longer string\","
+                " \"o\": {\"i\": 7, \"l\": {\"$numberLong\": \"9000000000\"}, \"e\": {}},"
+                " \"a\": [1, \"x\", [true, false, null], {\"k\u00e9y\": \"v\"}], \"t\": {\"$timestamp\": {\"t\": 5, \"i\": 1}},"
+                " \"dt\": {\"$date\": \"2020-01-01T00:00:00Z\"}, \"dec\": {\"$numberDecimal\": \"1.25\"},"
+                " \"bin\": {\"$binary\": {\"base64\": \"AAECAw==\", \"subType\": \"00\"}}, \"$nested_ok\": 0}");
+  return b;
+}
+
+Test(doc, validation_fast_pass_never_accepts_what_the_walk_refuses) {
+  bson_t *with_dollar = fast_pass_sample();
+  cr_assert_eq(doc_validate_for_storage(with_dollar), NX_INVALID);
+  cr_assert(!doc_valid_fast(bson_get_data(with_dollar), with_dollar->len));
+  bson_t base = BSON_INITIALIZER;
+  bson_iter_t it;
+  bson_iter_init(&it, with_dollar);
+  while (bson_iter_next(&it))
+    if (strcmp(bson_iter_key(&it), "$nested_ok") != 0) bson_append_iter(&base, NULL, 0, &it);
+  bson_destroy(with_dollar);
+  cr_assert(doc_valid_fast(bson_get_data(&base), base.len), "the sample must take the fast path");
+  cr_assert_eq(doc_validate_for_storage_walk(&base), NX_OK, "%s", nx_err_msg());
+
+  uint32_t n = base.len;
+  uint8_t *buf = nx_malloc(n);
+  static const uint8_t vals[] = {0x00, 0x01, 0x02, 0x05, 0x24, 0x7f, 0x80, 0xc3, 0xff};
+  size_t accepted = 0, refused = 0, walk_only = 0;
+  uint64_t rng = 0x9E3779B97F4A7C15ull;
+  for (uint32_t round = 0; round < 2; round++) {
+    for (uint32_t pos = 0; pos < n; pos++) {
+      for (size_t v = 0; v < sizeof vals + 2; v++) {
+        memcpy(buf, bson_get_data(&base), n);
+        const uint8_t *orig = bson_get_data(&base);
+        buf[pos] = v < sizeof vals ? vals[v] : (uint8_t)(orig[pos] + (v == sizeof vals ? 1 : -1));
+        if (round == 1) { /* and a second random byte elsewhere */
+          rng ^= rng << 13;
+          rng ^= rng >> 7;
+          rng ^= rng << 17;
+          buf[rng % n] = (uint8_t)(rng >> 32);
+        }
+        bson_t view;
+        bool fast = doc_valid_fast(buf, n);
+        if (!bson_init_static(&view, buf, n)) {
+          cr_assert(!fast, "fast pass accepted a bad header (pos %u)", pos);
+          continue;
+        }
+        int walk = doc_validate_for_storage_walk(&view);
+        if (fast) {
+          cr_assert_eq(walk, NX_OK, "fast pass accepted what the walk refuses (round %u, pos %u, value %zu): %s",
+                       round, pos, v, nx_err_msg());
+          accepted++;
+        } else {
+          refused++;
+          if (walk == NX_OK) walk_only++;
+        }
+        cr_assert_eq(doc_validate_for_storage(&view), walk, "round %u pos %u value %zu", round, pos, v);
+      }
+    }
+  }
+  cr_assert(accepted > 100 && refused > 100, "accepted %zu refused %zu", accepted, refused);
+  nx_free(buf);
+  bson_destroy(&base);
+  (void)walk_only;
+}
+
 Test(doc, uuid_v4_has_version_and_variant) {
   uint8_t a[16], b[16];
   cr_assert_eq(doc_gen_uuid_v4(a), NX_OK);

@@ -164,6 +164,12 @@ void doc_raw_value(const doc_elem *e, bson_value_t *out);
  * start with '$'".
  */
 int doc_validate_for_storage(const bson_t *doc);
+/** The reference implementation of doc_validate_for_storage (libbson's iterator and validator):
+ *  doc_validate_for_storage runs it only when its fast pass over the bytes is unsure. For tests. */
+int doc_validate_for_storage_walk(const bson_t *doc);
+/** The fast pass alone: true only when the BSON bytes certainly pass doc_validate_for_storage
+ *  (false means "unsure", not "invalid"). */
+bool doc_valid_fast(const uint8_t *data, uint32_t len);
 /** Depth of nesting of `doc` (a flat document is 1), counting arrays and subdocuments; the walk
  *  stops below DOC_MAX_DEPTH + 1, so deeper documents report DOC_MAX_DEPTH + 1. */
 int doc_depth(const bson_t *doc);

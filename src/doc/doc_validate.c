@@ -6,6 +6,11 @@
  *   4. field names and strings are valid UTF-8 without NUL;
  *   5. `_id`, if present, is not an array, a regex or undefined.
  * Each failure is NX_INVALID with a message naming the field path.
+ *
+ * Two implementations: a fast pass over the raw bytes that only answers "certainly valid", and
+ * the reference walk (libbson's iterator, then bson_validate for exotic types) that runs when the
+ * fast pass is unsure and words every error. tests/test_doc.c checks on mutated documents that
+ * the fast pass never accepts what the walk refuses.
  */
 #include <string.h>
 
@@ -88,7 +93,112 @@ static int walk(bson_iter_t *it, int depth, vpath *path, bool top, bool *exotic)
   return NX_OK;
 }
 
+/* ---- The fast path ----------------------------------------------------------------------
+ * One pass over the raw bytes, without libbson's iterator (which re-checks every element and was
+ * half of an insert's instructions). It only says "certainly valid": whatever it does not handle
+ * (an exotic type, binary subtype 2, undefined, a top-level '$' name, a bad _id type, a malformed
+ * or suspicious byte, too deep a nesting) makes it answer false, and the reference walk below
+ * then decides and words the error. What it accepts is a subset of what the walk accepts:
+ * elements tile the document exactly up to its final NUL, each within the bounds libbson's
+ * bson_iter_next checks, with names and strings checked by the same UTF-8 rule. */
+
+#define W_ONES 0x0101010101010101ull
+#define W_HIGHS 0x8080808080808080ull
+
+/* utf8_ok, eight bytes at a time for pure ASCII without NUL. */
+static bool str_ok(const uint8_t *s, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t v;
+    memcpy(&v, s + i, 8);
+    if ((v | ((v - W_ONES) & ~v)) & W_HIGHS) return utf8_ok((const char *)s, n);
+  }
+  for (; i < n; i++)
+    if (s[i] == 0 || s[i] >= 0x80) return utf8_ok((const char *)s, n);
+  return true;
+}
+
+static bool fast_ok(const uint8_t *d, uint32_t len, int depth, bool top) {
+  if (depth > DOC_MAX_DEPTH || len < 5 || nx_get32(d) != len || d[len - 1] != 0) return false;
+  const uint32_t end = len - 1; /* offset of the final NUL */
+  uint32_t off = 4;
+  while (off < end) {
+    uint8_t t = d[off];
+    const uint8_t *key = d + off + 1;
+    uint32_t kmax = end - (off + 1), kl = 0;
+    uint8_t hi = 0;
+    while (kl < kmax && key[kl] != 0)
+      hi |= key[kl++];
+    if (kl == kmax) return false;
+    if ((hi & 0x80) && !bson_utf8_validate((const char *)key, kl, false)) return false;
+    uint32_t v = off + 1 + kl + 1;
+    uint32_t rem = end - v; /* value bytes available before the final NUL */
+    if (top && (key[0] == '$' || (kl == 3 && memcmp(key, "_id", 3) == 0 && t == BSON_TYPE_ARRAY))) return false;
+    uint32_t need;
+    switch (t) {
+    case BSON_TYPE_DOUBLE:
+    case BSON_TYPE_DATE_TIME:
+    case BSON_TYPE_INT64:
+    case BSON_TYPE_TIMESTAMP:
+      need = 8;
+      break;
+    case BSON_TYPE_INT32:
+      need = 4;
+      break;
+    case BSON_TYPE_OID:
+      need = 12;
+      break;
+    case BSON_TYPE_DECIMAL128:
+      need = 16;
+      break;
+    case BSON_TYPE_NULL:
+      need = 0;
+      break;
+    case BSON_TYPE_BOOL:
+      if (rem < 1 || d[v] > 1) return false;
+      need = 1;
+      break;
+    case BSON_TYPE_UTF8: {
+      if (rem < 4) return false;
+      uint32_t l = nx_get32(d + v);
+      if (l < 1 || l > rem - 4 || d[v + 4 + l - 1] != 0 || !str_ok(d + v + 4, l - 1)) return false;
+      need = 4 + l;
+      break;
+    }
+    case BSON_TYPE_DOCUMENT:
+    case BSON_TYPE_ARRAY: {
+      if (rem < 5) return false;
+      uint32_t l = nx_get32(d + v);
+      if (l > rem || !fast_ok(d + v, l, depth + 1, false)) return false;
+      need = l;
+      break;
+    }
+    case BSON_TYPE_BINARY: {
+      if (rem < 5) return false;
+      uint32_t l = nx_get32(d + v);
+      if (l > rem - 5 || d[v + 4] == BSON_SUBTYPE_BINARY_DEPRECATED) return false;
+      need = 5 + l;
+      break;
+    }
+    default: /* undefined and the exotic types: the walk decides */
+      return false;
+    }
+    if (need > rem) return false;
+    off = v + need;
+  }
+  return true;
+}
+
+bool doc_valid_fast(const uint8_t *data, uint32_t len) {
+  return data && len <= DOC_MAX_BYTES && fast_ok(data, len, 1, true);
+}
+
 int doc_validate_for_storage(const bson_t *doc) {
+  if (doc && doc->len <= DOC_MAX_BYTES && fast_ok(bson_get_data(doc), doc->len, 1, true)) return NX_OK;
+  return doc_validate_for_storage_walk(doc);
+}
+
+int doc_validate_for_storage_walk(const bson_t *doc) {
   if (!doc) return nx_err(NX_INVALID, "document: NULL");
   if (doc->len > DOC_MAX_BYTES)
     return nx_err(NX_INVALID, "document: size %u bytes exceeds the limit of %d bytes", (unsigned)doc->len,
