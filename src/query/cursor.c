@@ -196,7 +196,7 @@ static int next_match(nx_cursor *c) {
     plan_note_doc(c->plan);
     if (eng_doc_expired(&c->cur.meta, c->t->now_ms)) continue;
     bool m = true;
-    if (!filter_is_empty(c->filter)) {
+    if (!filter_is_empty(c->filter) && plan_needs_filter(c->plan)) {
       rc = filter_match(c->filter, &c->cur.doc, &m);
       if (rc != NX_OK) return nx_err_prefix(rc, "find in '%s': ", c->coll->name);
     }

@@ -17,10 +17,11 @@
 #include "plan_int.h"
 #include "query_int.h"
 
-static void cand_doc(const plan_cand *c, const bson_t *filter_spec, bson_t *out) {
+/* The FETCH stage shows the filter only when it is re-checked (residual): exact bounds need none. */
+static void cand_doc(const plan_cand *c, const bson_t *filter_spec, bool residual, bson_t *out) {
   bson_init(out);
   BSON_APPEND_UTF8(out, "stage", "FETCH");
-  if (filter_spec && !bson_empty(filter_spec)) BSON_APPEND_DOCUMENT(out, "filter", filter_spec);
+  if (residual && filter_spec && !bson_empty(filter_spec)) BSON_APPEND_DOCUMENT(out, "filter", filter_spec);
   bson_t in;
   BSON_APPEND_DOCUMENT_BEGIN(out, "inputStage", &in);
   BSON_APPEND_UTF8(&in, "stage", "IXSCAN");
@@ -56,7 +57,7 @@ static int planner_doc(const q_plan *p, const bson_t *filter_spec, const bson_t 
     bson_init(&win);
     BSON_APPEND_UTF8(&win, "stage", "IDHACK");
   } else if (p->ixscan) {
-    cand_doc(&p->cands[p->win], filter_spec, &win);
+    cand_doc(&p->cands[p->win], filter_spec, p->residual, &win);
     wrap_sort(&win, sort_spec, !p->cands[p->win].sorts);
   } else {
     bson_init(&win);
@@ -73,7 +74,7 @@ static int planner_doc(const q_plan *p, const bson_t *filter_spec, const bson_t 
   for (size_t i = 0; p && p->ixscan && i < p->ncands; i++) {
     if (i == p->win) continue;
     bson_t d;
-    cand_doc(&p->cands[i], filter_spec, &d);
+    cand_doc(&p->cands[i], filter_spec, !p->cands[i].exact || p->t->write, &d);
     wrap_sort(&d, sort_spec, !p->cands[i].sorts);
     char key[16];
     const char *kp;

@@ -462,6 +462,61 @@ static bool provides_sort(const plan_cand *c, const sort_t *s) {
   return true;
 }
 
+/* Values whose index key stands for exactly the documents the filter's operator accepts on a
+ * field that never held an array: encoded by exact value (keyenc.h), compared within one type
+ * bracket. null (also matches missing fields and undefined), NaN, symbols, binary, timestamps and
+ * anything nested keep the residual. */
+static bool exact_value(const bson_value_t *v) {
+  switch (v->value_type) {
+  case BSON_TYPE_INT32: case BSON_TYPE_INT64: case BSON_TYPE_UTF8: case BSON_TYPE_DATE_TIME:
+  case BSON_TYPE_OID: case BSON_TYPE_BOOL:
+    return true;
+  case BSON_TYPE_DOUBLE:
+    return v->value.v_double == v->value.v_double; /* not NaN */
+  default:
+    return false;
+  }
+}
+
+/* True when the documents in c's bounds are exactly the documents f matches (ignoring expiry),
+ * so the executor may skip the residual filter: every conjunct of f is on a bounded field of
+ * the index that never held an array (no multikey bit), each point field has exactly one
+ * conjunct (the $eq or $in that gave its points), the range field only comparisons (all of them
+ * intersected into the bounds, as on a non-multikey field), and every operand is an exact_value.
+ * Anything else ($or, $exists, $ne, a second conjunct on a point field, a field past the bounded
+ * prefix, null) keeps the residual. */
+static bool cand_exact(const plan_cand *c, const filter_t *f) {
+  const idx_def *d = c->d;
+  size_t n = filter_conjunct_count(f);
+  size_t per_field[IDX_MAX_FIELDS] = {0};
+  for (size_t j = 0; j < n; j++) {
+    filter_conjunct fc;
+    filter_conjunct_get(f, j, &fc);
+    if (fc.op == FILTER_OP_TRUE) continue;
+    if (!fc.path || fc.has_regex) return false;
+    size_t i = 0;
+    while (i < c->nbound && strcmp(d->fields[i].path, fc.path) != 0) i++;
+    if (i == c->nbound || idx_field_multikey(d, i)) return false;
+    per_field[i]++;
+    if (c->npoints[i] > 0) { /* a point field: its one $eq / $in */
+      if (per_field[i] > 1) return false;
+      if (fc.op == FILTER_OP_EQ) {
+        if (!fc.value || !exact_value(fc.value)) return false;
+      } else if (fc.op == FILTER_OP_IN) {
+        if (fc.n_values != c->npoints[i]) return false;
+        for (size_t v = 0; v < fc.n_values; v++)
+          if (!exact_value(&fc.values[v])) return false;
+      } else {
+        return false;
+      }
+    } else { /* the range field (the last bounded one) */
+      bool cmp = fc.op == FILTER_OP_GT || fc.op == FILTER_OP_GTE || fc.op == FILTER_OP_LT || fc.op == FILTER_OP_LTE;
+      if (!cmp || !fc.value || !exact_value(fc.value)) return false;
+    }
+  }
+  return true;
+}
+
 /* Counts keys in c's intervals, up to PLAN_COST_CAP. */
 static int count_keys(st_txn *t, plan_cand *c) {
   st_tree tree;
@@ -533,6 +588,7 @@ int plan_make(nx_txn *t, eng_coll *coll, const filter_t *f, const sort_t *s, q_p
       break;
     }
     c->sorts = provides_sort(c, s);
+    c->exact = c->usable && cand_exact(c, f);
     bool ok = c->usable && (c->nbound > 0 || c->sorts) && !(d->sparse && c->nbound == 0);
     if (!ok) {
       cand_free(c);
@@ -562,6 +618,8 @@ int plan_make(nx_txn *t, eng_coll *coll, const filter_t *f, const sort_t *s, q_p
     const plan_cand *c = &p->cands[w];
     p->collect = !c->sorts;
     p->dedupe = !p->collect && (c->d->multikey != 0 || t->write);
+    /* a write txn may add arrays (multikey) under the scan: it always re-checks */
+    p->residual = !c->exact || t->write;
     rc = st_tree_open(t->st, c->d->tree, false, &p->tree);
   }
   if (rc != NX_OK) {
@@ -573,6 +631,7 @@ int plan_make(nx_txn *t, eng_coll *coll, const filter_t *f, const sort_t *s, q_p
 }
 
 bool plan_is_ixscan(const q_plan *p) { return p && p->ixscan; }
+bool plan_needs_filter(const q_plan *p) { return !p || !p->ixscan || p->residual; }
 bool plan_provides_sort(const q_plan *p) { return p && p->ixscan && p->cands[p->win].sorts; }
 void plan_note_doc(q_plan *p) {
   if (p) p->docs_ex++;

@@ -108,10 +108,66 @@ static int step(q_plan *p, const plan_cand *c) {
 
 static int scan_next(q_plan *p, st_val *id_key);
 
-static int id_cmp(const void *a, const void *b, void *arena) {
-  const uint8_t *ar = arena;
-  const uint8_t *x = ar + *(const size_t *)a, *y = ar + *(const size_t *)b;
+static inline int id_rec_cmp(const uint8_t *x, const uint8_t *y) {
   return cmp_bytes(x + 2, nx_get16(x), y + 2, nx_get16(y));
+}
+
+/* Sorts the id records named by off[0..n) (offsets into ar) ascending: a natural merge sort,
+ * O(n log r) for r ascending runs. The scan yields one run per distinct values part of a
+ * non-multikey index (ids ascend within equal values), so a range over a few values costs a
+ * few linear merges, and a point interval none. */
+static int sort_ids(size_t *off, size_t n, const uint8_t *ar) {
+  if (n < 2) return NX_OK;
+  size_t *run = NULL, nrun = 0, crun = 0;
+  for (size_t i = 0; i < n; i++) {
+    if (i > 0 && id_rec_cmp(ar + off[i - 1], ar + off[i]) <= 0) continue;
+    if (nrun == crun) {
+      size_t nc = crun ? crun * 2 : 16;
+      size_t *nr = nx_realloc(run, (nc + 1) * sizeof *nr);
+      if (!nr) {
+        nx_free(run);
+        return nx_err(NX_NOMEM, "index scan: out of memory sorting ids");
+      }
+      run = nr;
+      crun = nc;
+    }
+    run[nrun++] = i;
+  }
+  if (nrun <= 1) {
+    nx_free(run);
+    return NX_OK;
+  }
+  run[nrun] = n;
+  size_t *tmp = nx_malloc(n * sizeof *tmp);
+  if (!tmp) {
+    nx_free(run);
+    return nx_err(NX_NOMEM, "index scan: out of memory sorting ids");
+  }
+  size_t *src = off, *dst = tmp;
+  while (nrun > 1) {
+    size_t w = 0;
+    for (size_t r = 0; r < nrun; r += 2) {
+      size_t a = run[r], am = run[r + 1];
+      run[w++] = a;
+      if (r + 1 == nrun) { /* odd run out: copied */
+        memcpy(dst + a, src + a, (am - a) * sizeof *src);
+        continue;
+      }
+      size_t b = am, bm = run[r + 2], o = a;
+      while (a < am && b < bm) dst[o++] = id_rec_cmp(ar + src[b], ar + src[a]) < 0 ? src[b++] : src[a++];
+      while (a < am) dst[o++] = src[a++];
+      while (b < bm) dst[o++] = src[b++];
+    }
+    run[w] = n;
+    nrun = w;
+    size_t *sw = src;
+    src = dst;
+    dst = sw;
+  }
+  if (src != off) memcpy(off, src, n * sizeof *off);
+  nx_free(tmp);
+  nx_free(run);
+  return NX_OK;
 }
 
 static int gather(q_plan *p) {
@@ -127,21 +183,20 @@ static int gather(q_plan *p) {
       p->id_off = no;
       cap = nc;
     }
-    p->id_off[p->nids++] = p->ids.len;
-    uint8_t l[2];
-    nx_put16(l, (uint16_t)id.n);
-    rc = nx_buf_append(&p->ids, l, 2);
-    if (rc == NX_OK) rc = nx_buf_append(&p->ids, id.p, id.n);
+    rc = nx_buf_reserve(&p->ids, 2 + id.n);
     if (rc != NX_OK) return rc;
+    uint8_t *r = p->ids.data + p->ids.len;
+    nx_put16(r, (uint16_t)id.n);
+    memcpy(r + 2, id.p, id.n);
+    p->id_off[p->nids++] = p->ids.len;
+    p->ids.len += 2 + id.n;
   }
   if (rc != NX_NOTFOUND) return rc;
-  /* one point interval of a non-multikey index yields its ids already in order: check first */
-  bool sorted = true;
-  for (size_t i = 1; i < p->nids && sorted; i++) sorted = id_cmp(&p->id_off[i - 1], &p->id_off[i], p->ids.data) < 0;
-  if (!sorted) qsort_r(p->id_off, p->nids, sizeof *p->id_off, id_cmp, p->ids.data);
+  rc = sort_ids(p->id_off, p->nids, p->ids.data);
+  if (rc != NX_OK) return rc;
   size_t w = 0;
   for (size_t i = 0; i < p->nids; i++)
-    if (w == 0 || id_cmp(&p->id_off[w - 1], &p->id_off[i], p->ids.data) != 0) p->id_off[w++] = p->id_off[i];
+    if (w == 0 || id_rec_cmp(p->ids.data + p->id_off[w - 1], p->ids.data + p->id_off[i]) != 0) p->id_off[w++] = p->id_off[i];
   p->nids = w;
   p->collected = true;
   return NX_OK;
@@ -200,7 +255,11 @@ static int scan_next(q_plan *p, st_val *id_key) {
       if (rc != NX_OK) return rc;
       if (was) continue;
     }
-    p->idbuf.len = 0;
+    if (!p->t->write) { /* borrowed from the cursor's pinned leaf until its next step */
+      *id_key = (st_val){id, idlen};
+      return NX_OK;
+    }
+    p->idbuf.len = 0; /* a write (between steps) may change the leaf: a copy */
     rc = nx_buf_append(&p->idbuf, id, idlen);
     if (rc != NX_OK) return rc;
     *id_key = (st_val){p->idbuf.data, p->idbuf.len};

@@ -25,6 +25,7 @@ typedef struct plan_cand {
   size_t niv, civ;                     /* used, allocated */
   idx_bytes bounds;                    /* {field: ["[1, 1]", ...]} for explain */
   bool sorts;                          /* provides the requested sort */
+  bool exact;                          /* the bounds are the whole filter (no residual needed) */
   bool counted;                        /* keys_est was measured */
   uint64_t keys_est;                   /* keys in bounds, capped at PLAN_COST_CAP */
 } plan_cand;
@@ -43,6 +44,7 @@ struct q_plan {
   bool ixscan;          /* index scan (else collection scan) */
   bool idhack;          /* the executor's own _id point lookup */
   bool want_sort;       /* a sort was requested */
+  bool residual;        /* the executor must re-check the filter on each fetched document */
   idx_set *set;         /* the collection's indexes, owned */
   plan_cand *cands;     /* usable candidates */
   size_t ncands;

@@ -41,6 +41,9 @@ bool plan_is_ixscan(const q_plan *p);
 /** True when the index scan returns documents in the order of the requested sort (no
  *  in-memory sort is needed; ties in _id order). */
 bool plan_provides_sort(const q_plan *p);
+/** False when every document the index scan yields matches the filter (exact bounds on fields
+ *  that never held an array, read transaction): the executor may skip filter_match. */
+bool plan_needs_filter(const q_plan *p);
 /** Next candidate: *id_key (borrowed until the next call) is the collection tree key of a
  *  document. NX_OK, NX_NOTFOUND at the end, or an error. */
 int plan_next(q_plan *p, st_val *id_key);
