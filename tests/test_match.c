@@ -354,6 +354,90 @@ Test(match, update_result_size_is_limited) {
   bson_destroy(d2);
 }
 
+/* The in-place path of update_apply_ex (scalar patches) against the tree path, on random
+ * documents and scalar updates: same status, same message, same bytes, same `changed`. */
+static uint64_t ip_rng = 0x2545F4914F6CDD1Dull;
+static uint32_t ip_rn(uint32_t n) {
+  ip_rng ^= ip_rng << 13;
+  ip_rng ^= ip_rng >> 7;
+  ip_rng ^= ip_rng << 17;
+  return (uint32_t)((ip_rng >> 11) % n);
+}
+
+static const char *ip_value(void) {
+  static const char *const v[] = {"1", "-1", "0", "2147483647", "-2147483648", "{\"$numberLong\": \"5\"}",
+                                  "{\"$numberLong\": \"9223372036854775807\"}", "2.5", "-0.0", "true", "false",
+                                  "null", "{\"$date\": \"2021-05-01T00:00:00Z\"}", "{\"$numberDecimal\": \"1.5\"}",
+                                  "\"str\"", "{\"k\": 1}", "[1]", "{\"$oid\": \"64b7f0000000000000000002\"}",
+                                  "{\"$timestamp\": {\"t\": 7, \"i\": 2}}"};
+  return v[ip_rn(sizeof v / sizeof v[0])];
+}
+
+Test(match, update_in_place_matches_the_tree_path) {
+  static const char *const paths[] = {"a", "b", "c", "d", "e", "f", "g", "h", "n.x", "n.y", "n.z.w", "n.q",
+                                      "arr.0", "arr", "missing", "m.x", "0", "h.x", "n"};
+  static const char *const ops[] = {"$set", "$inc", "$mul", "$min", "$max", "$currentDate", "$setOnInsert"};
+  size_t in_place = 0, compared = 0;
+  for (int round = 0; round < 3000; round++) {
+    char doc[1024], upd[1024];
+    snprintf(doc, sizeof doc,
+             "{\"_id\": %u, \"a\": %s, \"b\": %s, \"c\": %s, \"d\": %s, \"e\": %s, \"f\": %s, \"g\": %s, \"h\": \"s\","
+             " \"n\": {\"x\": %s, \"y\": %s, \"z\": {\"w\": %s}}, \"arr\": [%s, 2], \"0\": %s}",
+             ip_rn(100), ip_value(), ip_value(), ip_value(), ip_value(), ip_value(), ip_value(), ip_value(),
+             ip_value(), ip_value(), ip_value(), ip_value(), ip_value());
+    int nitems = 1 + (int)ip_rn(3);
+    size_t off = (size_t)snprintf(upd, sizeof upd, "{");
+    for (int i = 0; i < nitems; i++) {
+      const char *op = ops[ip_rn(sizeof ops / sizeof ops[0])];
+      const char *val = ip_value();
+      if (strcmp(op, "$currentDate") == 0) val = ip_rn(2) ? "true" : "{\"$type\": \"timestamp\"}";
+      if ((strcmp(op, "$inc") == 0 || strcmp(op, "$mul") == 0) && ip_rn(4)) {
+        static const char *const nums[] = {"1", "-3", "{\"$numberLong\": \"2\"}", "0.5", "2147483647"};
+        val = nums[ip_rn(5)];
+      }
+      off += (size_t)snprintf(upd + off, sizeof upd - off, "%s\"%s\": {\"%s\": %s}", i ? ", " : "", op,
+                              paths[ip_rn(sizeof paths / sizeof paths[0])], val);
+    }
+    snprintf(upd + off, sizeof upd - off, "}");
+    bson_t *d = J(doc), *spec;
+    bson_t tmp;
+    if (doc_from_json(upd, -1, &tmp) != NX_OK) { /* duplicate operator keys are still JSON; keep going */
+      bson_destroy(d);
+      continue;
+    }
+    spec = bson_copy(&tmp);
+    bson_destroy(&tmp);
+    update_t *u;
+    if (update_parse(spec, &u) == NX_OK) {
+      bson_t o1, o2;
+      bool c1 = false, c2 = false, ip = false, ip2 = true;
+      int r1 = update_apply_ex(u, d, NULL, false, 1700000000123, 0, &o1, &c1, &ip);
+      char m1[512];
+      snprintf(m1, sizeof m1, "%s", nx_err_msg());
+      int r2 = update_apply_ex(u, d, NULL, false, 1700000000123, UPDATE_APPLY_NO_IN_PLACE, &o2, &c2, &ip2);
+      cr_assert_not(ip2);
+      cr_assert_eq(r1, r2, "%s on %s: %d vs %d (%s / %s)", upd, doc, r1, r2, m1, nx_err_msg());
+      if (r1 == NX_OK) {
+        cr_assert(o1.len == o2.len && memcmp(bson_get_data(&o1), bson_get_data(&o2), o1.len) == 0,
+                  "%s on %s: bytes differ (in place %d)", upd, doc, ip);
+        cr_assert_eq(c1, c2, "%s on %s", upd, doc);
+        if (ip) cr_assert_eq(doc_validate_for_storage(&o1), NX_OK);
+        bson_destroy(&o1);
+        bson_destroy(&o2);
+      } else {
+        cr_assert_not(ip);
+        cr_assert_str_eq(m1, nx_err_msg(), "%s on %s", upd, doc);
+      }
+      in_place += ip;
+      compared++;
+      update_free(u);
+    }
+    bson_destroy(spec);
+    bson_destroy(d);
+  }
+  cr_assert(compared > 1000 && in_place > 200, "compared %zu, in place %zu", compared, in_place);
+}
+
 /* One round of everything the layer does; returns the first failing status. */
 static int exercise(void) {
   static const char *filter =

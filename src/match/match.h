@@ -145,6 +145,18 @@ bool update_is_replacement(const update_t *u);
  */
 int update_apply(const update_t *u, const bson_t *doc, const filter_t *query, bool is_upsert_insert,
                  int64_t now_ms, bson_t *out, bool *changed);
+/** update_apply_ex flag: always take the general (tree) path; tests compare it with the in-place
+ *  path byte for byte. */
+#define UPDATE_APPLY_NO_IN_PLACE 1u
+/**
+ * update_apply with `flags` (UPDATE_APPLY_NO_IN_PLACE) and `*in_place` (may be NULL): set when the
+ * result was made by overwriting fixed-size scalar values of `doc` with values of the same size
+ * ($set/$inc/$mul/$min/$max/$currentDate of existing numbers, booleans, dates, ...). Such a result
+ * has the layout, size, nesting and `_id` of `doc`, and holds no new string, name or subdocument:
+ * when `doc` passed doc_validate_for_storage, so does the result, and callers may skip it.
+ */
+int update_apply_ex(const update_t *u, const bson_t *doc, const filter_t *query, bool is_upsert_insert,
+                    int64_t now_ms, unsigned flags, bson_t *out, bool *changed, bool *in_place);
 
 /**
  * Builds the seed document of an upsert from `query` as MongoDB does: every top-level equality

@@ -19,6 +19,10 @@
  *   3. Raw nodes borrow from the input document and the spec copy; both outlive the tree.
  *   4. `_id` may not change; a replacement keeps the original `_id` first.
  *   5. `changed` is a byte comparison of the output with the input.
+ *   6. In place: when every item changes an existing fixed-size scalar (reached through documents
+ *      only) into a value of the same size, the output is the input's bytes with those values
+ *      overwritten (apply_in_place), byte for byte what the tree would write; anything else,
+ *      errors included, goes through the tree (tests/test_match.c compares the two).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +98,7 @@ struct update {
   uitem *items;     /* sorted by path */
   size_t n;
   bool positional; /* some path uses "$" */
+  bool in_place;   /* every item may be applied by patching bytes (see apply_in_place) */
 };
 
 /* =========================================================================================
@@ -575,6 +580,31 @@ static int check_conflicts(update_t *u) {
   return rc;
 }
 
+/* Items apply_in_place may handle: scalar operators on plain document paths, not on _id. */
+#define IN_PLACE_MAX_ITEMS 16
+static bool in_place_candidate(const update_t *u) {
+  if (u->replacement || u->positional || u->n == 0 || u->n > IN_PLACE_MAX_ITEMS) return false;
+  for (size_t i = 0; i < u->n; i++) {
+    const uitem *it = &u->items[i];
+    switch (it->op) {
+    case U_SET:
+    case U_SETONINSERT:
+    case U_INC:
+    case U_MUL:
+    case U_MIN:
+    case U_MAX:
+    case U_CURDATE:
+      break;
+    default:
+      return false;
+    }
+    if (it->path.n == 0 || (it->path.lens[0] == 3 && memcmp(it->path.parts[0], "_id", 3) == 0)) return false;
+    for (size_t c = 0; c < it->path.n; c++)
+      if (it->path.index[c] == POS_DOLLAR || it->path.index[c] == POS_ALL) return false;
+  }
+  return true;
+}
+
 static int parse_common(const bson_t *spec, bool force_replacement, update_t **out) {
   *out = NULL;
   if (!spec) return nx_err(NX_INVALID, "update: NULL");
@@ -656,6 +686,7 @@ static int parse_common(const bson_t *spec, bool force_replacement, update_t **o
     }
     if (rc == NX_OK) rc = check_conflicts(u);
     if (rc == NX_OK && u->n > 1) qsort(u->items, u->n, sizeof *u->items, item_cmp);
+    if (rc == NX_OK) u->in_place = in_place_candidate(u);
   }
   if (rc != NX_OK) {
     update_free(u);
@@ -1201,10 +1232,190 @@ static int apply_replacement(const actx *a, bson_t *out) {
   return rc;
 }
 
+/* ---- In place ---------------------------------------------------------------------------
+ * The common update ($inc a counter, $set a flag) changes fixed-size scalars into fixed-size
+ * scalars of the same size. Then the result is the input's bytes with those values (and type
+ * bytes) overwritten: no tree, no re-encoding, and the layout, size, depth and _id are unchanged.
+ * apply_in_place tries that and gives up (nothing done, no error) on anything else: a missing
+ * field (it would be appended), a path through an array or a scalar, a string/document/array on
+ * either side, a size change (int32 + 1 overflowing into int64), or any error (the tree path
+ * then reports it with its usual message). Items touch distinct fields (check_conflicts), so
+ * their order does not matter here. */
+
+/* Bytes of a value of a fixed-size type, or -1 for the others (strings, documents, ...). */
+static int fixed_size(bson_type_t t) {
+  switch (t) {
+  case BSON_TYPE_DOUBLE:
+  case BSON_TYPE_INT64:
+  case BSON_TYPE_DATE_TIME:
+  case BSON_TYPE_TIMESTAMP:
+    return 8;
+  case BSON_TYPE_INT32:
+    return 4;
+  case BSON_TYPE_BOOL:
+    return 1;
+  case BSON_TYPE_NULL:
+    return 0;
+  case BSON_TYPE_OID:
+    return 12;
+  case BSON_TYPE_DECIMAL128:
+    return 16;
+  default:
+    return -1;
+  }
+}
+
+/* Writes the little-endian bytes of v (a fixed_size type) at p. */
+static void put_fixed(uint8_t *p, const bson_value_t *v) {
+  switch (v->value_type) {
+  case BSON_TYPE_DOUBLE: {
+    uint64_t bits;
+    memcpy(&bits, &v->value.v_double, 8);
+    nx_put64(p, bits);
+    break;
+  }
+  case BSON_TYPE_INT64:
+    nx_put64(p, (uint64_t)v->value.v_int64);
+    break;
+  case BSON_TYPE_DATE_TIME:
+    nx_put64(p, (uint64_t)v->value.v_datetime);
+    break;
+  case BSON_TYPE_TIMESTAMP:
+    nx_put32(p, v->value.v_timestamp.increment);
+    nx_put32(p + 4, v->value.v_timestamp.timestamp);
+    break;
+  case BSON_TYPE_INT32:
+    nx_put32(p, (uint32_t)v->value.v_int32);
+    break;
+  case BSON_TYPE_BOOL:
+    p[0] = v->value.v_bool ? 1 : 0;
+    break;
+  case BSON_TYPE_OID:
+    memcpy(p, v->value.v_oid.bytes, 12);
+    break;
+  case BSON_TYPE_DECIMAL128:
+    nx_put64(p, v->value.v_decimal128.low);
+    nx_put64(p + 8, v->value.v_decimal128.high);
+    break;
+  default:
+    break;
+  }
+}
+
+typedef struct patch {
+  uint32_t type_off; /* offset of the element's type byte */
+  uint32_t val_off;  /* offset of its value */
+  bson_value_t v;    /* the new value (same size as the old one) */
+} patch;
+
+/* The new value of item `it` over the existing value `cur` into *nv (*keep when the value stays
+ * as it is). False when the item is not a plain scalar change. */
+static bool in_place_value(const actx *a, const uitem *it, const bson_value_t *cur, bson_value_t *nv, bool *keep) {
+  *keep = false;
+  switch (it->op) {
+  case U_SET:
+    *nv = it->val;
+    return true;
+  case U_INC:
+  case U_MUL:
+    if (!doc_is_number(cur->value_type)) return false;
+    if (cur->value_type == BSON_TYPE_DECIMAL128 || it->val.value_type == BSON_TYPE_DECIMAL128) return false;
+    if (cur->value_type != BSON_TYPE_DOUBLE && it->val.value_type != BSON_TYPE_DOUBLE) {
+      /* integers: an overflow is the tree path's error to report */
+      int64_t x = cur->value_type == BSON_TYPE_INT32 ? cur->value.v_int32 : cur->value.v_int64;
+      int64_t y = it->val.value_type == BSON_TYPE_INT32 ? it->val.value.v_int32 : it->val.value.v_int64;
+      int64_t r;
+      if (it->op == U_MUL ? __builtin_mul_overflow(x, y, &r) : __builtin_add_overflow(x, y, &r)) return false;
+    }
+    return arith(a, it, cur, nv) == NX_OK;
+  case U_MIN:
+  case U_MAX: {
+    int c = doc_cmp_values(&it->val, cur);
+    if ((it->op == U_MIN && c < 0) || (it->op == U_MAX && c > 0))
+      *nv = it->val;
+    else
+      *keep = true;
+    return true;
+  }
+  case U_CURDATE:
+    memset(nv, 0, sizeof *nv);
+    if (it->timestamp) {
+      nv->value_type = BSON_TYPE_TIMESTAMP;
+      nv->value.v_timestamp.timestamp = (uint32_t)(a->now_ms / 1000);
+      nv->value.v_timestamp.increment = 1;
+    } else {
+      nv->value_type = BSON_TYPE_DATE_TIME;
+      nv->value.v_datetime = a->now_ms;
+    }
+    return true;
+  default:
+    return false;
+  }
+}
+
+/* True when done: *out holds the result (initialised), *changed is set. False: nothing done. */
+static bool apply_in_place(const actx *a, bson_t *out, bool *changed) {
+  const update_t *u = a->u;
+  const uint8_t *src = bson_get_data(a->doc);
+  uint32_t n = a->doc->len;
+  patch ps[IN_PLACE_MAX_ITEMS];
+  size_t np = 0;
+  for (size_t i = 0; i < u->n; i++) {
+    const uitem *it = &u->items[i];
+    if (it->op == U_SETONINSERT) continue; /* not an upsert insert here */
+    const uint8_t *d = src;
+    uint32_t len = n;
+    doc_elem e;
+    for (size_t c = 0; c < it->path.n; c++) {
+      if (!doc_raw_find(d, len, it->path.parts[c], it->path.lens[c], &e)) return false;
+      if (c + 1 < it->path.n) {
+        if (e.type != BSON_TYPE_DOCUMENT) return false;
+        d = e.vp;
+        len = e.vlen;
+      }
+    }
+    int osz = fixed_size(e.type);
+    if (osz < 0) return false;
+    bson_value_t cur, nv;
+    doc_raw_value(&e, &cur);
+    bool keep;
+    if (!in_place_value(a, it, &cur, &nv, &keep)) return false;
+    if (keep) continue;
+    if (fixed_size(nv.value_type) != osz) return false;
+    ps[np].type_off = (uint32_t)((const uint8_t *)e.key - 1 - src);
+    ps[np].val_off = (uint32_t)(e.vp - src);
+    ps[np].v = nv;
+    np++;
+  }
+  bson_init(out);
+  uint8_t *p = bson_reserve_buffer(out, n);
+  if (!p) {
+    bson_destroy(out);
+    return false;
+  }
+  memcpy(p, src, n);
+  for (size_t i = 0; i < np; i++) {
+    p[ps[i].type_off] = (uint8_t)ps[i].v.value_type;
+    put_fixed(p + ps[i].val_off, &ps[i].v);
+  }
+  *changed = memcmp(p, src, n) != 0;
+  return true;
+}
+
 int update_apply(const update_t *u, const bson_t *doc, const filter_t *query, bool is_upsert_insert,
                  int64_t now_ms, bson_t *out, bool *changed) {
+  return update_apply_ex(u, doc, query, is_upsert_insert, now_ms, 0, out, changed, NULL);
+}
+
+int update_apply_ex(const update_t *u, const bson_t *doc, const filter_t *query, bool is_upsert_insert,
+                    int64_t now_ms, unsigned flags, bson_t *out, bool *changed, bool *in_place) {
   actx a = {u, doc, is_upsert_insert, now_ms, -1};
   *changed = false;
+  if (in_place) *in_place = false;
+  if (u->in_place && !is_upsert_insert && !(flags & UPDATE_APPLY_NO_IN_PLACE) && apply_in_place(&a, out, changed)) {
+    if (in_place) *in_place = true;
+    return NX_OK;
+  }
   int rc;
   if (u->replacement) {
     rc = apply_replacement(&a, out);

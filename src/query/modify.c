@@ -78,11 +78,13 @@ static int do_upsert(nx_txn *t, const char *coll, const filter_t *f, const updat
 static int apply_one(nx_txn *t, eng_coll *c, const update_t *u, const filter_t *f, const bson_t *old,
                      const nx_doc_meta *meta, const char *what, bool *modified, bson_t *after) {
   bson_t nd;
-  bool changed = false;
-  int rc = update_apply(u, old, f, false, t->now_ms, &nd, &changed);
+  bool changed = false, in_place = false;
+  int rc = update_apply_ex(u, old, f, false, t->now_ms, 0, &nd, &changed, &in_place);
   if (rc != NX_OK) return nx_err_prefix(rc, "%s in '%s': ", what, c->name);
   if (changed) {
-    rc = doc_validate_for_storage(&nd);
+    /* a stored document passed validation (engine.h invariant 2); an in-place result only has
+     * fixed-size scalars of it overwritten (update_apply_ex), so it needs no second walk */
+    rc = in_place ? NX_OK : doc_validate_for_storage(&nd);
     if (rc != NX_OK) rc = nx_err_prefix(rc, "%s in '%s': ", what, c->name);
     if (rc == NX_OK) rc = eng_doc_write(t, c, ENG_REPLACE, old, meta, &nd, meta->expires_ms);
   }
