@@ -201,3 +201,70 @@ Test(plan_exec, exact_bounds_skip_the_residual_filter) {
   cr_assert_eq(v.returned, 1, "the array [30, 99] matches by two elements");
   nx_close(db);
 }
+
+Test(plan_exec, reverse_sort_walks_the_index_backwards) {
+  nx_db *db = open_mem();
+  load_people(db);
+  mkindex(db, "p", "{\"age\": 1}");
+  mkindex(db, "p", "{\"city\": 1, \"score\": -1}");
+  struct {
+    const char *filter, *sort, *index, *dir;
+  } cases[] = {
+      {"{}", "{\"age\": -1}", "age_1", "backward"},
+      {"{}", "{\"age\": 1}", "age_1", "forward"},
+      {"{\"age\": {\"$gte\": 20, \"$lt\": 40}}", "{\"age\": -1}", "age_1", "backward"},
+      {"{\"age\": {\"$gt\": 30}}", "{\"age\": -1}", "age_1", "backward"},
+      {"{\"age\": {\"$lte\": \"40\"}}", "{\"age\": -1}", "age_1", "backward"},
+      {"{\"age\": {\"$in\": [20, 30, 45, \"25\"]}}", "{\"age\": -1}", "age_1", "backward"},
+      {"{\"age\": {\"$gte\": 20, \"$lt\": 40}, \"score\": {\"$gt\": 50}}", "{\"age\": -1}", "age_1", "backward"},
+      {"{}", "{\"city\": -1, \"score\": 1}", "city_1_score_-1", "backward"},
+      {"{}", "{\"city\": 1, \"score\": -1}", "city_1_score_-1", "forward"},
+      {"{\"city\": \"c2\"}", "{\"score\": 1}", "city_1_score_-1", "backward"},
+      {"{\"city\": \"c2\", \"score\": {\"$lt\": 60}}", "{\"score\": 1}", "city_1_score_-1", "backward"},
+      {"{\"city\": {\"$gte\": \"c1\"}}", "{\"city\": -1, \"score\": 1}", "city_1_score_-1", "backward"},
+  };
+  uint64_t lim[][2] = {{0, 0}, {0, 5}, {7, 0}, {3, 11}, {395, 10}};
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    plan_view v = explain(db, NULL, "p", cases[i].filter, cases[i].sort);
+    cr_assert(!v.mem_sort, "%s sort %s: no in-memory sort", cases[i].filter, cases[i].sort);
+    cr_assert_str_eq(v.index, cases[i].index, "%s sort %s", cases[i].filter, cases[i].sort);
+    cr_assert_str_eq(v.dir, cases[i].dir, "%s sort %s", cases[i].filter, cases[i].sort);
+    plan_view w = explain(db, NULL, "q", cases[i].filter, cases[i].sort);
+    cr_assert(w.mem_sort, "the unindexed copy sorts in memory");
+    cr_assert_eq(v.returned, w.returned, "%s", cases[i].filter);
+    cr_assert_gt(v.returned, 1, "%s: a test needs several results", cases[i].filter);
+    for (size_t l = 0; l < sizeof lim / sizeof lim[0]; l++)
+      same_results(db, NULL, cases[i].filter, cases[i].sort, lim[l][0], lim[l][1]);
+  }
+  /* not the reverse in every field: an in-memory sort */
+  plan_view v = explain(db, NULL, "p", "{}", "{\"city\": -1, \"score\": -1}");
+  cr_assert(v.mem_sort);
+  same_results(db, NULL, "{}", "{\"city\": -1, \"score\": -1}", 0, 0);
+  /* in a write transaction (re-seek after writes, de-duplication), with writes between steps */
+  nx_txn *t;
+  cr_assert_eq(nx_txn_begin(db, NX_TXN_WRITE, &t), NX_OK);
+  same_results(db, t, "{\"age\": {\"$gte\": 20}}", "{\"age\": -1}", 0, 0);
+  nx_find_opts o = NX_FIND_OPTS_INIT;
+  o.sort = nx_json("{\"age\": -1}");
+  nx_cursor *c;
+  cr_assert_eq(nx_find(db, t, "p", nx_json("{\"age\": {\"$gte\": 20, \"$lte\": 60}}"), &o, &c), NX_OK);
+  const bson_t *d;
+  int n = 0, rc;
+  double prev = 1e9;
+  while ((rc = nx_cursor_next(c, &d)) == NX_ROW) {
+    bson_iter_t it;
+    cr_assert(bson_iter_init_find(&it, d, "age"));
+    double a = bson_iter_as_double(&it);
+    cr_assert_leq(a, prev, "descending while writing");
+    prev = a;
+    char j[96];
+    snprintf(j, sizeof j, "{\"_id\": %d, \"age\": %d}", 5000 + n, 20 + n % 40);
+    insert(db, t, "p", j); /* new entries in the bounds, on both sides of the walk */
+    n++;
+  }
+  cr_assert_eq(rc, NX_DONE, "%s", nx_errmsg(db));
+  nx_cursor_close(c);
+  cr_assert_gt(n, 100);
+  nx_txn_abort(t);
+  nx_close(db);
+}

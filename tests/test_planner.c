@@ -184,7 +184,9 @@ Test(planner, sort_served_by_index_without_memory_sort) {
       {"{}", "{\"score\": 1}", "score_1", false},
       {"{\"score\": {\"$gt\": 50}}", "{\"score\": 1}", "score_1", false},
       {"{\"city\": \"c2\"}", "{\"age\": -1}", "city_1_age_-1", false},
-      {"{\"city\": \"c2\"}", "{\"age\": 1}", "city_1_age_-1", true}, /* backward scans are not used */
+      {"{\"city\": \"c2\"}", "{\"age\": 1}", "city_1_age_-1", false}, /* a backward walk */
+      {"{}", "{\"score\": -1}", "score_1", false},                         /* a backward walk */
+      {"{}", "{\"city\": -1, \"age\": 1}", "city_1_age_-1", false},         /* a backward walk */
       {"{}", "{\"city\": 1, \"age\": -1}", "city_1_age_-1", false},
       {"{\"city\": {\"$in\": [\"c1\", \"c2\"]}}", "{\"age\": -1}", "city_1_age_-1", true},
       {"{}", "{\"age\": 1}", "", true},

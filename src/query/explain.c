@@ -3,7 +3,8 @@
  * cursor, and describes it in the spirit of MongoDB's explain("executionStats"):
  *
  *   {queryPlanner: {namespace, winningPlan: {stage: "FETCH", filter?, inputStage: {stage:
- *      "IXSCAN", indexName, keyPattern, isMultiKey, isUnique, isSparse, isPartial, direction,
+ *      "IXSCAN", indexName, keyPattern, isMultiKey, isUnique, isSparse, isPartial, direction
+ *      ("forward", or "backward" when the sort is the reverse of the index),
  *      indexBounds: {field: ["[lo, hi]", ...]}, keysEstimate?}}, rejectedPlans: [...]},
  *    executionStats: {nReturned, totalKeysExamined, totalDocsExamined, executionTimeMillis}}
  *
@@ -32,7 +33,7 @@ static void cand_doc(const plan_cand *c, const bson_t *filter_spec, bool residua
   BSON_APPEND_BOOL(&in, "isUnique", c->d->unique);
   BSON_APPEND_BOOL(&in, "isSparse", c->d->sparse);
   BSON_APPEND_BOOL(&in, "isPartial", c->d->partial != NULL);
-  BSON_APPEND_UTF8(&in, "direction", "forward");
+  BSON_APPEND_UTF8(&in, "direction", c->sorts && c->backward ? "backward" : "forward");
   if (idx_bson(&c->bounds, &v)) BSON_APPEND_DOCUMENT(&in, "indexBounds", &v);
   if (c->counted) BSON_APPEND_INT64(&in, "keysEstimate", (int64_t)c->keys_est);
   bson_append_document_end(out, &in);

@@ -29,8 +29,10 @@
  * Sort. An index provides a sort {s1: d1, ..., sm: dm} when, after its leading fields bounded to
  * a single point, its remaining fields are exactly s1..sm with the same directions and none of
  * them multikey: the scan then yields documents in sort order, and equal sort keys in _id order
- * (the _id suffix), which is the executor's stable-sort tie rule. (A backward scan would give
- * ties in reverse _id order, so it is not used.)
+ * (the _id suffix), which is the executor's stable-sort tie rule. When every sort direction is
+ * the reverse of the index's ({age: 1} for {age: -1}, {a: 1, b: -1} for {a: -1, b: 1}), the index
+ * is walked backwards (plan_exec.c), which gives ties in reverse _id order; the executor
+ * re-reverses each run of equal keys, so the tie rule holds in both directions.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -446,20 +448,27 @@ static bool partial_implied(const idx_def *d, const filter_t *f) {
   return true;
 }
 
-static bool provides_sort(const plan_cand *c, const sort_t *s) {
-  if (!s) return false;
+/* 0: c does not provide sort s; 1: a forward walk does; -1: a backward walk does (every sort
+ * direction the reverse of the index's). */
+static int provides_sort(const plan_cand *c, const sort_t *s) {
+  if (!s) return 0;
   const idx_def *d = c->d;
   size_t e = 0;
   while (e < c->nbound && c->npoints[e] == 1) e++;
   size_t nk = sort_nkeys(s);
-  if (d->nfields - e != nk) return false;
+  if (d->nfields - e != nk) return 0;
+  if (nk == 0) return 1;
+  int way = 0;
   for (size_t j = 0; j < nk; j++) {
     int dir;
     const char *p = sort_key_path(s, j, &dir);
     const idx_field *fd = &d->fields[e + j];
-    if (strcmp(p, fd->path) != 0 || fd->desc != (dir < 0) || idx_field_multikey(d, e + j)) return false;
+    if (strcmp(p, fd->path) != 0 || idx_field_multikey(d, e + j)) return 0;
+    int w = fd->desc == (dir < 0) ? 1 : -1;
+    if (way && w != way) return 0;
+    way = w;
   }
-  return true;
+  return way;
 }
 
 /* Values whose index key stands for exactly the documents the filter's operator accepts on a
@@ -568,6 +577,9 @@ int plan_make(nx_txn *t, eng_coll *coll, const filter_t *f, const sort_t *s, q_p
   if (!p) return nx_err(NX_NOMEM, "planner: out of memory");
   nx_buf_init(&p->last, 0);
   nx_buf_init(&p->idbuf, 0);
+  nx_buf_init(&p->grp, 0);
+  nx_buf_init(&p->grp_vals, 0);
+  nx_buf_init(&p->pending, 0);
   p->t = t;
   p->want_sort = s != NULL;
   int rc = idx_set_get(t->st, coll->name, NULL, &p->set);
@@ -587,7 +599,9 @@ int plan_make(nx_txn *t, eng_coll *coll, const filter_t *f, const sort_t *s, q_p
       cand_free(c);
       break;
     }
-    c->sorts = provides_sort(c, s);
+    int way = provides_sort(c, s);
+    c->sorts = way != 0;
+    c->backward = way < 0;
     c->exact = c->usable && cand_exact(c, f);
     bool ok = c->usable && (c->nbound > 0 || c->sorts) && !(d->sparse && c->nbound == 0);
     if (!ok) {
@@ -617,6 +631,7 @@ int plan_make(nx_txn *t, eng_coll *coll, const filter_t *f, const sort_t *s, q_p
     idx_note_lookup(coll->name, p->cands[w].d->name);
     const plan_cand *c = &p->cands[w];
     p->collect = !c->sorts;
+    p->backward = c->sorts && c->backward;
     p->dedupe = !p->collect && (c->d->multikey != 0 || t->write);
     /* a write txn may add arrays (multikey) under the scan: it always re-checks */
     p->residual = !c->exact || t->write;
@@ -648,6 +663,10 @@ void plan_free(q_plan *p) {
   nx_buf_free(&p->last);
   nx_buf_free(&p->idbuf);
   plan_seen_free(&p->seen);
+  nx_buf_free(&p->grp);
+  nx_buf_free(&p->grp_vals);
+  nx_buf_free(&p->pending);
+  nx_free(p->grp_off);
   if (p->collected || p->ids.data) nx_buf_free(&p->ids);
   nx_free(p->id_off);
   nx_free(p);

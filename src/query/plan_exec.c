@@ -7,7 +7,8 @@
  *   1. Intervals are sorted by their low end and disjoint, so a forward walk yields entries in
  *      index order (this is what lets an index provide a sort).
  *   2. In a write transaction a write may move the tree under the storage cursor: the next step
- *      re-seeks to the first key >= the last entry and steps over it if it is still there.
+ *      re-seeks to the first key >= the last entry (<= when walking backwards) and steps over it
+ *      if it is still there.
  *   3. With dedupe, an _id is returned at most once (multikey entries, and documents that an
  *      update moved forward in the index: the Halloween problem).
  *   4. When the index does not provide the requested order (or none was requested), the ids in
@@ -16,6 +17,10 @@
  *      order, update_one/delete_one take the first match by _id, and a write txn cannot revisit
  *      a document. The cost is memory for the ids in the bounds (not the documents); a plan that
  *      provides the sort streams instead.
+ *   5. A plan whose sort is the reverse of the index walks the intervals from the last down, each
+ *      from its high end (exclusive) to its low end, and returns each run of entries with equal
+ *      values parts in ascending _id order (it holds one such run at a time), so ties keep _id
+ *      order as with a forward walk or an in-memory sort.
  */
 #include <string.h>
 
@@ -84,23 +89,43 @@ static int cmp_bytes(const uint8_t *a, size_t an, const uint8_t *b, size_t bn) {
   return an < bn ? -1 : an > bn;
 }
 
-/* Positions the cursor on the next entry (see invariant 2). NX_OK or NX_NOTFOUND. */
+/* The interval the walk is in: forward from the first, backward from the last. */
+static inline const plan_ival *cur_ival(const q_plan *p, const plan_cand *c) {
+  return &c->iv[p->backward ? c->niv - 1 - p->at : p->at];
+}
+
+/* Positions the cursor on the next entry in the walk's direction (see invariant 2): forward the
+ * first key >= lo of the interval, backward the last key < hi. NX_OK or NX_NOTFOUND. */
 static int step(q_plan *p, const plan_cand *c) {
   int rc;
+  bool back = p->backward;
   if (!p->positioned) {
-    const plan_ival *v = &c->iv[p->at];
-    rc = st_cursor_seek(p->cur, (st_val){c->arena.data + v->lo_off, v->lo_len}, ST_SEEK_GE);
+    const plan_ival *v = cur_ival(p, c);
+    if (!back) {
+      rc = st_cursor_seek(p->cur, (st_val){c->arena.data + v->lo_off, v->lo_len}, ST_SEEK_GE);
+    } else if (v->hi_inf) {
+      rc = st_cursor_last(p->cur);
+    } else {
+      st_val hk = {c->arena.data + v->hi_off, v->hi_len};
+      rc = st_cursor_seek(p->cur, hk, ST_SEEK_LE);
+      if (rc == NX_OK) {
+        st_val k2, v2;
+        rc = st_cursor_get(p->cur, &k2, &v2);
+        if (rc == NX_OK && k2.n == hk.n && memcmp(k2.p, hk.p, hk.n) == 0) rc = st_cursor_prev(p->cur);
+      }
+    }
     p->positioned = true;
   } else if (p->t->writes != p->writes_seen) {
     st_val k = {p->last.data, p->last.len};
-    rc = st_cursor_seek(p->cur, k, ST_SEEK_GE);
+    rc = st_cursor_seek(p->cur, k, back ? ST_SEEK_LE : ST_SEEK_GE);
     if (rc == NX_OK) {
       st_val k2, v2;
       rc = st_cursor_get(p->cur, &k2, &v2);
-      if (rc == NX_OK && k2.n == k.n && memcmp(k2.p, k.p, k.n) == 0) rc = st_cursor_next(p->cur);
+      if (rc == NX_OK && k2.n == k.n && memcmp(k2.p, k.p, k.n) == 0)
+        rc = back ? st_cursor_prev(p->cur) : st_cursor_next(p->cur);
     }
   } else {
-    rc = st_cursor_next(p->cur);
+    rc = back ? st_cursor_prev(p->cur) : st_cursor_next(p->cur);
   }
   p->writes_seen = p->t->writes;
   return rc;
@@ -215,7 +240,9 @@ int plan_next(q_plan *p, st_val *id_key) {
   return NX_OK;
 }
 
-static int scan_next(q_plan *p, st_val *id_key) {
+/* The next entry of the walk in its direction: *key (borrowed until the next step) and the
+ * length of its _id suffix. Counts keys examined; in a write txn remembers the key (re-seek). */
+static int scan_raw(q_plan *p, st_val *key, size_t *idlen) {
   if (p->done) return NX_NOTFOUND;
   const plan_cand *c = &p->cands[p->win];
   int rc;
@@ -231,9 +258,12 @@ static int scan_next(q_plan *p, st_val *id_key) {
     rc = step(p, c);
     st_val k, v;
     if (rc == NX_OK) rc = st_cursor_get(p->cur, &k, &v);
-    const plan_ival *iv = &c->iv[p->at];
-    if (rc == NX_NOTFOUND ||
-        (rc == NX_OK && !iv->hi_inf && cmp_bytes(k.p, k.n, c->arena.data + iv->hi_off, iv->hi_len) >= 0)) {
+    const plan_ival *iv = cur_ival(p, c);
+    bool out = rc == NX_NOTFOUND;
+    if (rc == NX_OK)
+      out = p->backward ? cmp_bytes(k.p, k.n, c->arena.data + iv->lo_off, iv->lo_len) < 0
+                        : !iv->hi_inf && cmp_bytes(k.p, k.n, c->arena.data + iv->hi_off, iv->hi_len) >= 0;
+    if (out) {
       p->at++;
       p->positioned = false;
       continue;
@@ -247,14 +277,102 @@ static int scan_next(q_plan *p, st_val *id_key) {
       rc = nx_buf_append(&p->last, k.p, k.n);
       if (rc != NX_OK) return rc;
     }
-    size_t idlen = nx_get16(v.p);
-    const uint8_t *id = k.p + k.n - idlen;
-    if (p->dedupe) {
+    *key = k;
+    *idlen = nx_get16(v.p);
+    return NX_OK;
+  }
+}
+
+/* True (after recording it) when dedupe is on and id was returned before. */
+static int seen_before(q_plan *p, const uint8_t *id, size_t n, bool *was) {
+  *was = false;
+  return p->dedupe ? plan_seen_add(&p->seen, id, n, was) : NX_OK;
+}
+
+/* Backward walk: entries with equal values parts come in descending _id order; they are
+ * gathered as one group (its values part in grp_vals, its ids in grp) and returned in ascending
+ * _id order, the tie rule of every sort (invariant 5). The entry that ended a group is kept in
+ * `pending` for the next one. */
+static int back_next(q_plan *p, st_val *id_key) {
+  for (;;) {
+    if (p->grp_at > 0) {
+      const uint8_t *r = p->grp.data + p->grp_off[--p->grp_at];
+      *id_key = (st_val){r + 2, nx_get16(r)};
+      return NX_OK;
+    }
+    if (p->grp_end) return NX_NOTFOUND;
+    p->grp.len = 0;
+    p->grp_vals.len = 0;
+    size_t n = 0;
+    bool have = false;
+    int rc = NX_OK;
+    for (;;) {
+      st_val k;
+      size_t idlen;
+      if (p->has_pending) {
+        k = (st_val){p->pending.data, p->pending.len};
+        idlen = p->pending_idlen;
+        p->has_pending = false;
+      } else {
+        rc = scan_raw(p, &k, &idlen);
+        if (rc == NX_NOTFOUND) {
+          p->grp_end = true;
+          rc = NX_OK;
+          break;
+        }
+        if (rc != NX_OK) return rc;
+      }
+      size_t vl = k.n - idlen;
+      if (have && (vl != p->grp_vals.len || memcmp(k.p, p->grp_vals.data, vl) != 0)) {
+        if (k.p != p->pending.data) { /* the first of the next group */
+          p->pending.len = 0;
+          rc = nx_buf_append(&p->pending, k.p, k.n);
+          if (rc != NX_OK) return rc;
+        }
+        p->pending_idlen = idlen;
+        p->has_pending = true;
+        break;
+      }
+      if (!have) {
+        rc = nx_buf_append(&p->grp_vals, k.p, vl);
+        if (rc != NX_OK) return rc;
+        have = true;
+      }
+      const uint8_t *id = k.p + vl;
       bool was;
-      rc = plan_seen_add(&p->seen, id, idlen, &was);
+      rc = seen_before(p, id, idlen, &was);
       if (rc != NX_OK) return rc;
       if (was) continue;
+      if (n == p->grp_cap) {
+        size_t nc = p->grp_cap ? p->grp_cap * 2 : 16;
+        size_t *no = nx_realloc(p->grp_off, nc * sizeof *no);
+        if (!no) return nx_err(NX_NOMEM, "index scan: out of memory");
+        p->grp_off = no;
+        p->grp_cap = nc;
+      }
+      p->grp_off[n++] = p->grp.len;
+      uint8_t l[2];
+      nx_put16(l, (uint16_t)idlen);
+      rc = nx_buf_append(&p->grp, l, 2);
+      if (rc == NX_OK) rc = nx_buf_append(&p->grp, id, idlen);
+      if (rc != NX_OK) return rc;
     }
+    p->grp_at = n;
+  }
+}
+
+static int scan_next(q_plan *p, st_val *id_key) {
+  if (p->backward) return back_next(p, id_key);
+  for (;;) {
+    st_val k;
+    size_t idlen;
+    int rc = scan_raw(p, &k, &idlen);
+    if (rc != NX_OK) return rc;
+    const uint8_t *id = k.p + k.n - idlen;
+    bool was;
+    rc = seen_before(p, id, idlen, &was);
+    if (rc != NX_OK) return rc;
+    if (was) continue;
     if (!p->t->write) { /* borrowed from the cursor's pinned leaf until its next step */
       *id_key = (st_val){id, idlen};
       return NX_OK;

@@ -25,6 +25,7 @@ typedef struct plan_cand {
   size_t niv, civ;                     /* used, allocated */
   idx_bytes bounds;                    /* {field: ["[1, 1]", ...]} for explain */
   bool sorts;                          /* provides the requested sort */
+  bool backward;                       /* ... by walking the index backwards */
   bool exact;                          /* the bounds are the whole filter (no residual needed) */
   bool counted;                        /* keys_est was measured */
   uint64_t keys_est;                   /* keys in bounds, capped at PLAN_COST_CAP */
@@ -67,6 +68,16 @@ struct q_plan {
   size_t *id_off;       /* offsets of the records, sorted by id */
   size_t nids, id_at;   /* gathered, next to return */
   uint64_t keys_ex, docs_ex; /* examined */
+  /* backward walk (the sort is the reverse of the index): one group of equal values parts */
+  bool backward;        /* walk from the last interval's high end down */
+  nx_buf grp;           /* the group's ids: u16 length + bytes each, descending */
+  size_t *grp_off;      /* their offsets */
+  size_t grp_cap, grp_at; /* offsets allocated; still to return (from the end) */
+  nx_buf grp_vals;      /* the group's values part */
+  bool grp_end;         /* the walk has ended (after this group) */
+  nx_buf pending;       /* the entry that ended the group: first of the next */
+  size_t pending_idlen; /* its _id suffix length */
+  bool has_pending;
 };
 
 #endif
