@@ -83,6 +83,7 @@ int nx_open(const char *path, const nx_open_opts *opts, nx_db **out) {
 
 int nx_close(nx_db *db) {
   if (!db) return NX_OK;
+  eng_txn_spares_free(db);
   int rc = st_close(db->env);
   nx_free(db->path);
   nx_free(db);

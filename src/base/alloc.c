@@ -37,17 +37,19 @@ int nx_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, siz
   return NX_OK;
 }
 
+/* One atomic add per allocation (the size change, wrapping), the peak only when it is passed:
+ * these counters sit on every allocation of every thread, so they use relaxed atomics and as
+ * few read-modify-writes as possible (each is a locked instruction). */
 static void account(size_t add, size_t sub) {
-  size_t cur = atomic_fetch_add(&g_current, add) + add;
-  atomic_fetch_sub(&g_current, sub);
-  cur -= sub;
-  size_t peak = atomic_load(&g_peak);
-  while (cur > peak && !atomic_compare_exchange_weak(&g_peak, &peak, cur)) {
+  size_t cur = atomic_fetch_add_explicit(&g_current, add - sub, memory_order_relaxed) + add - sub;
+  size_t peak = atomic_load_explicit(&g_peak, memory_order_relaxed);
+  while (cur > peak && !atomic_compare_exchange_weak_explicit(&g_peak, &peak, cur, memory_order_relaxed,
+                                                              memory_order_relaxed)) {
   }
 }
 
 static bool inject_failure(void) {
-  uint_fast64_t c = atomic_load(&g_fail_countdown);
+  uint_fast64_t c = atomic_load_explicit(&g_fail_countdown, memory_order_relaxed);
   while (c > 0) {
     if (atomic_compare_exchange_weak(&g_fail_countdown, &c, c - 1)) {
       if (c == 1) {
@@ -94,13 +96,13 @@ static unsigned char *block_base(void *p) {
 static size_t raw_size(size_t n) { return n + (n >= BIG_ALIGN ? BIG_ALIGN : HDR); }
 
 static void *raw_malloc(size_t n, bool may_fail) {
-  atomic_store(&g_used, true);
+  if (!atomic_load_explicit(&g_used, memory_order_relaxed)) atomic_store(&g_used, true);
   if (n > SIZE_MAX - BIG_ALIGN) return NULL;
   if (may_fail && inject_failure()) return NULL;
   unsigned char *p = g_malloc(raw_size(n));
   if (!p) return NULL;
   account(n, 0);
-  atomic_fetch_add(&g_count, 1);
+  atomic_fetch_add_explicit(&g_count, 1, memory_order_relaxed);
   return place(p, n);
 }
 
@@ -114,7 +116,7 @@ static void *raw_realloc(void *old, size_t n, bool may_fail) {
     unsigned char *p = g_realloc(block_base(old), raw_size(n));
     if (!p) return NULL;
     account(n, oldn);
-    atomic_fetch_add(&g_count, 1);
+    atomic_fetch_add_explicit(&g_count, 1, memory_order_relaxed);
     return place(p, n);
   }
   /* an aligned block may land at another offset: allocate, copy, free */
@@ -123,7 +125,7 @@ static void *raw_realloc(void *old, size_t n, bool may_fail) {
   void *u = place(p, n);
   memcpy(u, old, oldn < n ? oldn : n);
   account(n, oldn);
-  atomic_fetch_add(&g_count, 1);
+  atomic_fetch_add_explicit(&g_count, 1, memory_order_relaxed);
   g_free(block_base(old));
   return u;
 }
@@ -141,7 +143,7 @@ void *nx_realloc(void *p, size_t n) { return raw_realloc(p, n ? n : 1, true); }
 
 void nx_free(void *p) {
   if (!p) return;
-  atomic_fetch_sub(&g_current, block_size(p));
+  atomic_fetch_sub_explicit(&g_current, block_size(p), memory_order_relaxed);
   g_free(block_base(p));
 }
 

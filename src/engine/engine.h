@@ -35,6 +35,7 @@
 #ifndef NX_ENGINE_H
 #define NX_ENGINE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -49,11 +50,18 @@
 #include "storage.h"
 
 /* ---- The database handle (defined here so that query/ and api/ may use it) ---- */
+#define ENG_TXN_SPARES 4
 struct nx_db {
   st_env *env;          /* storage environment, owned */
   char *path;           /* path given to nx_open, owned */
   bool read_only;       /* opened read-only: every write is NX_READONLY */
+  /* Ended transactions kept for reuse (txn.c): a point read allocates nothing, and a read on
+   * the same snapshot as the previous one reuses its opened collections. Owned. */
+  _Atomic(nx_txn *) spare[ENG_TXN_SPARES];
 };
+
+/** Frees the spare transactions of db (nx_close, before the storage closes). */
+void eng_txn_spares_free(nx_db *db);
 
 /* ---- Collections in a transaction ---- */
 #define ENG_COMP_NONE 0u

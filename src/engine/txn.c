@@ -14,6 +14,7 @@
  *      write error too). Failures detected before any write (validation, duplicate _id checked
  *      up front) leave the transaction usable.
  */
+#include <stdatomic.h>
 #include <string.h>
 
 #include "engine.h"
@@ -30,24 +31,74 @@ static void colls_free(eng_coll *c) {
   }
 }
 
+/* A spare transaction of db, or NULL. */
+static nx_txn *spare_take(nx_db *db) {
+  for (int i = 0; i < ENG_TXN_SPARES; i++) {
+    if (!atomic_load_explicit(&db->spare[i], memory_order_relaxed)) continue;
+    nx_txn *t = atomic_exchange(&db->spare[i], NULL);
+    if (t) return t;
+  }
+  return NULL;
+}
+
+/* Keeps t (its storage txn parked) as a spare; false when every place is taken. */
+static bool spare_put(nx_db *db, nx_txn *t) {
+  for (int i = 0; i < ENG_TXN_SPARES; i++) {
+    nx_txn *expected = NULL;
+    if (atomic_compare_exchange_strong(&db->spare[i], &expected, t)) return true;
+  }
+  return false;
+}
+
+void eng_txn_spares_free(nx_db *db) {
+  for (int i = 0; i < ENG_TXN_SPARES; i++) {
+    nx_txn *t = atomic_exchange(&db->spare[i], NULL);
+    if (!t) continue;
+    st_txn_free(t->st);
+    t->st = NULL;
+    txn_free(t);
+  }
+}
+
 int eng_txn_begin(nx_db *db, bool write, bool user, nx_txn **out) {
   *out = NULL;
   if (!db) return nx_err(NX_MISUSE, "transaction: database handle is NULL");
   if (write && db->read_only)
     return nx_err(NX_READONLY, "transaction: database '%s' was opened read-only", db->path);
-  nx_txn *t = nx_calloc(1, sizeof *t);
-  if (!t) return nx_err(NX_NOMEM, "transaction: out of memory");
-  int rc = st_txn_begin(db->env, write, &t->st);
-  if (rc != NX_OK) {
-    nx_free(t);
-    return rc;
+  nx_txn *t = spare_take(db);
+  if (t) {
+    bool kept = false;
+    int rc = st_txn_restart(t->st, write, &kept);
+    if (rc != NX_OK) {
+      if (!spare_put(db, t)) {
+        st_txn_free(t->st);
+        t->st = NULL;
+        txn_free(t);
+      }
+      return rc;
+    }
+    if (!kept) {
+      colls_free(t->colls);
+      t->colls = NULL;
+    }
+  } else {
+    t = nx_calloc(1, sizeof *t);
+    if (!t) return nx_err(NX_NOMEM, "transaction: out of memory");
+    int rc = st_txn_begin(db->env, write, &t->st);
+    if (rc != NX_OK) {
+      nx_free(t);
+      return rc;
+    }
+    t->db = db;
+    nx_buf_init(&t->enc, ST_MAX_VALUE);
+    nx_buf_init(&t->key, ST_MAX_KEY * 2);
+    nx_buf_init(&t->old, ST_MAX_VALUE);
   }
-  t->db = db;
-  nx_buf_init(&t->enc, ST_MAX_VALUE);
-  nx_buf_init(&t->key, ST_MAX_KEY * 2);
-  nx_buf_init(&t->old, ST_MAX_VALUE);
   t->write = write;
   t->user = user;
+  t->poisoned = false;
+  t->writes = 0;
+  t->watchers = NULL;
   t->now_ms = nx_now_ms();
   *out = t;
   return NX_OK;
@@ -77,6 +128,33 @@ static void detach_all(nx_txn *t) {
   }
 }
 
+/* Ends the storage txn (commit or abort) and keeps t as a spare, or frees both. */
+static int txn_end(nx_txn *t, bool commit) {
+  nx_db *db = t->db;
+  /* a spare keeps its scratch buffers unless one grew past a modest size */
+  bool keep = t->enc.cap <= (64u << 10) && t->old.cap <= (64u << 10);
+  int rc = NX_OK;
+  if (keep) {
+    if (commit) rc = st_txn_commit_keep(t->st);
+    else st_txn_abort_keep(t->st);
+    if (!t->write) {
+      /* the opened collections stay valid for a later read on the same snapshot */
+    } else {
+      colls_free(t->colls);
+      t->colls = NULL;
+    }
+    if (spare_put(db, t)) return rc;
+    st_txn_free(t->st);
+  } else if (commit) {
+    rc = st_txn_commit(t->st);
+  } else {
+    st_txn_abort(t->st);
+  }
+  t->st = NULL;
+  txn_free(t);
+  return rc;
+}
+
 int eng_txn_commit(nx_txn *t) {
   if (!t) return nx_err(NX_MISUSE, "nx_txn_commit: transaction is NULL");
   detach_all(t);
@@ -86,22 +164,14 @@ int eng_txn_commit(nx_txn *t) {
                   "nx_txn_commit: the transaction was aborted because a write in it failed; "
                   "nothing was committed");
   }
-  int rc;
-  if (t->write && t->writes == 0) {
-    st_txn_abort(t->st); /* nothing to write: skip the commit record and its fsync */
-    rc = NX_OK;
-  } else {
-    rc = st_txn_commit(t->st);
-  }
-  txn_free(t);
-  return rc;
+  /* a write txn that wrote nothing skips the commit record and its fsync */
+  return txn_end(t, !(t->write && t->writes == 0));
 }
 
 void eng_txn_abort(nx_txn *t) {
   if (!t) return;
   detach_all(t);
-  st_txn_abort(t->st);
-  txn_free(t);
+  (void)txn_end(t, false);
 }
 
 static void txn_free(nx_txn *t) {

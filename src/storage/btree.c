@@ -10,7 +10,9 @@
  *  2. Every page touched for writing is validated in full first (cells within the page, sizes
  *     adding up); pages on the read path are checked lazily, cell by cell (bt_key).
  *  3. A split moves about half the bytes of a page (plus the new cell) to a new right sibling and
- *     inserts (first key of the right page, right page) into the parent, up to a new root.
+ *     inserts (first key of the right page, right page) into the parent, up to a new root. At the
+ *     right edge of the tree (an append: ascending keys) the new cell alone starts the right page
+ *     and the left one stays full, as SQLite's quick balance does.
  *     Branch entry 0 keeps its key on disk, so that key always equals the parent's separator for
  *     it; a merge needs it when it pulls the separator down.
  *  4. A delete that leaves a page under a quarter full merges it with a sibling when both fit in
@@ -325,7 +327,9 @@ static int cell_free_ovf(pg_txn *t, const uint8_t *c) {
 
 /* ---- Get ---- */
 void bt_pincache_release(pg_txn *t, bt_pincache *pc) {
-  for (uint32_t i = 0; i < BT_PC_SLOTS; i++) {
+  while (pc->used) {
+    unsigned i = (unsigned)__builtin_ctzll(pc->used);
+    pc->used &= pc->used - 1;
     if (pc->pgno[i]) pg_release(t, &pc->pg[i]);
     pc->pgno[i] = 0;
   }
@@ -344,6 +348,7 @@ static int pc_branch(pg_txn *t, bt_pincache *pc, uint32_t pgno, uint64_t txn, co
   if (pc->pgno[slot]) pg_release(t, &pc->pg[slot]);
   pc->pg[slot] = p;
   pc->pgno[slot] = pgno;
+  pc->used |= 1ull << slot;
   *out = p.data;
   return NX_OK;
 }
@@ -511,14 +516,24 @@ static int insert_up(pg_txn *t, bt_scratch *s, bt_desc *d, bt_path *p, int lvl, 
         m++;
       }
     }
-    for (uint32_t j = 0; j < m; j++) total += s->ents[j].n + 2;
+    /* Appending at the right edge of the tree (every level on its last entry, the new cell
+     * last): the left page keeps what it had, full, and the new cell starts the right page, so
+     * keys inserted in ascending order (sequential _ids) fill pages instead of leaving them half
+     * empty. Anywhere else the split is by halves. */
+    bool append = i == n;
+    for (int l = 0; append && l < lvl; l++) append = p->idx[l] + 1u == bt_n(p->pg[l].data);
     uint32_t k = 0, acc = 0;
-    for (; k < m; k++) {
-      uint32_t e = s->ents[k].n + 2;
-      if (k > 0 && acc + e > total / 2) break;
-      acc += e;
+    if (append) {
+      k = m - 1;
+    } else {
+      for (uint32_t j = 0; j < m; j++) total += s->ents[j].n + 2;
+      for (; k < m; k++) {
+        uint32_t e = s->ents[k].n + 2;
+        if (k > 0 && acc + e > total / 2) break;
+        acc += e;
+      }
+      if (k >= m) k = m - 1;
     }
-    if (k >= m) k = m - 1;
     pg_page right;
     int rc = pg_alloc(t, leaf ? PG_T_LEAF : PG_T_BRANCH, &right);
     if (rc) return rc;

@@ -97,6 +97,7 @@ void bt_read_free(pg_txn *t, bt_read *r);
 typedef struct bt_pincache {
   uint32_t pgno[BT_PC_SLOTS]; /* page held in each slot; 0 = empty */
   pg_page pg[BT_PC_SLOTS];    /* the pinned pages */
+  uint64_t used;              /* bit i: slot i holds a page (release visits only those) */
 } bt_pincache;
 void bt_pincache_release(pg_txn *t, bt_pincache *pc); /* drops every pin */
 

@@ -137,7 +137,10 @@ static int cur_step(bt_cursor *c, int dir) {
   lvl = c->depth - 1;
   c->idx[lvl] = (uint16_t)(c->idx[lvl] + dir);
   c->valid = false;
+  /* the next leaf of a sequential walk: cached cold (scan resistance, pager_cache.c note 5) */
+  pg_set_cold(c->t, true);
   int rc = cur_descend_edge(c, dir < 0);
+  pg_set_cold(c->t, false);
   if (rc) cur_release(c);
   return rc;
 }

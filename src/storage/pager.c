@@ -337,7 +337,14 @@ static char *cat(const char *a, const char *b) {
   return s;
 }
 
+static void txn_free(pg_txn *t);
+
 static void pager_free(pager *p) {
+  while (p->rspare) {
+    pg_txn *t = p->rspare;
+    p->rspare = t->next_spare;
+    txn_free(t);
+  }
   os_close(p->log);
   os_close(p->db);
   if (p->lockf) {
@@ -527,17 +534,26 @@ int pager_begin(pager *p, bool write, pg_txn **out) {
   *out = NULL;
   int rc;
   if (write && p->read_only) return nx_err(NX_READONLY, "%s is open read-only", p->path);
-  pg_txn *t = nx_calloc(1, sizeof *t);
-  if (!t) return nx_err(NX_NOMEM, "%s: out of memory beginning a transaction", p->path);
-  t->p = p;
-  t->write = write;
-  t->slot = -1;
   if (!write) {
-    t->slots = nx_calloc(TXN_SLOTS, sizeof *t->slots);
-    if (!t->slots) {
-      nx_free(t);
-      return nx_err(NX_NOMEM, "%s: out of memory beginning a transaction", p->path);
+    /* A read txn: an ended one is reused when there is one (see pager_abort), so that a point
+     * read allocates nothing. */
+    pthread_mutex_lock(&p->mu);
+    pg_txn *t = p->rspare;
+    if (t) {
+      p->rspare = t->next_spare;
+      p->nrspare--;
     }
+    pthread_mutex_unlock(&p->mu);
+    if (!t) {
+      t = nx_calloc(1, sizeof *t);
+      if (t) t->slots = nx_calloc(TXN_SLOTS, sizeof *t->slots);
+      if (!t || !t->slots) {
+        nx_free(t);
+        return nx_err(NX_NOMEM, "%s: out of memory beginning a transaction", p->path);
+      }
+      t->p = p;
+    }
+    t->slot = -1;
     pthread_mutex_lock(&p->mu);
     rc = p->poison ? NX_FATAL : rt_add(&p->rt, p->vis_txn, &t->slot);
     t->txnid = p->vis_txn;
@@ -552,6 +568,11 @@ int pager_begin(pager *p, bool write, pg_txn **out) {
     *out = t;
     return NX_OK;
   }
+  pg_txn *t = nx_calloc(1, sizeof *t);
+  if (!t) return nx_err(NX_NOMEM, "%s: out of memory beginning a transaction", p->path);
+  t->p = p;
+  t->write = write;
+  t->slot = -1;
   t->dnb = 256;
   t->dht = nx_calloc(t->dnb, sizeof *t->dht);
   if (!t->dht) {
@@ -597,14 +618,28 @@ void pager_drop_dirty(pg_txn *t) {
   t->ndirty = t->nresident = 0;
 }
 
-static void txn_free(pg_txn *t) {
-  if (t->slots) {
-    for (uint32_t i = 0; i < TXN_SLOTS; i++)
-      if (t->slots[i].e) pc_unpin(t->p, t->slots[i].e);
-    nx_free(t->slots);
+/* Drops the pins a read txn's slots hold and adds its counters to the pager's. */
+static void txn_slots_clear(pg_txn *t) {
+  while (t->slots_used) {
+    unsigned i = (unsigned)__builtin_ctzll(t->slots_used);
+    t->slots_used &= t->slots_used - 1;
+    if (t->slots[i].e) pc_unpin(t->p, t->slots[i].e);
+    t->slots[i].e = NULL;
+    t->slots[i].users = 0;
   }
   if (t->hits) atomic_fetch_add_explicit(&t->p->hits, t->hits, memory_order_relaxed);
   if (t->misses) atomic_fetch_add_explicit(&t->p->misses, t->misses, memory_order_relaxed);
+  t->hits = t->misses = 0;
+}
+
+static void txn_free(pg_txn *t) {
+  if (t->slots) {
+    txn_slots_clear(t);
+    nx_free(t->slots);
+  } else {
+    if (t->hits) atomic_fetch_add_explicit(&t->p->hits, t->hits, memory_order_relaxed);
+    if (t->misses) atomic_fetch_add_explicit(&t->p->misses, t->misses, memory_order_relaxed);
+  }
   u32_free(&t->freed);
   u32_free(&t->reused);
   nx_free(t->dht);
@@ -615,10 +650,18 @@ void pager_abort(pg_txn *t) {
   if (!t) return;
   pager *p = t->p;
   if (!t->write) {
+    txn_slots_clear(t);
+    t->roots_set = false;
     pthread_mutex_lock(&p->mu);
     rt_del(&p->rt, t->slot);
+    bool keep = p->nrspare < PG_READ_SPARES;
+    if (keep) {
+      t->next_spare = p->rspare;
+      p->rspare = t;
+      p->nrspare++;
+    }
     pthread_mutex_unlock(&p->mu);
-    txn_free(t);
+    if (!keep) txn_free(t);
     return;
   }
   pager_rollback(t);
@@ -649,6 +692,7 @@ int pager_commit(pg_txn *t) {
   return rc;
 }
 
+void pg_set_cold(pg_txn *t, bool cold) { t->cold = cold; }
 bool pg_is_write(const pg_txn *t) { return t->write; }
 uint64_t pg_txnid(const pg_txn *t) { return t->txnid; }
 pager *pg_pager(pg_txn *t) { return t->p; }
@@ -835,7 +879,7 @@ int pg_get(pg_txn *t, uint32_t pgno, uint64_t expect_txnid, pg_page *out) {
     uint8_t *buf = NULL;
     int rc = load_page(p, pgno, &buf);
     if (rc) return rc;
-    e = pc_insert(p, pgno, buf, false, true);
+    e = pc_insert(p, pgno, buf, false, true, t->cold);
     if (!e) return nx_err(NX_NOMEM, "%s: out of memory caching page %u", p->path, pgno);
   }
   int rc = check_expect(p, e->data, pgno, expect_txnid);
@@ -848,6 +892,7 @@ int pg_get(pg_txn *t, uint32_t pgno, uint64_t expect_txnid, pg_page *out) {
     if (sl->e) pc_unpin(p, sl->e);
     sl->e = e;
     sl->users = 1;
+    t->slots_used |= 1ull << (sl - t->slots);
     out->data = e->data;
     out->pgno = pgno;
     out->priv = (void *)((uintptr_t)sl | 1u);

@@ -83,6 +83,9 @@ int pager_begin(pager *p, bool write, pg_txn **out);
 int pager_commit(pg_txn *t);     /* frees t, also on failure */
 void pager_abort(pg_txn *t);     /* frees t; accepts NULL */
 bool pg_is_write(const pg_txn *t);
+/* While set, pages this txn reads from the file enter the cache cold (first to be evicted):
+ * a cursor sets it around stepping to the next leaf, so that scans do not flush the cache. */
+void pg_set_cold(pg_txn *t, bool cold);
 uint64_t pg_txnid(const pg_txn *t); /* write: the id being written; read: the snapshot's id */
 pager *pg_pager(pg_txn *t);
 /* The snapshot's user roots (PG_ROOTS bytes) and, for a write txn, their replacement. */

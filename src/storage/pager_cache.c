@@ -9,8 +9,17 @@
  *     page (copy-on-write + the free-page rule). A commit replaces the entries of the page numbers
  *     it wrote (their old images belonged to freed pages no snapshot reaches).
  *  3. The budget (cap_pages) covers clean entries plus the writer's resident dirty pages.
- *     Inserting past it evicts unpinned entries from the stripe's LRU tail; pinned entries are
- *     never evicted; an entry replaced while pinned is detached and freed at its last unpin.
+ *     Inserting past it evicts one unpinned entry from the stripe's LRU tail, and whatever the
+ *     budget still lacks from the other stripes in turn (a rotating hand over the stripes), so
+ *     that eviction is global: a stripe that happens to receive the inserts is not emptied
+ *     while others keep stale pages. Pinned entries are never evicted; an entry replaced while
+ *     pinned is detached and freed at its last unpin.
+ *  4. A hit does not move the entry (that would touch two neighbours, i.e. cache misses, on
+ *     every read of a large cache): it sets the entry's ref bit, and eviction gives a referenced
+ *     tail entry a second chance at the front (CLOCK on a list).
+ *  5. Scan resistance: pages that a sequential cursor reads (pg_txn.cold) enter at the tail, so
+ *     a scan of more data than the cache evicts its own pages first, not the working set; a
+ *     scan page read again before that (ref bit) stays like any other.
  */
 #include <string.h>
 
@@ -91,10 +100,7 @@ pg_ent *pc_get(pager *p, uint32_t pgno) {
   pg_ent *e = find(s, pgno);
   if (e) {
     e->pins++;
-    if (s->lru.next != e) {
-      lru_unlink(e);
-      lru_front(s, e);
-    }
+    e->ref = 1;
   }
   pthread_mutex_unlock(&s->mu);
   return e;
@@ -119,20 +125,49 @@ static void grow_table(pc_stripe *s) {
   s->nb = nb;
 }
 
-/* Evicts unpinned entries from the LRU tail of s until the budget holds or none is left. */
-static void evict_locked(pager *p, pc_stripe *s, size_t want) {
+/* Evicts up to want unpinned entries from the LRU tail of s, giving referenced ones a second
+ * chance at the front. Returns how many it evicted. */
+static size_t evict_locked(pager *p, pc_stripe *s, size_t want) {
   pg_ent *e = s->lru.prev;
-  while (want > 0 && e != &s->lru) {
+  size_t gone = 0, steps = (size_t)s->n * 2 + 2; /* each entry is seen at most twice */
+  while (gone < want && e != &s->lru && steps-- > 0) {
     pg_ent *prev = e->prev;
     if (e->pins == 0) {
-      remove_ent(p, s, e);
-      want--;
+      if (e->ref) {
+        e->ref = 0;
+        lru_unlink(e);
+        lru_front(s, e);
+      } else {
+        remove_ent(p, s, e);
+        gone++;
+      }
     }
     e = prev;
   }
+  return gone;
 }
 
-pg_ent *pc_insert(pager *p, uint32_t pgno, uint8_t *buf, bool replace, bool pin) {
+static void lru_back(pc_stripe *s, pg_ent *e) {
+  e->prev = s->lru.prev;
+  e->next = &s->lru;
+  s->lru.prev->next = e;
+  s->lru.prev = e;
+}
+
+/* Evicts want entries from the stripes in turn, starting at the rotating hand (no stripe lock
+ * held by the caller). */
+static void evict_global(pager *p, size_t want) {
+  for (uint32_t k = 0; k < NSTRIPES && want > 0; k++) {
+    uint32_t i = atomic_fetch_add_explicit(&p->evict_hand, 1, memory_order_relaxed) & (NSTRIPES - 1);
+    pc_stripe *s = &p->stripes[i];
+    pthread_mutex_lock(&s->mu);
+    size_t share = want / (NSTRIPES - k) + 1;
+    want -= evict_locked(p, s, share < want ? share : want);
+    pthread_mutex_unlock(&s->mu);
+  }
+}
+
+pg_ent *pc_insert(pager *p, uint32_t pgno, uint8_t *buf, bool replace, bool pin, bool cold) {
   pg_ent *ne = nx_calloc(1, sizeof *ne);
   if (!ne) {
     nx_free(buf);
@@ -154,16 +189,19 @@ pg_ent *pc_insert(pager *p, uint32_t pgno, uint8_t *buf, bool replace, bool pin)
   }
   if (old) remove_ent(p, s, old);
   size_t used = atomic_load(&p->ncached) + atomic_load(&p->ndirty) + 1;
-  if (used > p->cap_pages) evict_locked(p, s, used - p->cap_pages);
+  size_t want = used > p->cap_pages ? used - p->cap_pages : 0;
+  if (want) want -= evict_locked(p, s, 1);
   if (s->n + 1 > s->nb * 2) grow_table(s);
   uint32_t h = hash_pg(pgno) & (s->nb - 1);
   ne->hnext = s->ht[h];
   s->ht[h] = ne;
-  lru_front(s, ne);
+  if (cold) lru_back(s, ne);
+  else lru_front(s, ne);
   s->n++;
   atomic_fetch_add(&p->ncached, 1);
   if (pin) ne->pins = 1;
   pthread_mutex_unlock(&s->mu);
+  if (want) evict_global(p, want);
   return ne;
 }
 
@@ -186,15 +224,4 @@ void pc_drop(pager *p, uint32_t pgno) {
   pthread_mutex_unlock(&s->mu);
 }
 
-void pc_shrink(pager *p, size_t want) {
-  for (uint32_t i = 0; i < NSTRIPES && want > 0; i++) {
-    pc_stripe *s = &p->stripes[i];
-    pthread_mutex_lock(&s->mu);
-    size_t before = s->n;
-    size_t share = want / (NSTRIPES - i) + 1;
-    evict_locked(p, s, share < want ? share : want);
-    size_t gone = before - s->n;
-    want = gone < want ? want - gone : 0;
-    pthread_mutex_unlock(&s->mu);
-  }
-}
+void pc_shrink(pager *p, size_t want) { evict_global(p, want); }

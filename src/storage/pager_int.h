@@ -85,6 +85,7 @@ typedef struct pg_ent {
   uint8_t detached;      /* clean page dropped from the cache while pinned: freed at last unpin */
   uint8_t dead;          /* dirty page freed in its own txn */
   int32_t pins;          /* pg_page handles pointing here */
+  uint8_t ref;           /* clean: used since it last passed the LRU tail (second chance) */
   uint64_t log_off;      /* spilled: offset of its frame in the log */
   uint8_t *data;         /* page_size bytes, or NULL when spilled */
   struct pg_ent *hnext;  /* hash chain */
@@ -128,6 +129,7 @@ void rt_free(reader_table *rt);
 /* A read txn keeps its own pins on recently used pages (the root and upper branch levels are hit
  * by every lookup): a hit there takes no lock and touches no shared cache line. */
 #define TXN_SLOTS 64u
+#define PG_READ_SPARES 8u /* ended read txns a pager keeps for reuse */
 typedef struct txn_slot {
   pg_ent *e;       /* pinned by the slot (one pin), or NULL */
   uint32_t users;  /* pg_page handles of this txn using it (tagged priv) */
@@ -136,6 +138,9 @@ typedef struct txn_slot {
 struct pg_txn {
   pager *p;
   txn_slot *slots;               /* read txns: TXN_SLOTS slots, direct-mapped by page number */
+  uint64_t slots_used;           /* bit i: slots[i] holds a pin (the end visits only those) */
+  bool cold;                     /* pages read now are a sequential scan's: cached cold */
+  struct pg_txn *next_spare;     /* in pager.rspare */
   uint64_t hits, misses;         /* counted here, added to the pager's at the end */
   bool write;
   uint64_t txnid;                /* write: id being written; read: snapshot id */
@@ -180,6 +185,8 @@ struct pager {
   uint64_t vis_txn;
   uint8_t vis_roots[PG_ROOTS];
   reader_table rt;
+  struct pg_txn *rspare;         /* ended read txns kept for reuse (their slots allocated) */
+  uint32_t nrspare;
 
   /* writer state: the latest appended transaction (wmu; read by checkpoint under wmu) */
   uint64_t last_txn;
@@ -212,6 +219,7 @@ struct pager {
 
   /* cache */
   pc_stripe stripes[NSTRIPES];
+  _Atomic uint32_t evict_hand;   /* next stripe global eviction visits (pager_cache.c note 3) */
   _Atomic size_t ncached;        /* clean entries */
   _Atomic size_t ndirty;         /* resident dirty entries of the writer */
 
@@ -239,7 +247,7 @@ void pc_free(pager *p);
 pg_ent *pc_get(pager *p, uint32_t pgno);
 /* Inserts a verified page buffer (taken) for pgno and pins it; returns the entry that holds it
  * (an existing one if another thread won the race: then buf is freed). NULL on OOM. */
-pg_ent *pc_insert(pager *p, uint32_t pgno, uint8_t *buf, bool replace, bool pin);
+pg_ent *pc_insert(pager *p, uint32_t pgno, uint8_t *buf, bool replace, bool pin, bool cold);
 void pc_unpin(pager *p, pg_ent *e);
 void pc_drop(pager *p, uint32_t pgno);
 void pc_shrink(pager *p, size_t want_free);

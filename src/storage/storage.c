@@ -59,6 +59,9 @@ struct st_txn {
   bt_pincache pc;      /* read txns: branch pages kept pinned for point reads */
   int failed;          /* a write failed midway: the trees may be half changed; only abort */
   st_cursor *cursors;  /* open cursors (detached at the txn's end) */
+  bool parked;         /* ended, kept for st_txn_restart (pt is NULL) */
+  bool snap_valid;     /* parked after a read txn: trees[] describe snapshot `snap` */
+  uint64_t snap;
 };
 
 /* Codes after which a write left nothing half done (checked before any change). */
@@ -172,11 +175,63 @@ int st_txn_begin(st_env *env, bool write, st_txn **out) {
   return NX_OK;
 }
 
-static void txn_free(st_txn *t) {
+static void trees_forget(st_txn *t) {
   for (uint32_t i = 0; i < t->ntrees; i++) nx_free(t->trees[i].name);
+  t->ntrees = 0;
+  t->snap_valid = false;
+}
+
+static void txn_free(st_txn *t) {
+  trees_forget(t);
   nx_free(t->trees);
   nx_buf_free(&t->rd.buf);
   nx_free(t);
+}
+
+void st_txn_free(st_txn *t) {
+  if (t) txn_free(t);
+}
+
+/* After the pager txn ended: free t, or park it for st_txn_restart. */
+static void txn_finish(st_txn *t, bool keep, bool was_read, uint64_t snap) {
+  if (!keep) {
+    txn_free(t);
+    return;
+  }
+  t->pt = NULL;
+  t->parked = true;
+  t->cat_dirty = false;
+  t->cursors = NULL;
+  if (was_read && !t->failed) {
+    t->snap_valid = true;
+    t->snap = snap;
+  } else {
+    trees_forget(t);
+  }
+  t->failed = 0;
+}
+
+int st_txn_restart(st_txn *t, bool write, bool *trees_kept) {
+  *trees_kept = false;
+  if (!t->parked) return nx_err(NX_MISUSE, "st_txn_restart: the transaction is not parked");
+  pg_txn *pt;
+  int rc = pager_begin(t->env->p, write, &pt);
+  if (rc) return rc;
+  t->pt = pt;
+  rc = load_roots(t);
+  if (rc) {
+    pager_abort(pt);
+    t->pt = NULL;
+    return rc;
+  }
+  t->parked = false;
+  if (!write && t->snap_valid && t->snap == pg_txnid(pt)) {
+    *trees_kept = true;
+  } else {
+    trees_forget(t);
+  }
+  t->snap_valid = false;
+  return NX_OK;
 }
 
 static void cat_value(const bt_desc *d, uint8_t v[ST_CAT_VAL]) {
@@ -201,12 +256,14 @@ static int flush_trees(st_txn *t) {
   return rc;
 }
 
-int st_txn_commit(st_txn *t) {
+static int txn_commit(st_txn *t, bool keep) {
   detach_cursors(t);
   bt_read_release(t->pt, &t->rd);
   bt_pincache_release(t->pt, &t->pc);
+  bool was_read = !pg_is_write(t->pt);
+  uint64_t snap = pg_txnid(t->pt);
   int rc = txn_usable(t);
-  if (rc == NX_OK && pg_is_write(t->pt)) {
+  if (rc == NX_OK && !was_read) {
     rc = flush_trees(t);
     if (rc == NX_OK && t->cat_dirty) {
       uint8_t roots[PG_ROOTS];
@@ -217,23 +274,33 @@ int st_txn_commit(st_txn *t) {
       pg_set_roots(t->pt, roots);
     }
   }
-  if (rc || !pg_is_write(t->pt)) {
+  if (rc || was_read) {
     pager_abort(t->pt); /* a read txn just ends */
   } else {
     rc = pager_commit(t->pt);
   }
-  txn_free(t);
+  txn_finish(t, keep, was_read, snap);
   return rc;
 }
 
-void st_txn_abort(st_txn *t) {
-  if (!t) return;
+static void txn_abort(st_txn *t, bool keep) {
   detach_cursors(t);
   bt_read_release(t->pt, &t->rd);
   bt_pincache_release(t->pt, &t->pc);
+  bool was_read = !pg_is_write(t->pt);
+  uint64_t snap = pg_txnid(t->pt);
   pager_abort(t->pt);
-  txn_free(t);
+  txn_finish(t, keep, was_read, snap);
 }
+
+int st_txn_commit(st_txn *t) { return txn_commit(t, false); }
+int st_txn_commit_keep(st_txn *t) { return txn_commit(t, true); }
+
+void st_txn_abort(st_txn *t) {
+  if (t) txn_abort(t, false);
+}
+
+void st_txn_abort_keep(st_txn *t) { txn_abort(t, true); }
 
 uint64_t st_txn_id(const st_txn *t) { return pg_txnid(t->pt); }
 bool st_txn_is_write(const st_txn *t) { return pg_is_write(t->pt); }

@@ -50,6 +50,17 @@ int st_check(st_env *env);
 int st_txn_begin(st_env *env, bool write, st_txn **out);
 int st_txn_commit(st_txn *t); /* frees t, also on failure */
 void st_txn_abort(st_txn *t); /* accepts NULL */
+/* Reuse of transaction objects (the engine keeps a few per database, so that a point read does
+ * not allocate): st_txn_commit_keep / st_txn_abort_keep end t exactly like st_txn_commit /
+ * st_txn_abort but keep the object "parked"; st_txn_restart begins a new transaction in it, and
+ * sets *trees_kept when the trees opened before (and their st_tree handles) are still valid,
+ * which is the case only from a read transaction to a read transaction on the same snapshot
+ * (same committed txn id: copy-on-write makes the descriptors identical). Otherwise the open
+ * trees are forgotten. On failure t stays parked. st_txn_free frees a parked t (accepts NULL). */
+int st_txn_commit_keep(st_txn *t);
+void st_txn_abort_keep(st_txn *t);
+int st_txn_restart(st_txn *t, bool write, bool *trees_kept);
+void st_txn_free(st_txn *t);
 uint64_t st_txn_id(const st_txn *t);
 bool st_txn_is_write(const st_txn *t);
 

@@ -220,7 +220,7 @@ static int publish(pager *p, pg_txn *t) {
       e->data = NULL;
       atomic_fetch_sub(&p->ndirty, 1);
       t->nresident--;
-      if (!pc_insert(p, e->pgno, d, true, false)) pc_drop(p, e->pgno);
+      if (!pc_insert(p, e->pgno, d, true, false, false)) pc_drop(p, e->pgno);
     } else {
       pc_drop(p, e->pgno);
     }
