@@ -494,3 +494,32 @@ Test(btree, stale_child_txn_id_is_caught) {
   check(&f);
   fix_close(&f);
 }
+
+/* Ascending inserts (sequential _ids) split at the right edge: the left page stays full, so the
+ * leaves end up nearly full instead of half full; a random order still splits by halves. */
+Test(btree, ascending_inserts_fill_pages) {
+  bt_fix f;
+  fix_open(&f, 4096);
+  char k[32];
+  uint8_t val[100];
+  memset(val, 7, sizeof val);
+  const uint32_t n = 20000;
+  for (uint32_t i = 0; i < n; i++) put(&f, k, mkkey(k, i), val, sizeof val);
+  bt_check_stats st;
+  cr_assert_eq(bt_check(f.t, &f.d, NULL, NULL, &st), NX_OK, "%s", nx_err_msg());
+  cr_assert_eq(st.entries, n);
+  /* a leaf holds at most (4096 - header) / (7 + 9 + 100 + 2) = 34 of these entries */
+  double per_leaf = (double)n / (double)st.leaf_pages;
+  cr_log_info("ascending: %llu leaves, %.1f entries per leaf", (unsigned long long)st.leaf_pages, per_leaf);
+  cr_assert_geq(per_leaf, 32.0, "leaves only %.1f entries full on ascending inserts", per_leaf);
+  /* the same keys in a random order: splits by halves (fill between 50% and 100%) */
+  bt_fix g;
+  fix_open(&g, 4096);
+  for (uint32_t i = 0; i < n; i++) put(&g, k, mkkey(k, perm(i, n)), val, sizeof val);
+  bt_check_stats sr;
+  cr_assert_eq(bt_check(g.t, &g.d, NULL, NULL, &sr), NX_OK, "%s", nx_err_msg());
+  cr_assert_eq(sr.entries, n);
+  cr_assert_gt(sr.leaf_pages, st.leaf_pages);
+  fix_close(&g);
+  fix_close(&f);
+}
