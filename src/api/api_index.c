@@ -157,8 +157,37 @@ static int rebuild_coll(void *ctx, const char *name) {
   return rc;
 }
 
+/* The unique checks' view of TTL (idx_set_expired_probe): the stored document's expiry against
+ * the clock now. The writing transaction's own clock (its start) is not reachable from the index
+ * layer; a document that expires while that transaction runs is visible to its reads but no
+ * longer blocks a unique key (docs/indexes.md). */
+static int doc_expired(st_txn *st, const char *coll, st_val id_key, bool *expired) {
+  *expired = false;
+  nx_buf name, scratch;
+  nx_buf_init(&name, 0);
+  int rc = nx_buf_printf(&name, "c:%s", coll); /* the collection tree (engine.h) */
+  st_tree tree;
+  st_val v;
+  if (rc == NX_OK) rc = st_tree_open(st, (const char *)name.data, false, &tree);
+  if (rc == NX_OK) rc = st_get(st, tree, id_key, &v);
+  if (rc == NX_OK) {
+    eng_doc d;
+    nx_buf_init(&scratch, ST_MAX_VALUE);
+    rc = eng_doc_decode(coll, v, &scratch, &d);
+    if (rc == NX_OK) *expired = eng_doc_expired(&d.meta, nx_now_ms());
+    nx_buf_free(&scratch);
+  }
+  nx_buf_free(&name);
+  if (rc == NX_NOTFOUND) {
+    nx_err_clear();
+    rc = NX_OK;
+  }
+  return rc;
+}
+
 int api_index_open_check(nx_db *db, size_t *rebuilt) {
   if (rebuilt) *rebuilt = 0;
+  idx_set_expired_probe(doc_expired);
   if (db->read_only) return NX_OK; /* stale indexes stay unused until a writable open */
   nx_txn *t;
   bool own;

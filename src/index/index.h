@@ -21,7 +21,9 @@
  *   1. For every index I of collection C, the entries of I are exactly the union over the live
  *      documents d of C of keys(I, d) (after sparse / partial selection), in one transaction.
  *   2. Every entry key is unique (the _id suffix makes it so); a unique index additionally never
- *      holds two entries with the same values part and different _id suffixes.
+ *      holds two entries with the same values part and different _id suffixes, except that an
+ *      expired document (TTL: invisible to every read) is no conflict: its entries stay until
+ *      its document is deleted, beside the entry of the live document that took its key.
  *   3. A definition's `v` is IDX_FORMAT_VERSION and its `fp` the fingerprint of its own fields;
  *      otherwise the index is "stale": writes do not maintain it, the planner never uses it, and
  *      idx_rebuild_stale rebuilds it (called at open and at first write of the collection).
@@ -156,6 +158,14 @@ int idx_on_write(st_txn *t, const char *coll, idx_set **cache, const bson_t *old
 int idx_coll_dropped(st_txn *t, const char *coll);
 /** Moves every index of `from` to `to` (trees renamed, definitions re-keyed). */
 int idx_coll_renamed(st_txn *t, const char *from, const char *to);
+
+/** Tells whether the stored document of `coll` whose collection tree key is id_key is expired
+ *  (invisible to every read) in t: NX_OK with *expired (false when there is no such document).
+ *  Supplied by the layer that knows the stored form of documents. */
+typedef int (*idx_expired_fn)(st_txn *t, const char *coll, st_val id_key, bool *expired);
+/** Installs the probe the unique checks use (process-wide; the API layer installs the engine's
+ *  at every nx_open). Without one, no document counts as expired. */
+void idx_set_expired_probe(idx_expired_fn fn);
 
 /* ---- Build, drop, rebuild ---- */
 /** Feeds every live document of the collection to `each` (supplied by the layer that knows the

@@ -42,7 +42,7 @@ static int build_one(void *ctx, const bson_t *doc) {
     for (size_t k = 0; k < n && rc == NX_OK; k++) {
       size_t kl;
       const uint8_t *kp = idx_key_rec(&b->keys, &off, &kl);
-      if (b->d->unique) rc = idx_unique_check(b->t, b->tree, b->d, kp, kl, idlen);
+      if (b->d->unique) rc = idx_unique_check(b->t, b->tree, b->d, kp, kl, idlen, true);
       if (rc == NX_OK) rc = st_put(b->t, b->tree, (st_val){kp, kl}, idx_entry_val(vb, idlen), 0);
     }
     if (rc != NX_OK) return rc;

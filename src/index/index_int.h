@@ -24,9 +24,12 @@ void idx_values_json(const idx_def *d, const uint8_t *p, size_t n, nx_buf *b);
 /* The _id suffix length of key (the collection tree key) from the document, appended to buf. */
 int idx_doc_id_key(const bson_t *doc, nx_buf *buf);
 
-/* index_write.c: unique check of one key (values part = key minus id suffix) */
+/* index_write.c: unique check of one key (values part = key minus id suffix). An entry held by
+ * an expired document (idx_set_expired_probe) is no conflict; with self_stored (index builds,
+ * where the document being indexed is already stored) neither is any when that document is
+ * itself expired. */
 int idx_unique_check(st_txn *t, st_tree tree, const idx_def *d, const uint8_t *key, size_t klen,
-                     size_t idlen);
+                     size_t idlen, bool self_stored);
 /* Value stored beside each entry: the id suffix length. */
 static inline st_val idx_entry_val(uint8_t v[2], size_t idlen) {
   nx_put16(v, (uint16_t)idlen);

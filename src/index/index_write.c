@@ -13,6 +13,7 @@
  *   3. The multikey bits of a definition only grow, in the same transaction as the document that
  *      made them grow.
  */
+#include <stdatomic.h>
 #include <string.h>
 
 #include "index_int.h"
@@ -40,8 +41,19 @@ static size_t id_len(const bson_t *doc) {
   return n;
 }
 
+static _Atomic(idx_expired_fn) g_expired_probe;
+
+void idx_set_expired_probe(idx_expired_fn fn) { atomic_store(&g_expired_probe, fn); }
+
+/* Whether the stored document with collection key id is expired (false without a probe). */
+static int expired(st_txn *t, const idx_def *d, const uint8_t *id, size_t n, bool *out) {
+  *out = false;
+  idx_expired_fn fn = atomic_load(&g_expired_probe);
+  return fn ? fn(t, d->coll, (st_val){id, n}, out) : NX_OK;
+}
+
 int idx_unique_check(st_txn *t, st_tree tree, const idx_def *d, const uint8_t *key, size_t klen,
-                     size_t idlen) {
+                     size_t idlen, bool self_stored) {
   size_t vn = klen - idlen;
   st_cursor *c;
   int rc = st_cursor_open(t, tree, &c);
@@ -56,6 +68,16 @@ int idx_unique_check(st_txn *t, st_tree tree, const idx_def *d, const uint8_t *k
       break;
     }
     if (k.n - vn != idlen || memcmp(k.p + vn, key + vn, idlen) != 0) {
+      /* an expired holder (or, in a build, an expired newcomer) is gone for every read: no
+       * conflict; its entries stay until its document is deleted (index.h invariant 2) */
+      bool gone;
+      rc = expired(t, d, k.p + vn, k.n - vn, &gone);
+      if (rc == NX_OK && !gone && self_stored) rc = expired(t, d, key + vn, idlen, &gone);
+      if (rc != NX_OK) break;
+      if (gone) {
+        rc = st_cursor_next(c);
+        continue;
+      }
       nx_buf b;
       nx_buf_init(&b, 0);
       idx_values_json(d, key, vn, &b);
@@ -120,7 +142,7 @@ static int prepare(st_txn *t, const idx_set *s, const bson_t *old_doc, const bso
         oo = save;
         break;
       }
-      if (!shared) rc = idx_unique_check(t, df[i].tree, d, nk, nl, idlen);
+      if (!shared) rc = idx_unique_check(t, df[i].tree, d, nk, nl, idlen, false);
     }
   }
   if (rc != NX_OK) {
