@@ -360,6 +360,44 @@ Test(api_crud, upsert_seeds_from_filter_equalities) {
   nx_close(db);
 }
 
+Test(api_crud, update_one_by_id_in_place_positional_and_upsert) {
+  nx_db *db = open_mem();
+  cr_assert_eq(nx_insert_one(db, NULL, "p", nx_json("{\"_id\": 1, \"n\": 5, \"f\": true, \"s\": \"x\", \"a\": [{\"b\": 1}, {\"b\": 2}]}"), NULL),
+               NX_OK);
+  bson_value_t id = {.value_type = BSON_TYPE_INT32, .value.v_int32 = 1};
+  nx_doc_meta m;
+  nx_update_result r;
+  /* scalar changes of existing fields (the in-place path) */
+  cr_assert_eq(nx_update_one(db, NULL, "p", nx_json("{\"_id\": 1}"), nx_json("{\"$inc\": {\"n\": 1}, \"$set\": {\"f\": false}}"), 0, &r),
+               NX_OK, "%s", nx_errmsg(db));
+  cr_assert(r.matched == 1 && r.modified == 1);
+  cr_assert_str_eq(find_str(db, NULL, "p", NULL, NULL),
+                   "{ \"_id\" : 1, \"n\" : 6, \"f\" : false, \"s\" : \"x\", \"a\" : [ { \"b\" : 1 }, { \"b\" : 2 } ] };");
+  cr_assert_eq(nx_get_meta(db, NULL, "p", &id, &m), NX_OK);
+  cr_assert_eq(m.version, 2);
+  /* nothing changes: matched, not modified, version kept */
+  cr_assert_eq(nx_update_one(db, NULL, "p", nx_json("{\"_id\": 1}"), nx_json("{\"$inc\": {\"n\": 0}, \"$set\": {\"f\": false}}"), 0, &r),
+               NX_OK);
+  cr_assert(r.matched == 1 && r.modified == 0);
+  cr_assert_eq(nx_get_meta(db, NULL, "p", &id, &m), NX_OK);
+  cr_assert_eq(m.version, 2);
+  /* int32 overflowing into int64 changes the size: the general path */
+  cr_assert_eq(nx_update_one(db, NULL, "p", nx_json("{\"_id\": 1}"), nx_json("{\"$inc\": {\"n\": 2147483647}}"), 0, &r), NX_OK);
+  cr_assert_eq(count(db, "p", "{\"n\": {\"$type\": \"long\"}, \"f\": false}"), 1);
+  cr_assert_eq(nx_update_one(db, NULL, "p", nx_json("{\"_id\": 1}"), nx_json("{\"$inc\": {\"s\": 1}}"), 0, &r), NX_INVALID);
+  cr_assert(strstr(nx_errmsg(db), "non-numeric type"), "%s", nx_errmsg(db));
+  /* positional '$' through the point path: the filter matched no array element */
+  cr_assert_eq(nx_update_one(db, NULL, "p", nx_json("{\"_id\": 1}"), nx_json("{\"$set\": {\"a.$.b\": 9}}"), 0, &r), NX_INVALID);
+  cr_assert(strstr(nx_errmsg(db), "positional operator did not find the match"), "%s", nx_errmsg(db));
+  /* upsert by _id seeds the _id from the filter */
+  cr_assert_eq(nx_update_one(db, NULL, "p", nx_json("{\"_id\": 7}"), nx_json("{\"$inc\": {\"n\": 1}}"), NX_UPSERT, &r), NX_OK,
+               "%s", nx_errmsg(db));
+  cr_assert(r.upserted && r.matched == 0);
+  bson_value_destroy(&r.upserted_id);
+  cr_assert_str_eq(find_str(db, NULL, "p", "{\"_id\": 7}", NULL), "{ \"_id\" : 7, \"n\" : 1 };");
+  nx_close(db);
+}
+
 Test(api_crud, replace_one_keeps_id_and_refuses_operators) {
   nx_db *db = open_mem();
   load_people(db);

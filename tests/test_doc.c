@@ -373,6 +373,8 @@ Test(doc, validation_limits_depth_and_size) {
   /* depth: a flat document is 1; 100 is allowed, 101 is not */
   bson_t *d100 = nested(100);
   cr_assert_eq(doc_depth(d100), 100);
+  cr_assert_eq(doc_depth_capped(d100, 7), 8);
+  cr_assert_eq(doc_depth_capped_walk(d100, 7), 8);
   cr_assert_eq(doc_validate_for_storage(d100), NX_OK, "%s", nx_err_msg());
   bson_destroy(d100);
   bson_t *d101 = nested(101);
@@ -457,6 +459,9 @@ Test(doc, validation_fast_pass_never_accepts_what_the_walk_refuses) {
           if (walk == NX_OK) walk_only++;
         }
         cr_assert_eq(doc_validate_for_storage(&view), walk, "round %u pos %u value %zu", round, pos, v);
+        for (int cap = 1; cap <= 4; cap++)
+          cr_assert_eq(doc_depth_capped(&view, cap), doc_depth_capped_walk(&view, cap),
+                       "depth, cap %d, round %u pos %u value %zu", cap, round, pos, v);
       }
     }
   }

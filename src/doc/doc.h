@@ -175,6 +175,9 @@ bool doc_valid_fast(const uint8_t *data, uint32_t len);
 int doc_depth(const bson_t *doc);
 /** Same with a caller's cap: returns min(depth, cap + 1) without recursing deeper than that. */
 int doc_depth_capped(const bson_t *doc, int cap);
+/** The reference implementation of doc_depth_capped (libbson's iterator), which runs it only when
+ *  its pass over the raw bytes is unsure. For tests. */
+int doc_depth_capped_walk(const bson_t *doc, int cap);
 
 /* ---- UUIDs for generated _id (BSON binary subtype 4, BSON_SUBTYPE_UUID) ---- */
 /** RFC 9562 version 4: 122 random bits (OpenSSL RAND_bytes). NX_CRYPTO if RAND_bytes fails. */

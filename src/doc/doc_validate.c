@@ -241,7 +241,80 @@ static int depth_of(bson_iter_t *it, int level, int cap) {
   return best + 1;
 }
 
+/* depth_of over the raw bytes, or -1 when unsure: for every element it accepts, libbson's
+ * iterator sees the same element with the same bounds (the types and checks of fast_ok), so when
+ * it answers, depth_of would give the same depth. Anything else is left to depth_of. */
+static int raw_depth(const uint8_t *d, uint32_t len, int level, int cap) {
+  if (len < 5 || nx_get32(d) != len || d[len - 1] != 0) return -1;
+  if (level > cap) return 1;
+  const uint32_t end = len - 1;
+  uint32_t off = 4;
+  int best = 0;
+  while (off < end) {
+    uint8_t t = d[off];
+    uint32_t k = off + 1;
+    while (k < end && d[k] != 0)
+      k++;
+    if (k == end) return -1;
+    uint32_t v = k + 1, rem = end - v, need;
+    switch (t) {
+    case BSON_TYPE_DOUBLE:
+    case BSON_TYPE_DATE_TIME:
+    case BSON_TYPE_INT64:
+    case BSON_TYPE_TIMESTAMP:
+      need = 8;
+      break;
+    case BSON_TYPE_INT32:
+      need = 4;
+      break;
+    case BSON_TYPE_OID:
+      need = 12;
+      break;
+    case BSON_TYPE_DECIMAL128:
+      need = 16;
+      break;
+    case BSON_TYPE_NULL:
+      need = 0;
+      break;
+    case BSON_TYPE_BOOL:
+      if (rem < 1 || d[v] > 1) return -1;
+      need = 1;
+      break;
+    case BSON_TYPE_UTF8: {
+      if (rem < 4) return -1;
+      uint32_t l = nx_get32(d + v);
+      if (l < 1 || l > rem - 4 || d[v + 4 + l - 1] != 0) return -1;
+      need = 4 + l;
+      break;
+    }
+    case BSON_TYPE_DOCUMENT:
+    case BSON_TYPE_ARRAY: {
+      if (rem < 5) return -1;
+      uint32_t l = nx_get32(d + v);
+      if (l > rem) return -1;
+      int c = raw_depth(d + v, l, level + 1, cap);
+      if (c < 0) return -1;
+      if (c > best) best = c;
+      need = l;
+      break;
+    }
+    default:
+      return -1;
+    }
+    if (need > rem) return -1;
+    off = v + need;
+  }
+  return best + 1;
+}
+
 int doc_depth_capped(const bson_t *doc, int cap) {
+  bson_iter_t it;
+  if (!bson_iter_init(&it, doc)) return 0;
+  int r = raw_depth(bson_get_data(doc), doc->len, 1, cap);
+  return r >= 0 ? r : depth_of(&it, 1, cap);
+}
+
+int doc_depth_capped_walk(const bson_t *doc, int cap) {
   bson_iter_t it;
   if (!bson_iter_init(&it, doc)) return 0;
   return depth_of(&it, 1, cap);

@@ -128,9 +128,17 @@ int update_parse(const bson_t *spec, update_t **out);
 /** Parses `spec` as a replacement document only (replace_one): an empty document is allowed and
  *  any top-level '$' field is NX_INVALID. */
 int update_parse_replacement(const bson_t *spec, update_t **out);
+/** update_parse_ex flags: parse as a replacement only (update_parse_replacement); borrow `spec`
+ *  instead of copying it (it must then outlive the update). */
+#define UPDATE_PARSE_REPLACEMENT 1u
+#define UPDATE_PARSE_BORROW 2u
+/** update_parse or update_parse_replacement (UPDATE_PARSE_REPLACEMENT), with UPDATE_PARSE_BORROW. */
+int update_parse_ex(const bson_t *spec, unsigned flags, update_t **out);
 void update_free(update_t *u);
 /** True when `u` is a replacement document rather than operators. */
 bool update_is_replacement(const update_t *u);
+/** True when some path of `u` uses the positional `$` (update_apply then needs the query). */
+bool update_is_positional(const update_t *u);
 
 /**
  * Applies `u` to `doc`, writing the new document to `out` (uninitialised on entry; initialised on

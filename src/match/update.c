@@ -46,10 +46,11 @@ typedef enum uop {
   U_PULLALL
 } uop;
 
-static const struct {
+typedef struct k_op_t {
   const char *name;
   uop op;
-} k_ops[] = {{"$set", U_SET},
+} k_op_t;
+static const k_op_t k_ops[] = {{"$set", U_SET},
              {"$unset", U_UNSET},
              {"$inc", U_INC},
              {"$mul", U_MUL},
@@ -71,7 +72,7 @@ static const struct {
 typedef struct uitem {
   uop op;
   const char *opname; /* "$set" ... */
-  char *pstr;         /* the path as written, owned */
+  const char *pstr;   /* the path as written (a key of the spec, borrowed) */
   doc_path path;      /* parsed; index[i] is POS_DOLLAR / POS_ALL for "$" / "$[]" */
   bson_value_t val;   /* the operand (borrowed from the spec copy) */
   /* $push / $addToSet */
@@ -86,19 +87,21 @@ typedef struct uitem {
   sort_t *sort;
   filter_t *pull; /* $pull: {"x": {"$elemMatch": cond}} */
   /* $rename */
-  char *to_str;
+  const char *to_str; /* the target as written (a string of the spec, borrowed) */
   doc_path to;
   /* $currentDate */
   bool timestamp;
 } uitem;
 
 struct update {
-  bson_t *spec;     /* owned copy */
-  bool replacement; /* spec is a replacement document */
-  uitem *items;     /* sorted by path */
+  const bson_t *spec; /* spec_copy, or the caller's spec (UPDATE_PARSE_BORROW) */
+  bson_t *spec_copy;  /* owned copy, or NULL */
+  bool replacement;   /* spec is a replacement document */
+  uitem *items;       /* sorted by path; = item_store */
   size_t n;
   bool positional; /* some path uses "$" */
   bool in_place;   /* every item may be applied by patching bytes (see apply_in_place) */
+  uitem item_store[]; /* allocated with the update */
 };
 
 /* =========================================================================================
@@ -261,12 +264,10 @@ static int mnode_value(const mnode *m, bson_t *tmp, bool *used_tmp, bson_value_t
  * ========================================================================================= */
 
 static void uitem_free(uitem *it) {
-  nx_free(it->pstr);
   doc_path_free(&it->path);
   nx_free(it->each);
   sort_free(it->sort);
   filter_free(it->pull);
-  nx_free(it->to_str);
   doc_path_free(&it->to);
 }
 
@@ -274,12 +275,13 @@ void update_free(update_t *u) {
   if (!u) return;
   for (size_t i = 0; i < u->n; i++)
     uitem_free(&u->items[i]);
-  nx_free(u->items);
-  if (u->spec) bson_destroy(u->spec);
+  if (u->spec_copy) bson_destroy(u->spec_copy);
   nx_free(u);
 }
 
 bool update_is_replacement(const update_t *u) { return u->replacement; }
+
+bool update_is_positional(const update_t *u) { return u->positional; }
 
 /* Parses and checks an update path: no empty components, '$' only as "$" (once) or "$[]". */
 static int parse_upath(const char *op, const char *s, doc_path *p, bool allow_positional, bool *positional) {
@@ -440,8 +442,7 @@ static int parse_item(update_t *u, uitem *it, uop op, const char *opname, bson_i
   it->op = op;
   it->opname = opname;
   it->val = *bson_iter_value(fit);
-  it->pstr = nx_strdup(bson_iter_key(fit));
-  if (!it->pstr) return nx_err(NX_NOMEM, "update: out of memory");
+  it->pstr = bson_iter_key(fit);
   int rc = parse_upath(opname, it->pstr, &it->path, op != U_RENAME, &u->positional);
   if (rc != NX_OK) return rc;
   const bson_value_t *v = &it->val;
@@ -473,8 +474,7 @@ static int parse_item(update_t *u, uitem *it, uop op, const char *opname, bson_i
   case U_RENAME: {
     if (v->value_type != BSON_TYPE_UTF8)
       return nx_err(NX_INVALID, "update: the 'to' field for $rename must be a string for '%s'", it->pstr);
-    it->to_str = nx_strdup(v->value.v_utf8.str);
-    if (!it->to_str) return nx_err(NX_NOMEM, "update: out of memory");
+    it->to_str = v->value.v_utf8.str;
     rc = parse_upath("$rename", it->to_str, &it->to, false, &u->positional);
     if (rc != NX_OK) return rc;
     if (strcmp(it->pstr, it->to_str) == 0)
@@ -551,12 +551,33 @@ static int pref_cmp(const void *x, const void *y) {
   return path_cmp(((const pref *)x)->p, ((const pref *)y)->p);
 }
 
+/* Small arrays are sorted by insertion, larger ones by qsort (glibc's is a stable merge sort,
+ * as insertion is: equal keys keep their order either way, so messages do not change). */
+#define SMALL_SORT 16
+
+static void sort_items(uitem *items, size_t n) {
+  if (n > SMALL_SORT) {
+    qsort(items, n, sizeof *items, item_cmp);
+    return;
+  }
+  for (size_t i = 1; i < n; i++) {
+    uitem t = items[i];
+    size_t j = i;
+    while (j > 0 && item_cmp(&items[j - 1], &t) > 0) {
+      items[j] = items[j - 1];
+      j--;
+    }
+    items[j] = t;
+  }
+}
+
 static int check_conflicts(update_t *u) {
   size_t n = 0;
   for (size_t i = 0; i < u->n; i++)
     n += u->items[i].op == U_RENAME ? 2 : 1;
   if (n < 2) return NX_OK;
-  pref *ps = nx_calloc(n, sizeof *ps);
+  pref small[SMALL_SORT];
+  pref *ps = n <= SMALL_SORT ? small : nx_calloc(n, sizeof *ps);
   if (!ps) return nx_err(NX_NOMEM, "update: out of memory");
   size_t k = 0;
   for (size_t i = 0; i < u->n; i++) {
@@ -567,7 +588,19 @@ static int check_conflicts(update_t *u) {
       ps[k++].s = u->items[i].to_str;
     }
   }
-  qsort(ps, n, sizeof *ps, pref_cmp);
+  if (n > SMALL_SORT) {
+    qsort(ps, n, sizeof *ps, pref_cmp);
+  } else {
+    for (size_t i = 1; i < n; i++) {
+      pref t = ps[i];
+      size_t j = i;
+      while (j > 0 && pref_cmp(&ps[j - 1], &t) > 0) {
+        ps[j] = ps[j - 1];
+        j--;
+      }
+      ps[j] = t;
+    }
+  }
   int rc = NX_OK;
   for (size_t i = 0; i + 1 < n; i++) {
     if (path_is_prefix(ps[i].p, ps[i + 1].p)) {
@@ -576,7 +609,7 @@ static int check_conflicts(update_t *u) {
       break;
     }
   }
-  nx_free(ps);
+  if (ps != small) nx_free(ps);
   return rc;
 }
 
@@ -605,87 +638,83 @@ static bool in_place_candidate(const update_t *u) {
   return true;
 }
 
-static int parse_common(const bson_t *spec, bool force_replacement, update_t **out) {
+/* The operator named k ("$set" ...), or -1. */
+static int op_index(const char *k) {
+  for (size_t i = 0; i < sizeof k_ops / sizeof k_ops[0]; i++)
+    if (k[1] == k_ops[i].name[1] && strcmp(k, k_ops[i].name) == 0) return (int)i;
+  return -1;
+}
+
+static int parse_common(const bson_t *spec, unsigned flags, update_t **out) {
   *out = NULL;
+  bool force_replacement = (flags & UPDATE_PARSE_REPLACEMENT) != 0;
   if (!spec) return nx_err(NX_INVALID, "update: NULL");
   if (spec->len > FILTER_MAX_BYTES)
     return nx_err(NX_LIMIT, "update: %u bytes exceeds the limit of %u bytes", spec->len, FILTER_MAX_BYTES);
   if (doc_depth_capped(spec, FILTER_MAX_BSON_DEPTH) > FILTER_MAX_BSON_DEPTH)
     return nx_err(NX_LIMIT, "update: nesting deeper than %d", FILTER_MAX_BSON_DEPTH);
-  update_t *u = nx_calloc(1, sizeof *u);
-  if (!u) return nx_err(NX_NOMEM, "update: out of memory");
-  int rc = NX_OK;
-  u->spec = bson_copy(spec);
+  /* Checks that need only the spec run first, on the caller's bytes (the copy is identical). */
   bson_iter_t it;
-  memset(&it, 0, sizeof it);
-  if (!u->spec || !bson_iter_init(&it, u->spec)) rc = nx_err(NX_INVALID, "update: malformed BSON");
+  if (!bson_iter_init(&it, spec)) return nx_err(NX_INVALID, "update: malformed BSON");
   bson_iter_t probe = it;
-  bool first = rc == NX_OK && bson_iter_next(&probe);
-  if (rc == NX_OK && !first && !force_replacement) rc = nx_err(NX_INVALID, "update: empty update document");
-  if (rc == NX_OK && (force_replacement || !first || bson_iter_key(&probe)[0] != '$')) {
-    u->replacement = true;
-    while (bson_iter_next(&it)) {
-      if (bson_iter_key(&it)[0] == '$') {
-        rc = nx_err(NX_INVALID,
-                    "update: the replacement document may not contain operator '%s' "
-                    "(operators and fields cannot be mixed)",
-                    bson_iter_key(&it));
-        break;
-      }
-    }
-  } else if (rc == NX_OK) {
-    size_t total = 0;
+  bool first = bson_iter_next(&probe);
+  if (!first && !force_replacement) return nx_err(NX_INVALID, "update: empty update document");
+  bool replacement = force_replacement || !first || bson_iter_key(&probe)[0] != '$';
+  size_t total = 0;
+  if (replacement) {
     bson_iter_t c = it;
-    while (rc == NX_OK && bson_iter_next(&c)) {
+    while (bson_iter_next(&c)) {
+      if (bson_iter_key(&c)[0] == '$')
+        return nx_err(NX_INVALID,
+                      "update: the replacement document may not contain operator '%s' "
+                      "(operators and fields cannot be mixed)",
+                      bson_iter_key(&c));
+    }
+  } else {
+    bson_iter_t c = it;
+    while (bson_iter_next(&c)) {
       const char *k = bson_iter_key(&c);
-      if (k[0] != '$') {
-        rc = nx_err(NX_INVALID,
-                    "update: operators and fields cannot be mixed: found field '%s' "
-                    "in an update with operators",
-                    k);
-        break;
-      }
-      bool known = false;
-      for (size_t i = 0; i < sizeof k_ops / sizeof k_ops[0]; i++)
-        known |= strcmp(k, k_ops[i].name) == 0;
-      if (!known) {
-        rc = nx_err(NX_INVALID, "update: unknown operator '%s'", k);
-        break;
-      }
-      if (!BSON_ITER_HOLDS_DOCUMENT(&c)) {
-        rc = nx_err(NX_INVALID,
-                    "update: modifiers operate on fields but we found type %s "
-                    "instead: {%s: ...} needs a document like {%s: {<field>: ...}}",
-                    doc_type_name(bson_iter_type(&c)), k, k);
-        break;
-      }
+      if (k[0] != '$')
+        return nx_err(NX_INVALID,
+                      "update: operators and fields cannot be mixed: found field '%s' "
+                      "in an update with operators",
+                      k);
+      if (op_index(k) < 0) return nx_err(NX_INVALID, "update: unknown operator '%s'", k);
+      if (!BSON_ITER_HOLDS_DOCUMENT(&c))
+        return nx_err(NX_INVALID,
+                      "update: modifiers operate on fields but we found type %s "
+                      "instead: {%s: ...} needs a document like {%s: {<field>: ...}}",
+                      doc_type_name(bson_iter_type(&c)), k, k);
       bson_iter_t f;
       bson_iter_recurse(&c, &f);
       while (bson_iter_next(&f))
         total++;
     }
-    if (rc == NX_OK && total > FILTER_MAX_NODES)
-      rc = nx_err(NX_LIMIT, "update: more than %d fields", FILTER_MAX_NODES);
-    if (rc == NX_OK && total) {
-      u->items = nx_calloc(total, sizeof *u->items);
-      if (!u->items) rc = nx_err(NX_NOMEM, "update: out of memory");
-    }
+    if (total > FILTER_MAX_NODES) return nx_err(NX_LIMIT, "update: more than %d fields", FILTER_MAX_NODES);
+  }
+  /* One allocation for the update and its items. */
+  update_t *u = nx_calloc(1, sizeof *u + total * sizeof(uitem));
+  if (!u) return nx_err(NX_NOMEM, "update: out of memory");
+  u->items = u->item_store;
+  u->replacement = replacement;
+  int rc = NX_OK;
+  if (flags & UPDATE_PARSE_BORROW) {
+    u->spec = spec;
+  } else {
+    u->spec_copy = bson_copy(spec);
+    u->spec = u->spec_copy;
+  }
+  if (!u->spec || !bson_iter_init(&it, u->spec)) rc = nx_err(NX_INVALID, "update: malformed BSON");
+  if (rc == NX_OK && !replacement) {
     while (rc == NX_OK && bson_iter_next(&it)) {
-      const char *k = bson_iter_key(&it);
-      uop op = U_SET;
-      const char *opname = k;
-      for (size_t i = 0; i < sizeof k_ops / sizeof k_ops[0]; i++)
-        if (strcmp(k, k_ops[i].name) == 0) {
-          op = k_ops[i].op;
-          opname = k_ops[i].name;
-        }
+      const k_op_t *o = &k_ops[op_index(bson_iter_key(&it))];
       bson_iter_t f;
       bson_iter_recurse(&it, &f);
       while (rc == NX_OK && bson_iter_next(&f))
-        rc = parse_item(u, &u->items[u->n++], op, opname, &f);
+        rc = parse_item(u, &u->items[u->n++], o->op, o->name, &f);
     }
     if (rc == NX_OK) rc = check_conflicts(u);
-    if (rc == NX_OK && u->n > 1) qsort(u->items, u->n, sizeof *u->items, item_cmp);
+    if (rc == NX_OK && u->n > 1) sort_items(u->items, u->n);
     if (rc == NX_OK) u->in_place = in_place_candidate(u);
   }
   if (rc != NX_OK) {
@@ -696,9 +725,13 @@ static int parse_common(const bson_t *spec, bool force_replacement, update_t **o
   return NX_OK;
 }
 
-int update_parse(const bson_t *spec, update_t **out) { return parse_common(spec, false, out); }
+int update_parse_ex(const bson_t *spec, unsigned flags, update_t **out) { return parse_common(spec, flags, out); }
 
-int update_parse_replacement(const bson_t *spec, update_t **out) { return parse_common(spec, true, out); }
+int update_parse(const bson_t *spec, update_t **out) { return parse_common(spec, 0, out); }
+
+int update_parse_replacement(const bson_t *spec, update_t **out) {
+  return parse_common(spec, UPDATE_PARSE_REPLACEMENT, out);
+}
 
 /* =========================================================================================
  * Application

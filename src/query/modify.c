@@ -31,7 +31,8 @@ static int copy_doc(const bson_t *doc, nx_buf *buf, bson_t *view) {
 
 static int parse_update(const bson_t *spec, q_update_kind kind, const char *what, update_t **u) {
   /* a replacement may be empty ({} keeps only _id); operators are refused by the parser */
-  int rc = kind == Q_UPDATE_REPLACEMENT ? update_parse_replacement(spec, u) : update_parse(spec, u);
+  /* the spec (the caller's) outlives the parsed update: borrow it */
+  int rc = update_parse_ex(spec, UPDATE_PARSE_BORROW | (kind == Q_UPDATE_REPLACEMENT ? UPDATE_PARSE_REPLACEMENT : 0u), u);
   if (rc != NX_OK) return nx_err_prefix(rc, "%s: ", what);
   if (kind == Q_UPDATE_OPERATORS && update_is_replacement(*u)) {
     update_free(*u);
@@ -94,18 +95,22 @@ static int apply_one(nx_txn *t, eng_coll *c, const update_t *u, const filter_t *
   return rc;
 }
 
-/* update_one with a filter that is exactly {_id: scalar}: one lookup instead of a cursor. */
+/* update_one with a filter that is exactly {_id: scalar}: one lookup instead of a cursor.
+ * The parsed filter serves only the positional '$' and the upsert seed, so it is parsed when one
+ * of them needs it: parsing {_id: scalar} (q_id_only, at most FILTER_MAX_BYTES) cannot fail but
+ * for memory. The stored document is copied into the txn's scratch t->old (no allocation once it
+ * has grown). */
 static int update_point(nx_txn *t, const char *coll, const bson_t *filter, const bson_value_t *id,
                         const update_t *u, bool upsert, const char *what, q_update_res *res) {
-  filter_t *f;
-  int rc = filter_parse(filter, &f); /* for the positional '$' and the upsert seed */
+  filter_t *f = NULL;
+  int rc = NX_OK;
+  if (update_is_positional(u) || filter->len > FILTER_MAX_BYTES) rc = filter_parse(filter, &f);
   if (rc != NX_OK) return rc;
   eng_coll *c = NULL;
   rc = eng_coll_get(t, coll, false, &c);
   if (rc == NX_OK) rc = eng_id_key(&t->key, id);
-  nx_buf scratch, old;
+  nx_buf scratch;
   nx_buf_init(&scratch, ST_MAX_VALUE);
-  nx_buf_init(&old, ST_MAX_VALUE);
   if (rc == NX_OK) {
     eng_doc d;
     st_val k = {t->key.data, t->key.len};
@@ -113,7 +118,7 @@ static int update_point(nx_txn *t, const char *coll, const bson_t *filter, const
     if (rc == NX_OK) {
       bson_t oldv;
       nx_doc_meta meta = d.meta;
-      rc = copy_doc(&d.doc, &old, &oldv);
+      rc = copy_doc(&d.doc, &t->old, &oldv);
       bool modified = false;
       if (rc == NX_OK) {
         res->matched = 1;
@@ -124,10 +129,11 @@ static int update_point(nx_txn *t, const char *coll, const bson_t *filter, const
   }
   if (rc == NX_NOTFOUND || rc == NX_LIMIT) { /* no such collection or _id: nothing matched */
     nx_err_clear();
-    rc = upsert ? do_upsert(t, coll, f, u, what, res, NULL) : NX_OK;
+    rc = NX_OK;
+    if (upsert && !f) rc = filter_parse(filter, &f);
+    if (upsert && rc == NX_OK) rc = do_upsert(t, coll, f, u, what, res, NULL);
   }
   nx_buf_free(&scratch);
-  nx_buf_free(&old);
   filter_free(f);
   return rc;
 }
