@@ -646,6 +646,51 @@ static void txn_free(pg_txn *t) {
   nx_free(t);
 }
 
+void pager_park(pg_txn *t) {
+  pager *p = t->p;
+  if (t->hits) atomic_fetch_add_explicit(&p->hits, t->hits, memory_order_relaxed);
+  if (t->misses) atomic_fetch_add_explicit(&p->misses, t->misses, memory_order_relaxed);
+  t->hits = t->misses = 0;
+  t->roots_set = false;
+  pthread_mutex_lock(&p->mu);
+  rt_del(&p->rt, t->slot);
+  t->slot = -1;
+  pthread_mutex_unlock(&p->mu);
+}
+
+int pager_resume(pg_txn *t, bool *same) {
+  pager *p = t->p;
+  *same = false;
+  pthread_mutex_lock(&p->mu);
+  int rc = p->poison ? NX_FATAL : rt_add(&p->rt, p->vis_txn, &t->slot);
+  if (rc == NX_OK) {
+    *same = t->txnid == p->vis_txn;
+    t->txnid = p->vis_txn;
+    memcpy(t->roots, p->vis_roots, PG_ROOTS);
+  } else {
+    t->slot = -1;
+  }
+  pthread_mutex_unlock(&p->mu);
+  if (rc == NX_FATAL) (void)pager_poisoned(p, &rc);
+  return rc;
+}
+
+void pager_drop_pins(pg_txn *t) { txn_slots_clear(t); }
+
+void pager_park_free(pg_txn *t) {
+  pager *p = t->p;
+  txn_slots_clear(t);
+  pthread_mutex_lock(&p->mu);
+  bool keep = p->nrspare < PG_READ_SPARES;
+  if (keep) {
+    t->next_spare = p->rspare;
+    p->rspare = t;
+    p->nrspare++;
+  }
+  pthread_mutex_unlock(&p->mu);
+  if (!keep) txn_free(t);
+}
+
 void pager_abort(pg_txn *t) {
   if (!t) return;
   pager *p = t->p;

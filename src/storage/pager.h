@@ -82,6 +82,16 @@ int pager_owned_pages(pg_txn *t, int (*fn)(void *ctx, uint32_t pgno), void *ctx)
 int pager_begin(pager *p, bool write, pg_txn **out);
 int pager_commit(pg_txn *t);     /* frees t, also on failure */
 void pager_abort(pg_txn *t);     /* frees t; accepts NULL */
+/* Parking a read txn between two uses (st_txn_restart): pager_park ends the snapshot (the txn
+ * no longer holds back page reuse) but keeps the object and the pins of its slots; pager_resume
+ * begins a new snapshot in it and sets *same when that is the snapshot it had, in which case
+ * the pinned pages are still the pages this snapshot reaches (no commit in between; page images
+ * change only at commit). When !*same the caller drops what it derived from them and calls
+ * pager_drop_pins. On failure t stays parked. pager_park_free ends a parked txn for good. */
+void pager_park(pg_txn *t);
+int pager_resume(pg_txn *t, bool *same);
+void pager_drop_pins(pg_txn *t);
+void pager_park_free(pg_txn *t);
 bool pg_is_write(const pg_txn *t);
 /* While set, pages this txn reads from the file enter the cache cold (first to be evicted):
  * a cursor sets it around stepping to the next leaf, so that scans do not flush the cache. */

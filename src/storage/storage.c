@@ -175,6 +175,8 @@ int st_txn_begin(st_env *env, bool write, st_txn **out) {
   return NX_OK;
 }
 
+static void park_drop(st_txn *t);
+
 static void trees_forget(st_txn *t) {
   for (uint32_t i = 0; i < t->ntrees; i++) nx_free(t->trees[i].name);
   t->ntrees = 0;
@@ -189,16 +191,19 @@ static void txn_free(st_txn *t) {
 }
 
 void st_txn_free(st_txn *t) {
-  if (t) txn_free(t);
+  if (!t) return;
+  park_drop(t);
+  txn_free(t);
 }
 
-/* After the pager txn ended: free t, or park it for st_txn_restart. */
+/* After the pager txn ended (or, for a kept read txn, was parked with its pins): free t, or
+ * park it for st_txn_restart. */
 static void txn_finish(st_txn *t, bool keep, bool was_read, uint64_t snap) {
   if (!keep) {
     txn_free(t);
     return;
   }
-  t->pt = NULL;
+  if (!was_read) t->pt = NULL;
   t->parked = true;
   t->cat_dirty = false;
   t->cursors = NULL;
@@ -211,21 +216,44 @@ static void txn_finish(st_txn *t, bool keep, bool was_read, uint64_t snap) {
   t->failed = 0;
 }
 
+/* Ends a parked read txn's pager txn for good (its pins dropped). */
+static void park_drop(st_txn *t) {
+  if (!t->pt) return;
+  bt_pincache_release(t->pt, &t->pc);
+  pager_park_free(t->pt);
+  t->pt = NULL;
+}
+
 int st_txn_restart(st_txn *t, bool write, bool *trees_kept) {
   *trees_kept = false;
   if (!t->parked) return nx_err(NX_MISUSE, "st_txn_restart: the transaction is not parked");
-  pg_txn *pt;
-  int rc = pager_begin(t->env->p, write, &pt);
-  if (rc) return rc;
-  t->pt = pt;
+  int rc;
+  bool same = false;
+  if (t->pt && !write) {
+    /* a parked read txn: a new snapshot in the same object; on the same snapshot its pinned
+     * pages (slots and the branch pin cache) and opened trees stay valid */
+    rc = pager_resume(t->pt, &same);
+    if (rc) return rc;
+    if (!same) {
+      bt_pincache_release(t->pt, &t->pc);
+      pager_drop_pins(t->pt);
+    }
+  } else {
+    park_drop(t);
+    pg_txn *pt;
+    rc = pager_begin(t->env->p, write, &pt);
+    if (rc) return rc;
+    t->pt = pt;
+  }
   rc = load_roots(t);
   if (rc) {
-    pager_abort(pt);
+    bt_pincache_release(t->pt, &t->pc);
+    pager_abort(t->pt);
     t->pt = NULL;
     return rc;
   }
   t->parked = false;
-  if (!write && t->snap_valid && t->snap == pg_txnid(pt)) {
+  if (!write && same && t->snap_valid && t->snap == pg_txnid(t->pt)) {
     *trees_kept = true;
   } else {
     trees_forget(t);
@@ -256,7 +284,13 @@ static int flush_trees(st_txn *t) {
   return rc;
 }
 
+static void txn_abort(st_txn *t, bool keep);
+
 static int txn_commit(st_txn *t, bool keep) {
+  if (!pg_is_write(t->pt)) { /* a read txn just ends */
+    txn_abort(t, keep);
+    return NX_OK;
+  }
   detach_cursors(t);
   bt_read_release(t->pt, &t->rd);
   bt_pincache_release(t->pt, &t->pc);
@@ -286,10 +320,14 @@ static int txn_commit(st_txn *t, bool keep) {
 static void txn_abort(st_txn *t, bool keep) {
   detach_cursors(t);
   bt_read_release(t->pt, &t->rd);
-  bt_pincache_release(t->pt, &t->pc);
   bool was_read = !pg_is_write(t->pt);
   uint64_t snap = pg_txnid(t->pt);
-  pager_abort(t->pt);
+  if (keep && was_read) {
+    pager_park(t->pt); /* keeps its pins and the branch pin cache for the same snapshot */
+  } else {
+    bt_pincache_release(t->pt, &t->pc);
+    pager_abort(t->pt);
+  }
   txn_finish(t, keep, was_read, snap);
 }
 
