@@ -268,3 +268,35 @@ Test(plan_exec, reverse_sort_walks_the_index_backwards) {
   nx_txn_abort(t);
   nx_close(db);
 }
+
+/* Numeric path parts are never planned (docs/indexes.md): the filter reads "tags.0" both as
+ * element 0 of an array and as the field "0" of element documents, index keys only as the
+ * position, so an index on "tags.0" lacks values such a query matches. */
+Test(plan_exec, numeric_path_parts_are_not_planned) {
+  nx_db *db = open_mem();
+  nx_txn *t;
+  cr_assert_eq(nx_txn_begin(db, NX_TXN_WRITE, &t), NX_OK);
+  const char *docs[] = {
+      "{\"_id\": 1, \"tags\": [5, 6]}",         "{\"_id\": 2, \"tags\": [6, 5]}",
+      "{\"_id\": 3, \"tags\": [{\"0\": 5}]}",   "{\"_id\": 4, \"tags\": {\"0\": 5}}",
+      "{\"_id\": 5, \"tags\": [[5], 1]}",       "{\"_id\": 6, \"tags\": 5}",
+      "{\"_id\": 7, \"a\": [{\"b\": 1}, {\"b\": 5}]}", "{\"_id\": 8, \"a\": {\"1\": {\"b\": 5}}}",
+  };
+  for (size_t i = 0; i < sizeof docs / sizeof docs[0]; i++) insert2(db, t, "p", "q", docs[i]);
+  cr_assert_eq(nx_txn_commit(t), NX_OK);
+  mkindex(db, "p", "{\"tags.0\": 1}");
+  mkindex(db, "p", "{\"tags\": 1}");
+  mkindex(db, "p", "{\"a.1.b\": 1}");
+  const char *filters[] = {"{\"tags.0\": 5}", "{\"tags.0\": {\"$gte\": 5}}", "{\"a.1.b\": 5}"};
+  for (size_t i = 0; i < sizeof filters / sizeof filters[0]; i++) {
+    plan_view v = explain(db, NULL, "p", filters[i], NULL);
+    cr_assert_str_eq(v.index, "", "%s: a collection scan", filters[i]);
+    same_results(db, NULL, filters[i], NULL, 0, 0);
+  }
+  /* the case that rules the index out: {tags: [{"0": 5}]} matches by the field name, while its
+   * key in an index on "tags.0" is the element {"0": 5} */
+  char *r = find_str(db, NULL, "p", "{\"tags.0\": 5}", NULL, 0, 0);
+  cr_assert(strstr(r, "\"_id\" : 3,"), "%s", r);
+  nx_free(r);
+  nx_close(db);
+}
