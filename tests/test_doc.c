@@ -627,6 +627,31 @@ Test(doc, order_is_total_on_random_values) {
   bson_destroy(holder);
 }
 
+/* Keys of every length around the 8-byte word the key scans read at once (raw walker, fast
+ * validation pass), last in the document too, in exactly-sized buffers (ASan catches overreads). */
+Test(doc, raw_key_scans_at_word_boundaries) {
+  for (int kl = 0; kl <= 20; kl++) {
+    for (int last = 0; last < 2; last++) {
+      char key[24];
+      memset(key, 'k', (size_t)kl);
+      key[kl] = '\0';
+      bson_t b = BSON_INITIALIZER;
+      if (!last) bson_append_bool(&b, key, kl, true);
+      BSON_APPEND_INT32(&b, "x", 1);
+      if (last) bson_append_null(&b, key, kl);
+      uint8_t *copy = malloc(b.len);
+      memcpy(copy, bson_get_data(&b), b.len);
+      doc_elem e;
+      cr_assert(doc_raw_find(copy, b.len, key, (uint32_t)kl, &e), "key length %d", kl);
+      cr_assert_eq(e.klen, (uint32_t)kl);
+      cr_assert_eq(e.type, last ? BSON_TYPE_NULL : BSON_TYPE_BOOL);
+      cr_assert(doc_valid_fast(copy, b.len), "key length %d", kl);
+      free(copy);
+      bson_destroy(&b);
+    }
+  }
+}
+
 /* ---- The raw walker decodes what libbson decodes, and survives garbage ---- */
 
 Test(doc, raw_walker_agrees_with_bson_iter) {

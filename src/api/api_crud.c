@@ -12,10 +12,17 @@
 
 /* ---- Inserts ---- */
 
-/* Inserts one document, already validated by the caller, into c. */
+/* Inserts one document, already validated by the caller, into c. A document whose first field is
+ * _id is stored as it is (eng_prepare_insert_ex would only copy it); else _id is moved to the
+ * front or generated. */
 static int insert_doc(nx_txn *t, eng_coll *c, const bson_t *doc, bson_value_t *out_id) {
   bson_t fin;
-  int rc = eng_prepare_insert_ex(t, c, doc, true, &fin);
+  int rc;
+  const uint8_t *p = bson_get_data(doc);
+  if (doc->len > 9 && memcmp(p + 5, "_id", 4) == 0)
+    rc = bson_init_static(&fin, p, doc->len) ? NX_OK : nx_err(NX_INVALID, "insert into '%s': document is not BSON", c->name);
+  else
+    rc = eng_prepare_insert_ex(t, c, doc, true, &fin);
   if (rc != NX_OK) return rc;
   rc = eng_doc_write(t, c, ENG_INSERT, NULL, NULL, &fin, 0);
   if (rc == NX_OK && out_id) {

@@ -38,11 +38,17 @@ bool doc_raw_next(doc_raw_iter *it, doc_elem *e) {
   uint8_t t = d[it->off];
   uint32_t kstart = it->off + 1;
   uint32_t avail = it->len - 1 - kstart; /* bytes before the document's final NUL */
-  /* keys are short: a plain loop beats a memchr call */
+  /* keys are short: one 8-byte word usually holds the key and its NUL (the lowest zero byte
+   * found by the classic has-zero test is the first NUL); else a plain loop, which beats memchr */
   uint32_t klen = 0;
-  while (klen < avail && d[kstart + klen] != 0)
-    klen++;
-  if (klen == avail) goto bad;
+  uint64_t w, z;
+  if (avail >= 8 && (memcpy(&w, d + kstart, 8), z = (w - 0x0101010101010101ull) & ~w & 0x8080808080808080ull) != 0) {
+    klen = (uint32_t)__builtin_ctzll(z) / 8;
+  } else {
+    while (klen < avail && d[kstart + klen] != 0)
+      klen++;
+    if (klen == avail) goto bad;
+  }
   uint32_t vstart = kstart + klen + 1;
   uint32_t rem = it->len - 1 - vstart;
   const uint8_t *vp = d + vstart;

@@ -126,11 +126,18 @@ static bool fast_ok(const uint8_t *d, uint32_t len, int depth, bool top) {
     uint8_t t = d[off];
     const uint8_t *key = d + off + 1;
     uint32_t kmax = end - (off + 1), kl = 0;
-    uint8_t hi = 0;
-    while (kl < kmax && key[kl] != 0)
-      hi |= key[kl++];
-    if (kl == kmax) return false;
-    if ((hi & 0x80) && !bson_utf8_validate((const char *)key, kl, false)) return false;
+    uint64_t hi = 0;
+    uint64_t w, z;
+    if (kmax >= 8 && (memcpy(&w, key, 8), z = (w - W_ONES) & ~w & W_HIGHS) != 0) {
+      /* a key shorter than 8 bytes, found in one word: the lowest flagged byte is its NUL */
+      kl = (uint32_t)__builtin_ctzll(z) / 8;
+      hi = w & (((uint64_t)1 << (kl * 8)) - 1);
+    } else {
+      while (kl < kmax && key[kl] != 0)
+        hi |= key[kl++];
+      if (kl == kmax) return false;
+    }
+    if ((hi & W_HIGHS) && !bson_utf8_validate((const char *)key, kl, false)) return false;
     uint32_t v = off + 1 + kl + 1;
     uint32_t rem = end - v; /* value bytes available before the final NUL */
     if (top && (key[0] == '$' || (kl == 3 && memcmp(key, "_id", 3) == 0 && t == BSON_TYPE_ARRAY))) return false;
