@@ -4,7 +4,9 @@
  * Recovery (see the byte tables in wasp.c):
  *  1. The newest valid meta page gives txn M, the page count and the free-space map.
  *  2. A log whose header is invalid (torn while restarting, or never written) or belongs to
- *     another file holds nothing newer than M: it is ignored and restarted.
+ *     another file holds nothing newer than M: it is ignored and restarted. Unless the records
+ *     after a broken header (each carries its salt) chain validly up to a commit newer than M:
+ *     then the header was damaged in a live log and open fails with NX_CORRUPT.
  *  3. Records are accepted in order while magic, salt, self checksum, chain and page checksums
  *     hold. Page frames are held back until their txn's commit record; a commit record applies
  *     its frames, roots, page count and free-space changes (commits with txn <= M are already in
@@ -304,10 +306,44 @@ static int apply_free_changes(pager *p, scan *s) {
   return NX_OK;
 }
 
-static bool header_valid(pager *p, const uint8_t *h, int *vrc) {
+/* The header was damaged (not torn by a restart) when the records after it form a valid chain
+ * that holds a commit newer than the main file: those commits exist nowhere else. A restart
+ * torn mid-header leaves only an older generation behind it, whose commits the newest meta
+ * already contains. Returns NX_CORRUPT in the first case, NX_OK in the second. */
+static int damaged_header_check(scan *s) {
+  pager *p = s->p;
+  uint8_t h[FR_HDR];
+  size_t got = 0;
+  if (s->size < WASP_HDR + FR_HDR) return NX_OK;
+  int rc = os_pread(p->log, h, FR_HDR, WASP_HDR, &got);
+  if (rc) return rc;
+  if (got < FR_HDR || nx_get32(h) != FR_MAGIC) return NX_OK;
+  uint64_t saved = p->salt;
+  p->salt = nx_get64(h + 8); /* every record carries its generation's salt */
+  uint32_t chain = wasp_chain_seed(p->salt);
+  uint64_t off = WASP_HDR, newest = 0;
+  for (;;) {
+    uint64_t len;
+    rc = read_record(s, off, &chain, h, &len);
+    if (rc) break;
+    if (h[4] == FR_COMMIT && nx_get64(h + 16) > newest) newest = nx_get64(h + 16);
+    off += len;
+  }
+  p->salt = saved;
+  if (rc != NX_DONE) return rc;
+  if (newest > s->meta_txn)
+    return NX_CORRUPT_BKPT("%s: the log header (offset 0) is damaged, but the log holds commit records up to txn "
+                           "%llu, newer than the main file's txn %llu: refusing to open rather than lose them",
+                           p->wasp_path, (unsigned long long)newest, (unsigned long long)s->meta_txn);
+  return NX_OK;
+}
+
+static bool header_valid(pager *p, const uint8_t *h, int *vrc, bool *intact) {
   *vrc = NX_OK;
+  *intact = false;
   if (memcmp(h, WASP_MAGIC, 8) != 0) return false;
   if (nx_get32(h + 48) != nx_crc32c(0, h, 48)) return false;
+  *intact = true;
   uint32_t ver = nx_get32(h + 8);
   if (ver > NX_FORMAT_VERSION) {
     *vrc = nx_err(NX_VERSION, "%s was written by a newer NexusLite (log format version %u; this library reads up to %u)",
@@ -332,10 +368,19 @@ int wasp_recover(pager *p, uint32_t *page_count, uint64_t meta_txn) {
   uint8_t h[FR_HDR];
   size_t got = 0;
   int vrc = NX_OK;
+  bool intact = false;
   if (s.size >= WASP_HDR) rc = os_pread(p->log, h, WASP_HDR, 0, &got);
   if (rc) return rc;
-  if (got < WASP_HDR || !header_valid(p, h, &vrc)) {
+  if (got < WASP_HDR || !header_valid(p, h, &vrc, &intact)) {
     if (vrc) return vrc;
+    /* an intact header of another file (or page size) is a stranger's log; a broken one is
+     * either a torn restart (fine) or damage to a live log (not fine) */
+    if (!intact) {
+      rc = damaged_header_check(&s);
+      nx_free(s.payload);
+      s.payload = NULL;
+      if (rc) return rc;
+    }
     /* nothing newer than the meta can be here: start a fresh generation */
     if (p->read_only) return NX_OK;
     return wasp_create_header(p);
