@@ -631,8 +631,15 @@ int plan_make(nx_txn *t, eng_coll *coll, const filter_t *f, const sort_t *s, q_p
     idx_note_lookup(coll->name, p->cands[w].d->name);
     const plan_cand *c = &p->cands[w];
     p->collect = !c->sorts;
+    /* Every field bound to one point: the interval is one run of equal values parts, whose
+     * entries ascend by _id with no _id twice (a document's keys are de-duplicated), so a read
+     * txn streams it in _id order without gathering. */
+    bool one_run = c->niv == 1 && c->nbound == c->d->nfields;
+    for (size_t k = 0; one_run && k < c->d->nfields; k++) one_run = c->npoints[k] == 1;
+    bool stream_run = p->collect && one_run && !t->write;
+    if (stream_run) p->collect = false;
     p->backward = c->sorts && c->backward;
-    p->dedupe = !p->collect && (c->d->multikey != 0 || t->write);
+    p->dedupe = !p->collect && !stream_run && (c->d->multikey != 0 || t->write);
     /* a write txn may add arrays (multikey) under the scan: it always re-checks */
     p->residual = !c->exact || t->write;
     rc = st_tree_open(t->st, c->d->tree, false, &p->tree);

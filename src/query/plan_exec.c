@@ -137,15 +137,30 @@ static inline int id_rec_cmp(const uint8_t *x, const uint8_t *y) {
   return cmp_bytes(x + 2, nx_get16(x), y + 2, nx_get16(y));
 }
 
-/* Sorts the id records named by off[0..n) (offsets into ar) ascending: a natural merge sort,
- * O(n log r) for r ascending runs. The scan yields one run per distinct values part of a
- * non-multikey index (ids ascend within equal values), so a range over a few values costs a
- * few linear merges, and a point interval none. */
-static int sort_ids(size_t *off, size_t n, const uint8_t *ar) {
+/* Byte order of two gathered ids: the prefixes first (zero padding keeps a proper prefix below
+ * its extensions), the records only when those are equal. */
+static inline int idref_cmp(const plan_idref *a, const plan_idref *b, const uint8_t *ar) {
+  if (a->pfx != b->pfx) return a->pfx < b->pfx ? -1 : 1;
+  return id_rec_cmp(ar + a->off, ar + b->off);
+}
+
+static inline uint64_t id_prefix(const uint8_t *p, size_t n) {
+  if (n >= 8) /* compilers make this one load and a byte swap */
+    return (uint64_t)p[0] << 56 | (uint64_t)p[1] << 48 | (uint64_t)p[2] << 40 | (uint64_t)p[3] << 32 |
+           (uint64_t)p[4] << 24 | (uint64_t)p[5] << 16 | (uint64_t)p[6] << 8 | (uint64_t)p[7];
+  uint64_t v = 0;
+  for (size_t i = 0; i < 8; i++) v = (v << 8) | (i < n ? p[i] : 0u);
+  return v;
+}
+
+/* Sorts ids[0..n) ascending: a natural merge sort, O(n log r) for r ascending runs. The scan
+ * yields one run per distinct values part of a non-multikey index (ids ascend within equal
+ * values), so a range over a few values costs a few linear merges, and a point interval none. */
+static int sort_ids(plan_idref *ids, size_t n, const uint8_t *ar) {
   if (n < 2) return NX_OK;
   size_t *run = NULL, nrun = 0, crun = 0;
   for (size_t i = 0; i < n; i++) {
-    if (i > 0 && id_rec_cmp(ar + off[i - 1], ar + off[i]) <= 0) continue;
+    if (i > 0 && idref_cmp(&ids[i - 1], &ids[i], ar) <= 0) continue;
     if (nrun == crun) {
       size_t nc = crun ? crun * 2 : 16;
       size_t *nr = nx_realloc(run, (nc + 1) * sizeof *nr);
@@ -163,12 +178,12 @@ static int sort_ids(size_t *off, size_t n, const uint8_t *ar) {
     return NX_OK;
   }
   run[nrun] = n;
-  size_t *tmp = nx_malloc(n * sizeof *tmp);
+  plan_idref *tmp = nx_malloc(n * sizeof *tmp);
   if (!tmp) {
     nx_free(run);
     return nx_err(NX_NOMEM, "index scan: out of memory sorting ids");
   }
-  size_t *src = off, *dst = tmp;
+  plan_idref *src = ids, *dst = tmp;
   while (nrun > 1) {
     size_t w = 0;
     for (size_t r = 0; r < nrun; r += 2) {
@@ -179,17 +194,17 @@ static int sort_ids(size_t *off, size_t n, const uint8_t *ar) {
         continue;
       }
       size_t b = am, bm = run[r + 2], o = a;
-      while (a < am && b < bm) dst[o++] = id_rec_cmp(ar + src[b], ar + src[a]) < 0 ? src[b++] : src[a++];
+      while (a < am && b < bm) dst[o++] = idref_cmp(&src[b], &src[a], ar) < 0 ? src[b++] : src[a++];
       while (a < am) dst[o++] = src[a++];
       while (b < bm) dst[o++] = src[b++];
     }
     run[w] = n;
     nrun = w;
-    size_t *sw = src;
+    plan_idref *sw = src;
     src = dst;
     dst = sw;
   }
-  if (src != off) memcpy(off, src, n * sizeof *off);
+  if (src != ids) memcpy(ids, src, n * sizeof *ids);
   nx_free(tmp);
   nx_free(run);
   return NX_OK;
@@ -203,17 +218,19 @@ static int gather(q_plan *p) {
   while ((rc = scan_next(p, &id)) == NX_OK) {
     if (p->nids == cap) {
       size_t nc = cap ? cap * 2 : 64;
-      size_t *no = nx_realloc(p->id_off, nc * sizeof *no);
+      plan_idref *no = nx_realloc(p->id_off, nc * sizeof *no);
       if (!no) return nx_err(NX_NOMEM, "index scan: out of memory gathering ids");
       p->id_off = no;
       cap = nc;
     }
-    rc = nx_buf_reserve(&p->ids, 2 + id.n);
-    if (rc != NX_OK) return rc;
+    if (p->ids.cap - p->ids.len < 2 + id.n || p->ids.max - p->ids.len < 2 + id.n) { /* grow, or NX_LIMIT */
+      rc = nx_buf_reserve(&p->ids, 2 + id.n);
+      if (rc != NX_OK) return rc;
+    }
     uint8_t *r = p->ids.data + p->ids.len;
     nx_put16(r, (uint16_t)id.n);
     memcpy(r + 2, id.p, id.n);
-    p->id_off[p->nids++] = p->ids.len;
+    p->id_off[p->nids++] = (plan_idref){id_prefix(id.p, id.n), p->ids.len};
     p->ids.len += 2 + id.n;
   }
   if (rc != NX_NOTFOUND) return rc;
@@ -221,7 +238,7 @@ static int gather(q_plan *p) {
   if (rc != NX_OK) return rc;
   size_t w = 0;
   for (size_t i = 0; i < p->nids; i++)
-    if (w == 0 || id_rec_cmp(p->ids.data + p->id_off[w - 1], p->ids.data + p->id_off[i]) != 0) p->id_off[w++] = p->id_off[i];
+    if (w == 0 || idref_cmp(&p->id_off[w - 1], &p->id_off[i], p->ids.data) != 0) p->id_off[w++] = p->id_off[i];
   p->nids = w;
   p->collected = true;
   return NX_OK;
@@ -235,7 +252,7 @@ int plan_next(q_plan *p, st_val *id_key) {
     if (rc != NX_OK) return rc;
   }
   if (p->id_at >= p->nids) return NX_NOTFOUND;
-  const uint8_t *r = p->ids.data + p->id_off[p->id_at++];
+  const uint8_t *r = p->ids.data + p->id_off[p->id_at++].off;
   *id_key = (st_val){r + 2, nx_get16(r)};
   return NX_OK;
 }

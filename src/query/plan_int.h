@@ -41,6 +41,13 @@ typedef struct plan_seen {
 int plan_seen_add(plan_seen *s, const uint8_t *k, size_t n, bool *was);
 void plan_seen_free(plan_seen *s);
 
+/* A gathered id: its first 8 bytes big-endian (zero-padded) decide most comparisons without
+ * touching the record; offset of the record (u16 length + bytes) in q_plan.ids. */
+typedef struct plan_idref {
+  uint64_t pfx;
+  size_t off;
+} plan_idref;
+
 struct q_plan {
   bool ixscan;          /* index scan (else collection scan) */
   bool idhack;          /* the executor's own _id point lookup */
@@ -65,7 +72,7 @@ struct q_plan {
   bool collect;         /* no sort provided: gather the ids, sort them, return in _id order */
   bool collected;       /* the ids are gathered */
   nx_buf ids;           /* gathered ids: u16 length + bytes each */
-  size_t *id_off;       /* offsets of the records, sorted by id */
+  plan_idref *id_off;   /* the records, sorted by id */
   size_t nids, id_at;   /* gathered, next to return */
   uint64_t keys_ex, docs_ex; /* examined */
   /* backward walk (the sort is the reverse of the index): one group of equal values parts */
