@@ -339,6 +339,36 @@ static char *cat(const char *a, const char *b) {
 
 static void txn_free(pg_txn *t);
 
+uint8_t *pg_buf_alloc(pager *p, bool zero) {
+  uint8_t *b = NULL;
+  if (p->buf_free) { /* racy peek; decided under the lock */
+    pthread_mutex_lock(&p->bufmu);
+    b = p->buf_free;
+    if (b) {
+      memcpy(&p->buf_free, b, sizeof(void *));
+      p->nbuf--;
+    }
+    pthread_mutex_unlock(&p->bufmu);
+  }
+  if (!b) return zero ? nx_calloc(1, p->ps) : nx_malloc(p->ps);
+  if (zero) memset(b, 0, p->ps);
+  return b;
+}
+
+void pg_buf_free(pager *p, uint8_t *b) {
+  if (!b) return;
+  size_t max = p->cap_pages / 16; /* a bounded stock: the cache budget stays the bound */
+  pthread_mutex_lock(&p->bufmu);
+  if (p->nbuf < max) {
+    memcpy(b, &p->buf_free, sizeof(void *));
+    p->buf_free = b;
+    p->nbuf++;
+    b = NULL;
+  }
+  pthread_mutex_unlock(&p->bufmu);
+  nx_free(b);
+}
+
 static void pager_free(pager *p) {
   while (p->rspare) {
     pg_txn *t = p->rspare;
@@ -352,6 +382,12 @@ static void pager_free(pager *p) {
     os_close(p->lockf);
   }
   pc_free(p);
+  while (p->buf_free) {
+    void *b = p->buf_free;
+    memcpy(&p->buf_free, b, sizeof(void *));
+    nx_free(b);
+  }
+  pthread_mutex_destroy(&p->bufmu);
   li_free(&p->idx);
   rt_free(&p->rt);
   u32_free(&p->ready);
@@ -422,6 +458,7 @@ int pager_open(const char *path, const nx_open_opts *opts, pager **out) {
   pthread_rwlock_init(&p->idx_lock, &ra);
   pthread_rwlockattr_destroy(&ra);
   pthread_mutex_init(&p->mu, NULL);
+  pthread_mutex_init(&p->bufmu, NULL);
   pthread_cond_init(&p->cv, NULL);
   p->memory = strcmp(path, ":memory:") == 0;
   p->read_only = o.read_only && !p->memory;
@@ -608,7 +645,7 @@ void pager_drop_dirty(pg_txn *t) {
   while (e != &t->dlist) {
     pg_ent *n = e->next;
     if (e->data) atomic_fetch_sub(&p->ndirty, 1);
-    nx_free(e->data);
+    pg_buf_free(p, e->data);
     nx_free(e);
     e = n;
   }
@@ -797,7 +834,7 @@ static void dirty_remove(pg_txn *t, pg_ent *e) {
     t->nresident--;
     atomic_fetch_sub(&t->p->ndirty, 1);
   }
-  nx_free(e->data);
+  pg_buf_free(t->p, e->data);
   nx_free(e);
 }
 
@@ -847,7 +884,7 @@ static int check_expect(pager *p, const uint8_t *data, uint32_t pgno, uint64_t e
 /* Reads a committed page into a fresh buffer, verified: from its log frame when the log index
  * has one, else from the main file. */
 static int load_page(pager *p, uint32_t pgno, uint8_t **out) {
-  uint8_t *buf = nx_malloc(p->ps);
+  uint8_t *buf = pg_buf_alloc(p, false);
   if (!buf) return nx_err(NX_NOMEM, "%s: out of memory reading page %u", p->path, pgno);
   uint64_t off;
   int rc;
@@ -866,7 +903,7 @@ static int load_page(pager *p, uint32_t pgno, uint8_t **out) {
     if (rc == NX_OK) rc = pager_page_check(p, buf, pgno, p->path, off);
   }
   if (rc) {
-    nx_free(buf);
+    pg_buf_free(p, buf);
     return rc;
   }
   *out = buf;
@@ -886,11 +923,11 @@ int pg_get(pg_txn *t, uint32_t pgno, uint64_t expect_txnid, pg_page *out) {
       }
       /* spilled: read its frame back into a private copy */
       pg_ent *tmp = nx_calloc(1, sizeof *tmp);
-      uint8_t *buf = nx_malloc(p->ps);
+      uint8_t *buf = pg_buf_alloc(p, false);
       int rc = (tmp && buf) ? wasp_read_frame_page(p, d->log_off, pgno, buf) : NX_NOMEM;
       if (rc) {
         nx_free(tmp);
-        nx_free(buf);
+        pg_buf_free(p, buf);
         return rc == NX_NOMEM ? nx_err(rc, "%s: out of memory", p->path) : rc;
       }
       tmp->pgno = pgno;
@@ -961,7 +998,7 @@ void pg_release(pg_txn *t, pg_page *pg) {
     e->pins--;
     if (e->dead && e->pins <= 0) dirty_remove(t, e);
   } else {
-    nx_free(e->data);
+    pg_buf_free(t->p, e->data);
     nx_free(e);
   }
   memset(pg, 0, sizeof *pg);
@@ -995,7 +1032,7 @@ static int new_dirty(pg_txn *t, uint8_t type, pg_ent **out) {
   int rc = maybe_spill(t);
   if (rc) return rc;
   pg_ent *e = nx_calloc(1, sizeof *e);
-  uint8_t *data = nx_calloc(1, p->ps);
+  uint8_t *data = pg_buf_alloc(p, true);
   uint32_t pgno = 0;
   if (!e || !data) rc = nx_err(NX_NOMEM, "%s: out of memory allocating a page", p->path);
   if (rc == NX_OK) rc = take_pgno(t, &pgno);
@@ -1019,7 +1056,7 @@ static int new_dirty(pg_txn *t, uint8_t type, pg_ent **out) {
   }
   if (rc) {
     nx_free(e);
-    nx_free(data);
+    pg_buf_free(p, data);
     return rc;
   }
   *out = e;

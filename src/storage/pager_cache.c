@@ -90,7 +90,7 @@ static void remove_ent(pager *p, pc_stripe *s, pg_ent *e) {
     e->detached = 1;
     return;
   }
-  nx_free(e->data);
+  pg_buf_free(p, e->data);
   nx_free(e);
 }
 
@@ -170,7 +170,7 @@ static void evict_global(pager *p, size_t want) {
 pg_ent *pc_insert(pager *p, uint32_t pgno, uint8_t *buf, bool replace, bool pin, bool cold) {
   pg_ent *ne = nx_calloc(1, sizeof *ne);
   if (!ne) {
-    nx_free(buf);
+    pg_buf_free(p, buf);
     return NULL;
   }
   ne->pgno = pgno;
@@ -183,7 +183,7 @@ pg_ent *pc_insert(pager *p, uint32_t pgno, uint8_t *buf, bool replace, bool pin,
     /* another reader loaded it first: use theirs */
     if (pin) old->pins++;
     pthread_mutex_unlock(&s->mu);
-    nx_free(buf);
+    pg_buf_free(p, buf);
     nx_free(ne);
     return old;
   }
@@ -211,7 +211,7 @@ void pc_unpin(pager *p, pg_ent *e) {
   bool free_it = --e->pins <= 0 && e->detached;
   pthread_mutex_unlock(&s->mu);
   if (free_it) {
-    nx_free(e->data);
+    pg_buf_free(p, e->data);
     nx_free(e);
   }
 }

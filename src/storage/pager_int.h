@@ -219,6 +219,11 @@ struct pager {
 
   /* cache */
   pc_stripe stripes[NSTRIPES];
+  /* Free page buffers kept for reuse (pg_buf_alloc / pg_buf_free): a miss or a new dirty page
+   * then costs no malloc of a page (glibc's took a fifth of a cold read) and no page faults. */
+  pthread_mutex_t bufmu;
+  void *buf_free;                /* stack, linked through each buffer's first 8 bytes */
+  uint32_t nbuf;
   _Atomic uint32_t evict_hand;   /* next stripe global eviction visits (pager_cache.c note 3) */
   _Atomic size_t ncached;        /* clean entries */
   _Atomic size_t ndirty;         /* resident dirty entries of the writer */
@@ -247,6 +252,8 @@ void pc_free(pager *p);
 pg_ent *pc_get(pager *p, uint32_t pgno);
 /* Inserts a verified page buffer (taken) for pgno and pins it; returns the entry that holds it
  * (an existing one if another thread won the race: then buf is freed). NULL on OOM. */
+uint8_t *pg_buf_alloc(pager *p, bool zero); /* a page-size buffer (NULL: out of memory) */
+void pg_buf_free(pager *p, uint8_t *b);     /* accepts NULL */
 pg_ent *pc_insert(pager *p, uint32_t pgno, uint8_t *buf, bool replace, bool pin, bool cold);
 void pc_unpin(pager *p, pg_ent *e);
 void pc_drop(pager *p, uint32_t pgno);

@@ -156,7 +156,7 @@ int wasp_write_frames(pager *p, pg_txn *t, pg_ent **ents, size_t n, bool spill) 
     if (spill) {
       for (size_t j = 0; j < k; j++) {
         pg_ent *e = ents[i + j];
-        nx_free(e->data);
+        pg_buf_free(p, e->data);
         e->data = NULL;
         e->spilled = 1;
         t->nresident--;
