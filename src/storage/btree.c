@@ -619,6 +619,15 @@ int bt_put(pg_txn *t, bt_scratch *s, bt_desc *d, const uint8_t *key, size_t klen
   if (rc) goto done;
   int leaf = p.depth - 1;
   uint32_t i = p.idx[leaf];
+  if (p.exact && c[2] == 0) {
+    /* a value replaced by one of the same size (an update that changes no length): overwrite
+     * it where it is, no cell moves */
+    uint8_t *old = p.pg[leaf].data + bt_slot(p.pg[leaf].data, i);
+    if (old[2] == 0 && nx_get16(old) == klen && nx_get32(old + 3) == vlen && cell_size(old, true) == csize) {
+      if (vlen) memcpy(old + 7 + klen, val, vlen);
+      goto done;
+    }
+  }
   if (p.exact) {
     rc = cell_free_ovf(t, p.pg[leaf].data + bt_slot(p.pg[leaf].data, i));
     if (rc) goto done;

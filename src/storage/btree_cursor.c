@@ -216,6 +216,12 @@ int bt_cursor_get(bt_cursor *c, const uint8_t **key, size_t *klen, const uint8_t
   if (i >= bt_n(pg) || !bt_key(pg, ps, true, i, &k, &kn))
     return NX_CORRUPT_BKPT("btree leaf %u: entry %u out of page", c->pg[lvl].pgno, i);
   const uint8_t *cell = pg + bt_slot(pg, i);
+  if (i + 1 < bt_n(pg)) { /* a scan reads the next entry soon: start loading it now */
+    const uint8_t *next = pg + bt_slot(pg, i + 1);
+    __builtin_prefetch(next);
+    __builtin_prefetch(next + 64);
+    __builtin_prefetch(next + 128);
+  }
   uint32_t vl = nx_get32(cell + 3);
   size_t off = (size_t)(k - pg) + kn;
   if (key) {
