@@ -16,7 +16,8 @@
  *      order: natural order stays _id order (DESIGN.md 5), an in-memory sort keeps ties in _id
  *      order, update_one/delete_one take the first match by _id, and a write txn cannot revisit
  *      a document. The cost is memory for the ids in the bounds (not the documents); a plan that
- *      provides the sort streams instead.
+ *      provides the sort streams instead, and so does, in a read txn, an equality on every field
+ *      of the index (one run of equal values parts: its entries already ascend by _id, once each).
  *   5. A plan whose sort is the reverse of the index walks the intervals from the last down, each
  *      from its high end (exclusive) to its low end, and returns each run of entries with equal
  *      values parts in ascending _id order (it holds one such run at a time), so ties keep _id
