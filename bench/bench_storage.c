@@ -318,7 +318,14 @@ int main(int argc, char **argv) {
     return 2;
   }
   if (dir) {
+    /* a given directory may hold an earlier run's files: both engines start empty */
     snprintf(g_dir, sizeof g_dir, "%s", dir);
+    static const char *const old[] = {"nx.db", "nx.db.wasp", "nx.db.lock", "lmdb/data.mdb", "lmdb/lock.mdb"};
+    for (size_t i = 0; i < sizeof old / sizeof *old; i++) {
+      char p[700];
+      snprintf(p, sizeof p, "%s/%s", g_dir, old[i]);
+      (void)unlink(p);
+    }
   } else {
     snprintf(g_dir, sizeof g_dir, "/tmp/nx_bench_XXXXXX");
     if (!mkdtemp(g_dir)) die("mkdtemp", errno, g_dir);
