@@ -6,11 +6,15 @@
  *     number that no snapshot (no live reader, neither meta page) can reach. So readers need no
  *     lock against the writer; a reader's snapshot is only (txn id, roots).
  *  2. Free pages: a page freed by txn T goes to `pending` with T. It moves to `ready` (reusable)
- *     only when every live reader's snapshot is >= T and both meta pages are at txn >= T
- *     (pager_promote_free). Consequences: (a) a page number appears at most once per log
+ *     only when every live reader's snapshot is >= T and the newest durable meta page is at txn
+ *     >= T (pager_promote_free). Consequences: (a) a page number appears at most once per log
  *     generation (metas move only at checkpoints, which restart the log), so the log index needs
  *     no versions; (b) a checkpoint copying frames into the main file never overwrites a page
- *     that a reader or either meta can reach.
+ *     that a reader or the newest meta can reach. The older meta is never the one recovery
+ *     picks while the newest is intact (a checkpoint writes the older slot, never the newest),
+ *     so its pages may be reused; if the newest meta is damaged, the older one's tree is checked
+ *     like any other (parent references carry page number and txn id, the log's base txn must
+ *     match) and a reused page is reported as NX_CORRUPT, never read as data.
  *  3. Meta pages 0 and 1 are written alternately, only by checkpoints (and at creation). The
  *     valid one with the highest txn id wins at open.
  *  4. The writer's dirty pages live in a private hash; pinned dirty pages are never spilled; an
@@ -105,7 +109,9 @@ static int cmp_desc(const void *a, const void *b) {
 }
 
 void pager_promote_free(pager *p) {
-  uint64_t limit = p->meta_txn[0] < p->meta_txn[1] ? p->meta_txn[0] : p->meta_txn[1];
+  /* the newest durable meta is the one recovery uses; the older one is only a fallback for a
+   * damaged newest meta (see note 2) */
+  uint64_t limit = p->meta_txn[0] > p->meta_txn[1] ? p->meta_txn[0] : p->meta_txn[1];
   limit = rt_oldest(&p->rt, limit);
   size_t k = 0;
   while (k < p->pending.n && p->pending.v[k].txn <= limit) k++;
