@@ -118,6 +118,20 @@ static bool str_ok(const uint8_t *s, size_t n) {
   return true;
 }
 
+/* The value size of the fixed-size types the raw passes accept (0 for the others). */
+static uint32_t fixed_width(uint8_t t) {
+  switch (t) {
+  case BSON_TYPE_DOUBLE:
+  case BSON_TYPE_DATE_TIME:
+  case BSON_TYPE_INT64:
+  case BSON_TYPE_TIMESTAMP: return 8;
+  case BSON_TYPE_INT32: return 4;
+  case BSON_TYPE_OID: return 12;
+  case BSON_TYPE_DECIMAL128: return 16;
+  default: return 0;
+  }
+}
+
 static bool fast_ok(const uint8_t *d, uint32_t len, int depth, bool top) {
   if (depth > DOC_MAX_DEPTH || len < 5 || nx_get32(d) != len || d[len - 1] != 0) return false;
   const uint32_t end = len - 1; /* offset of the final NUL */
@@ -147,19 +161,11 @@ static bool fast_ok(const uint8_t *d, uint32_t len, int depth, bool top) {
     case BSON_TYPE_DATE_TIME:
     case BSON_TYPE_INT64:
     case BSON_TYPE_TIMESTAMP:
-      need = 8;
-      break;
     case BSON_TYPE_INT32:
-      need = 4;
-      break;
     case BSON_TYPE_OID:
-      need = 12;
-      break;
     case BSON_TYPE_DECIMAL128:
-      need = 16;
-      break;
     case BSON_TYPE_NULL:
-      need = 0;
+      need = fixed_width(t);
       break;
     case BSON_TYPE_BOOL:
       if (rem < 1 || d[v] > 1) return false;
@@ -269,19 +275,11 @@ static int raw_depth(const uint8_t *d, uint32_t len, int level, int cap) {
     case BSON_TYPE_DATE_TIME:
     case BSON_TYPE_INT64:
     case BSON_TYPE_TIMESTAMP:
-      need = 8;
-      break;
     case BSON_TYPE_INT32:
-      need = 4;
-      break;
     case BSON_TYPE_OID:
-      need = 12;
-      break;
     case BSON_TYPE_DECIMAL128:
-      need = 16;
-      break;
     case BSON_TYPE_NULL:
-      need = 0;
+      need = fixed_width(t);
       break;
     case BSON_TYPE_BOOL:
       if (rem < 1 || d[v] > 1) return -1;

@@ -720,10 +720,15 @@ int pager_resume(pg_txn *t, bool *same) {
 
 void pager_drop_pins(pg_txn *t) { txn_slots_clear(t); }
 
-void pager_park_free(pg_txn *t) {
+/* Ends read txn t for good: its pins dropped, its reader slot (when registered) released, the
+ * object kept as a spare or freed. */
+static void read_txn_end(pg_txn *t) {
   pager *p = t->p;
   txn_slots_clear(t);
+  t->roots_set = false;
   pthread_mutex_lock(&p->mu);
+  rt_del(&p->rt, t->slot);
+  t->slot = -1;
   bool keep = p->nrspare < PG_READ_SPARES;
   if (keep) {
     t->next_spare = p->rspare;
@@ -734,22 +739,12 @@ void pager_park_free(pg_txn *t) {
   if (!keep) txn_free(t);
 }
 
+void pager_park_free(pg_txn *t) { read_txn_end(t); }
+
 void pager_abort(pg_txn *t) {
   if (!t) return;
-  pager *p = t->p;
   if (!t->write) {
-    txn_slots_clear(t);
-    t->roots_set = false;
-    pthread_mutex_lock(&p->mu);
-    rt_del(&p->rt, t->slot);
-    bool keep = p->nrspare < PG_READ_SPARES;
-    if (keep) {
-      t->next_spare = p->rspare;
-      p->rspare = t;
-      p->nrspare++;
-    }
-    pthread_mutex_unlock(&p->mu);
-    if (!keep) txn_free(t);
+    read_txn_end(t);
     return;
   }
   pager_rollback(t);

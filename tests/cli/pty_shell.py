@@ -64,38 +64,48 @@ read_until(b"nexuslite> ", "SIGINT at the prompt drops the pending input, the sh
 os.write(fd, b"db.t.countD\t)\r")
 read_until(b"1\r\n", "shell still answers after Ctrl-C; Tab completes countDocuments(")
 read_until(b"nexuslite> ", "prompt")
-os.write(fd, b"exit\r")
-# Wait for the end of the child's output (EOF/EIO on the master once it exits; 30 s guard),
-# then reap it; a shell that does not exit is killed and reported, never waited for forever.
-while True:
-    r, _, _ = select.select([fd], [], [], 30)
-    if not r:
-        break
-    try:
-        data = os.read(fd, 4096)
-    except OSError:
-        break
-    if not data:
-        break
-    buf += data
+
+
 def on_alarm(signum, frame):
     raise TimeoutError()
 
 
-signal.signal(signal.SIGALRM, on_alarm)
-signal.alarm(30)
-try:
-    _, status = os.waitpid(pid, 0)
-except TimeoutError:
-    os.kill(pid, 9)
-    _, status = os.waitpid(pid, 0)
-    print("FAIL shell did not exit after 'exit'")
-    failed += 1
-signal.alarm(0)
-code = os.waitstatus_to_exitcode(status)
-print(("ok   " if code == 0 else "FAIL ") + "exit status %d" % code)
-if code: sys.stdout.write("  output: %r\n" % buf[-600:])
-failed += code != 0
+def exit_session(what):
+    """Types exit, reads the rest of the output (EOF/EIO on the master once the child exits; 30 s
+    guard), then reaps the child; a shell that does not exit is killed and reported, never waited
+    for forever. Counts a failure unless it exited with status 0."""
+    global buf, failed
+    os.write(fd, b"exit\r")
+    while True:
+        r, _, _ = select.select([fd], [], [], 30)
+        if not r:
+            break
+        try:
+            data = os.read(fd, 4096)
+        except OSError:
+            break
+        if not data:
+            break
+        buf += data
+    signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(30)
+    try:
+        _, status = os.waitpid(pid, 0)
+    except TimeoutError:
+        os.kill(pid, 9)
+        _, status = os.waitpid(pid, 0)
+        print("FAIL %s did not exit after 'exit'" % what)
+        failed += 1
+    signal.alarm(0)
+    code = os.waitstatus_to_exitcode(status)
+    print(("ok   " if code == 0 else "FAIL ") + "%s exit status %d" % (what, code))
+    if code:
+        sys.stdout.write("  output: %r\n" % buf[-600:])
+    failed += code != 0
+
+
+exit_session("shell")
+
 # 2. A second session: SIGINT raised while the continuation prompt is drawn, before the line
 # editor reads (the test hook makes the race deterministic). The Ctrl-C must not be lost: the
 # pending input is dropped and a fresh prompt appears without another key.
@@ -107,32 +117,7 @@ read_until(b"nexuslite> ", "second session: first prompt")
 os.write(fd, b"db.t.find({\r")
 read_until(b"... ", "second session: continuation prompt")
 read_until(b"nexuslite> ", "second session: SIGINT while the prompt is drawn drops the pending input")
-os.write(fd, b"exit\r")
-while True:
-    r, _, _ = select.select([fd], [], [], 30)
-    if not r:
-        break
-    try:
-        data = os.read(fd, 4096)
-    except OSError:
-        break
-    if not data:
-        break
-    buf += data
-signal.alarm(30)
-try:
-    _, status = os.waitpid(pid, 0)
-except TimeoutError:
-    os.kill(pid, 9)
-    _, status = os.waitpid(pid, 0)
-    print("FAIL second session did not exit after 'exit'")
-    failed += 1
-signal.alarm(0)
-code = os.waitstatus_to_exitcode(status)
-print(("ok   " if code == 0 else "FAIL ") + "second session exit status %d" % code)
-if code:
-    sys.stdout.write("  output: %r\n" % buf[-600:])
-failed += code != 0
+exit_session("second session")
 
 hist = os.path.join(home, ".nexuslite_history")
 text = open(hist, encoding="utf-8", errors="replace").read() if os.path.exists(hist) else ""
