@@ -115,10 +115,10 @@ typedef struct nx_open_opts {
   nx_durability durability;  /**< default NX_DURABILITY_FULL */
   bool read_only;            /**< open without writing anything */
   bool create_if_missing;    /**< create the file if it does not exist (default true) */
-  uint64_t checkpoint_bytes; /**< automatic checkpoint when the log passes this; default 16 MiB */
+  uint64_t checkpoint_bytes; /**< automatic checkpoint when the log passes this; default 64 MiB */
 } nx_open_opts;
 
-#define NX_OPEN_OPTS_INIT {sizeof(nx_open_opts), 4096, 64u << 20, NX_DURABILITY_FULL, false, true, 16u << 20}
+#define NX_OPEN_OPTS_INIT {sizeof(nx_open_opts), 4096, 64u << 20, NX_DURABILITY_FULL, false, true, 64u << 20}
 
 /**
  * Opens (or creates) the database at `path`, or an in-memory one when path is ":memory:".

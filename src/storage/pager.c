@@ -469,7 +469,7 @@ int pager_open(const char *path, const nx_open_opts *opts, pager **out) {
   p->memory = strcmp(path, ":memory:") == 0;
   p->read_only = o.read_only && !p->memory;
   p->dur = p->memory ? NX_DURABILITY_OFF : o.durability;
-  p->ckpt_bytes = o.checkpoint_bytes ? o.checkpoint_bytes : (16u << 20);
+  p->ckpt_bytes = o.checkpoint_bytes ? o.checkpoint_bytes : (64u << 20);
   p->path = nx_strdup(path);
   p->wasp_path = cat(path, ".wasp");
   p->lock_path = cat(path, ".lock");
