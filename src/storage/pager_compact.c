@@ -94,23 +94,7 @@ static int write_state(pager *p, const cmark *m, uint32_t *end, os_file *f, u32v
     i = j;
   }
   /* map pages */
-  uint8_t *pg = nx_malloc(p->ps);
-  if (!pg) rc = nx_err(NX_NOMEM, "compaction: out of memory");
-  size_t at = 0;
-  for (size_t i = 0; i < fm->n && rc == NX_OK; i++) {
-    memset(pg, 0, p->ps);
-    nx_put32(pg + 4, fm->v[i]);
-    nx_put64(pg + 8, p->last_txn);
-    pg[16] = PG_T_FREEMAP;
-    nx_put32(pg + FM_NEXT, i + 1 < fm->n ? fm->v[i + 1] : 0);
-    size_t c = r - at < per ? r - at : per;
-    nx_put32(pg + FM_COUNT, (uint32_t)c);
-    memcpy(pg + FM_ENTRIES, runs + at * FM_ENTRY, c * FM_ENTRY);
-    at += c;
-    pager_page_seal(p, pg);
-    rc = os_pwrite(f, pg, p->ps, (uint64_t)fm->v[i] * p->ps);
-  }
-  nx_free(pg);
+  rc = wasp_write_freemap(p, f, runs, r, fm, p->last_txn);
   /* both metas: same state, in the new file */
   if (rc == NX_OK) {
     os_file *keep = p->db;

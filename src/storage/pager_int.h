@@ -267,6 +267,9 @@ int wasp_commit(pg_txn *t);                    /* appends, syncs (by durability)
 int wasp_sync_upto(pager *p, uint64_t off);    /* group commit */
 int wasp_checkpoint_locked(pager *p, nx_checkpoint_mode mode);
 int wasp_read_frame_page(pager *p, uint64_t off, uint32_t pgno, uint8_t *buf);
+/* Writes the free-space map pages `pages` (chained, n runs of FM_ENTRY bytes, page txn id txn)
+ * into f: the main file at checkpoint, the new file in compaction. */
+int wasp_write_freemap(pager *p, os_file *f, const uint8_t *runs, size_t n, const u32vec *pages, uint64_t txn);
 uint32_t wasp_chain_seed(uint64_t salt);
 
 /* wasp_recover.c */

@@ -465,7 +465,7 @@ static size_t make_runs(freeent *e, size_t n, uint8_t *out) {
   return runs;
 }
 
-static int write_freemap(pager *p, const uint8_t *runs, size_t n, const u32vec *pages, uint64_t txn) {
+int wasp_write_freemap(pager *p, os_file *f, const uint8_t *runs, size_t n, const u32vec *pages, uint64_t txn) {
   size_t per = (p->ps - FM_ENTRIES) / FM_ENTRY;
   uint8_t *pg = nx_malloc(p->ps);
   if (!pg) return nx_err(NX_NOMEM, "%s: out of memory writing the free-space map", p->path);
@@ -482,7 +482,7 @@ static int write_freemap(pager *p, const uint8_t *runs, size_t n, const u32vec *
     memcpy(pg + FM_ENTRIES, runs + at * FM_ENTRY, c * FM_ENTRY);
     at += c;
     pager_page_seal(p, pg);
-    rc = os_pwrite(p->db, pg, p->ps, (uint64_t)pages->v[i] * p->ps);
+    rc = os_pwrite(f, pg, p->ps, (uint64_t)pages->v[i] * p->ps);
   }
   nx_free(pg);
   return rc;
@@ -592,7 +592,7 @@ int wasp_checkpoint_locked(pager *p, nx_checkpoint_mode mode) {
   pthread_mutex_unlock(&p->mu);
   nx_free(ents);
   /* 3. write the map, fsync, write the older meta, fsync */
-  if (rc == NX_OK && fm.n) rc = write_freemap(p, runs, nruns, &fm, X);
+  if (rc == NX_OK && fm.n) rc = wasp_write_freemap(p, p->db, runs, nruns, &fm, X);
   if (rc == NX_OK) rc = sync_main(p); /* frames and map durable before the meta names them */
   int slot = 1 - p->meta_newest;
   u32vec old_fm = p->fm_pages;
