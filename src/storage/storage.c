@@ -771,60 +771,28 @@ static int collect_name(void *ctx, const char *name) {
   return NX_OK;
 }
 
-/* Rebuilds every tree and the catalog into densely packed pages at the lowest free page
- * numbers, in one write txn. */
-static int rebuild_all(st_env *env) {
-  st_txn *t;
-  int rc = st_txn_begin(env, true, &t);
-  if (rc) return rc;
-  name_list names = {NULL, 0, 0};
-  rc = st_tree_list(t, NULL, collect_name, &names);
-  for (size_t i = 0; rc == NX_OK && i < names.n; i++) {
-    st_tree h;
-    bt_desc nd;
-    rc = st_tree_open(t, names.v[i], false, &h);
-    st_open_tree *o = rc == NX_OK ? tree_of(t, h) : NULL;
-    if (o) rc = bt_rebuild(t->pt, &env->scratch, &o->d, &nd);
-    if (rc == NX_OK && o) rc = bt_drop(t->pt, &o->d);
-    if (rc == NX_OK && o) {
-      o->d = nd;
-      o->dirty = true;
-    }
-  }
-  if (rc == NX_OK) rc = flush_trees(t);
-  if (rc == NX_OK) {
-    bt_desc nc;
-    rc = bt_rebuild(t->pt, &env->scratch, &t->cat, &nc);
-    if (rc == NX_OK) rc = bt_drop(t->pt, &t->cat);
-    if (rc == NX_OK) {
-      t->cat = nc;
-      t->cat_dirty = true;
-    }
-  }
-  for (size_t i = 0; i < names.n; i++) nx_free(names.v[i]);
-  nx_free(names.v);
-  if (rc) {
-    st_txn_abort(t);
-    return rc;
-  }
-  return st_txn_commit(t);
+/* Rewrites one tree descriptor in place (a compaction step); d changes when pages moved. */
+typedef int (*tree_rewrite_fn)(pg_txn *pt, st_env *env, bt_desc *d, uint32_t limit);
+
+/* Rebuilt densely (leaves and branches 15/16 full) into the lowest free page numbers; the old
+ * pages are freed. */
+static int rewrite_rebuild(pg_txn *pt, st_env *env, bt_desc *d, uint32_t limit) {
+  (void)limit;
+  bt_desc nd;
+  int rc = bt_rebuild(pt, &env->scratch, d, &nd);
+  if (rc == NX_OK) rc = bt_drop(pt, d);
+  if (rc == NX_OK) *d = nd;
+  return rc;
 }
 
-/* Compaction: (1) two full checkpoints, so that pages freed earlier become reusable; (2) every
- * tree is rebuilt densely into the lowest free page numbers in one txn; (3) two more full
- * checkpoints, so both meta pages are past it and the old pages are free; (4) the pager copies
- * the reachable pages into a new file that ends at the highest one and renames it in place. */
-/* Compaction: (1) two full checkpoints, so that pages freed earlier become reusable; (2) every
- * tree is rebuilt densely (leaves and branches 15/16 full) into the lowest free page numbers, in
- * one txn; (3) two more full checkpoints, so both meta pages are past it and the old pages are
- * free; (4) the pager copies the reachable pages into a new file that ends at the highest one and
- * renames it in place. The new pages cannot reuse the old ones (both exist until the commit), so
- * the rebuild runs only when the free pages can hold a whole copy (else it would extend the
- * file). A relocation pass then moves the pages numbered above the live count (plus slack) into
- * the holes below it, so the cut leaves little more than the live pages. */
-/* Moves every page numbered >= limit of every tree and of the catalog into lower free pages,
- * in one write txn. */
-static int relocate_all(st_env *env, uint32_t limit) {
+/* Every page numbered >= limit moved into lower free pages. */
+static int rewrite_relocate(pg_txn *pt, st_env *env, bt_desc *d, uint32_t limit) {
+  (void)env;
+  return bt_relocate(pt, d, limit);
+}
+
+/* Applies fn to every tree and then to the catalog, in one write txn. */
+static int rewrite_all(st_env *env, tree_rewrite_fn fn, uint32_t limit) {
   st_txn *t;
   int rc = st_txn_begin(env, true, &t);
   if (rc) return rc;
@@ -836,13 +804,13 @@ static int relocate_all(st_env *env, uint32_t limit) {
     st_open_tree *o = rc == NX_OK ? tree_of(t, h) : NULL;
     if (o) {
       bt_desc before = o->d;
-      rc = bt_relocate(t->pt, &o->d, limit);
+      rc = fn(t->pt, env, &o->d, limit);
       if (memcmp(&before, &o->d, sizeof before) != 0) o->dirty = true;
     }
   }
   if (rc == NX_OK) rc = flush_trees(t);
   if (rc == NX_OK) {
-    rc = bt_relocate(t->pt, &t->cat, limit);
+    rc = fn(t->pt, env, &t->cat, limit);
     t->cat_dirty = true;
   }
   for (size_t i = 0; i < names.n; i++) nx_free(names.v[i]);
@@ -871,6 +839,13 @@ static int live_pages(st_env *env, uint64_t *live) {
   return rc;
 }
 
+/* Compaction: (1) two full checkpoints, so that every page freed earlier is reusable and both
+ * metas are current; (2) when the free pages can hold a whole copy of the live ones (else the
+ * copy would extend the file), every tree is rebuilt densely into the lowest free page numbers
+ * in one txn, then two more checkpoints free the old pages; (3) a relocation pass moves the
+ * pages numbered above the live count (plus slack) into the holes below it, two checkpoints;
+ * (4) the pager copies the reachable pages into a new file that ends at the highest one and
+ * renames it in place. */
 int st_compact(st_env *env, nx_progress_fn progress, void *ctx) {
   int rc = NX_OK;
   for (int i = 0; rc == NX_OK && i < 2; i++) rc = pager_checkpoint(env->p, NX_CHECKPOINT_FULL);
@@ -882,7 +857,7 @@ int st_compact(st_env *env, nx_progress_fn progress, void *ctx) {
   nx_stats s;
   pager_stats(env->p, &s);
   if (s.pages_free >= live) {
-    rc = rebuild_all(env);
+    rc = rewrite_all(env, rewrite_rebuild, 0);
     for (int i = 0; rc == NX_OK && i < 2; i++) rc = pager_checkpoint(env->p, NX_CHECKPOINT_FULL);
   }
   /* Then move whatever lies above the live count (plus slack for the pages the move rewrites
@@ -891,7 +866,7 @@ int st_compact(st_env *env, nx_progress_fn progress, void *ctx) {
   pager_stats(env->p, &s);
   uint64_t limit = live + live / 16 + 16;
   if (rc == NX_OK && s.pages_total > limit && limit < UINT32_MAX) {
-    rc = relocate_all(env, (uint32_t)limit);
+    rc = rewrite_all(env, rewrite_relocate, (uint32_t)limit);
     for (int i = 0; rc == NX_OK && i < 2; i++) rc = pager_checkpoint(env->p, NX_CHECKPOINT_FULL);
   }
   if (rc == NX_OK) rc = pager_compact(env->p, st_visit, NULL, progress, ctx);
