@@ -787,7 +787,7 @@ void pg_set_roots(pg_txn *t, const uint8_t roots[PG_ROOTS]) {
 
 /* ---- the dirty set of a write txn ---- */
 static pg_ent *dirty_find(pg_txn *t, uint32_t pgno) {
-  for (pg_ent *e = t->dht[(pgno * 2654435761u) & (t->dnb - 1)]; e; e = e->hnext)
+  for (pg_ent *e = t->dht[pg_hash(pgno) & (t->dnb - 1)]; e; e = e->hnext)
     if (e->pgno == pgno) return e;
   return NULL;
 }
@@ -797,21 +797,12 @@ static int dirty_add(pg_txn *t, pg_ent *e) {
     uint32_t nb = t->dnb * 4;
     pg_ent **nh = nx_calloc(nb, sizeof *nh);
     if (!nh) return nx_err(NX_NOMEM, "%s: out of memory", t->p->path);
-    for (uint32_t i = 0; i < t->dnb; i++) {
-      pg_ent *x = t->dht[i];
-      while (x) {
-        pg_ent *n = x->hnext;
-        uint32_t h = (x->pgno * 2654435761u) & (nb - 1);
-        x->hnext = nh[h];
-        nh[h] = x;
-        x = n;
-      }
-    }
+    pg_rehash(t->dht, t->dnb, nh, nb);
     nx_free(t->dht);
     t->dht = nh;
     t->dnb = nb;
   }
-  uint32_t h = (e->pgno * 2654435761u) & (t->dnb - 1);
+  uint32_t h = pg_hash(e->pgno) & (t->dnb - 1);
   e->hnext = t->dht[h];
   t->dht[h] = e;
   e->prev = t->dlist.prev;
@@ -825,7 +816,7 @@ static int dirty_add(pg_txn *t, pg_ent *e) {
 }
 
 static void dirty_remove(pg_txn *t, pg_ent *e) {
-  pg_ent **pp = &t->dht[(e->pgno * 2654435761u) & (t->dnb - 1)];
+  pg_ent **pp = &t->dht[pg_hash(e->pgno) & (t->dnb - 1)];
   while (*pp != e) pp = &(*pp)->hnext;
   *pp = e->hnext;
   e->prev->next = e->next;
@@ -939,7 +930,7 @@ int pg_get(pg_txn *t, uint32_t pgno, uint64_t expect_txnid, pg_page *out) {
       return NX_OK;
     }
   }
-  txn_slot *sl = t->slots ? &t->slots[(pgno * 2654435761u) >> 26] : NULL;
+  txn_slot *sl = t->slots ? &t->slots[pg_hash(pgno) >> 26] : NULL;
   if (sl && sl->e && sl->e->pgno == pgno) {
     /* this txn already holds a pin on it */
     t->hits++;

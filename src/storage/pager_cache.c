@@ -25,9 +25,8 @@
 
 #include "pager_int.h"
 
-static inline uint32_t hash_pg(uint32_t pgno) { return pgno * 2654435761u; }
 static inline pc_stripe *stripe_of(pager *p, uint32_t pgno) {
-  return &p->stripes[(hash_pg(pgno) >> 16) & (NSTRIPES - 1)];
+  return &p->stripes[(pg_hash(pgno) >> 16) & (NSTRIPES - 1)];
 }
 
 int pc_init(pager *p) {
@@ -73,14 +72,14 @@ static void lru_front(pc_stripe *s, pg_ent *e) {
 }
 
 static pg_ent *find(pc_stripe *s, uint32_t pgno) {
-  for (pg_ent *e = s->ht[(hash_pg(pgno)) & (s->nb - 1)]; e; e = e->hnext)
+  for (pg_ent *e = s->ht[(pg_hash(pgno)) & (s->nb - 1)]; e; e = e->hnext)
     if (e->pgno == pgno) return e;
   return NULL;
 }
 
 /* Unlinks e from its stripe's table and list (stripe locked). Frees it unless pinned. */
 static void remove_ent(pager *p, pc_stripe *s, pg_ent *e) {
-  pg_ent **pp = &s->ht[hash_pg(e->pgno) & (s->nb - 1)];
+  pg_ent **pp = &s->ht[pg_hash(e->pgno) & (s->nb - 1)];
   while (*pp != e) pp = &(*pp)->hnext;
   *pp = e->hnext;
   lru_unlink(e);
@@ -106,20 +105,24 @@ pg_ent *pc_get(pager *p, uint32_t pgno) {
   return e;
 }
 
+void pg_rehash(pg_ent **from, uint32_t nfrom, pg_ent **to, uint32_t nto) {
+  for (uint32_t i = 0; i < nfrom; i++) {
+    pg_ent *e = from[i];
+    while (e) {
+      pg_ent *n = e->hnext;
+      uint32_t h = pg_hash(e->pgno) & (nto - 1);
+      e->hnext = to[h];
+      to[h] = e;
+      e = n;
+    }
+  }
+}
+
 static void grow_table(pc_stripe *s) {
   uint32_t nb = s->nb * 2;
   pg_ent **nh = nx_calloc(nb, sizeof *nh);
   if (!nh) return; /* keep the longer chains */
-  for (uint32_t i = 0; i < s->nb; i++) {
-    pg_ent *e = s->ht[i];
-    while (e) {
-      pg_ent *n = e->hnext;
-      uint32_t h = hash_pg(e->pgno) & (nb - 1);
-      e->hnext = nh[h];
-      nh[h] = e;
-      e = n;
-    }
-  }
+  pg_rehash(s->ht, s->nb, nh, nb);
   nx_free(s->ht);
   s->ht = nh;
   s->nb = nb;
@@ -192,7 +195,7 @@ pg_ent *pc_insert(pager *p, uint32_t pgno, uint8_t *buf, bool replace, bool pin,
   size_t want = used > p->cap_pages ? used - p->cap_pages : 0;
   if (want) want -= evict_locked(p, s, 1);
   if (s->n + 1 > s->nb / 2) grow_table(s); /* load <= 1/2: a hit walks ~1.25 entries, each a cache miss */
-  uint32_t h = hash_pg(pgno) & (s->nb - 1);
+  uint32_t h = pg_hash(pgno) & (s->nb - 1);
   ne->hnext = s->ht[h];
   s->ht[h] = ne;
   if (cold) lru_back(s, ne);

@@ -252,6 +252,11 @@ void pc_free(pager *p);
 pg_ent *pc_get(pager *p, uint32_t pgno);
 /* Inserts a verified page buffer (taken) for pgno and pins it; returns the entry that holds it
  * (an existing one if another thread won the race: then buf is freed). NULL on OOM. */
+/* The page-number hash of the cache stripes, their tables, the dirty table and the read slots. */
+static inline uint32_t pg_hash(uint32_t pgno) { return pgno * 2654435761u; }
+/* Moves every entry of the chained table `from` (nfrom buckets) into `to` (nto buckets, zeroed,
+ * a power of two). */
+void pg_rehash(pg_ent **from, uint32_t nfrom, pg_ent **to, uint32_t nto);
 uint8_t *pg_buf_alloc(pager *p, bool zero); /* a page-size buffer (NULL: out of memory) */
 void pg_buf_free(pager *p, uint8_t *b);     /* accepts NULL */
 pg_ent *pc_insert(pager *p, uint32_t pgno, uint8_t *buf, bool replace, bool pin, bool cold);

@@ -12,7 +12,7 @@
 
 #include "pager_int.h"
 
-static inline size_t slot_of(uint32_t pgno, size_t cap) { return (size_t)(pgno * 2654435761u) & (cap - 1); }
+static inline size_t slot_of(uint32_t pgno, size_t cap) { return (size_t)pg_hash(pgno) & (cap - 1); }
 
 static int li_grow(log_index *li) {
   size_t nc = li->cap ? li->cap * 2 : 1024;
