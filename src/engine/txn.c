@@ -137,9 +137,7 @@ static int txn_end(nx_txn *t, bool commit) {
   if (keep) {
     if (commit) rc = st_txn_commit_keep(t->st);
     else st_txn_abort_keep(t->st);
-    if (!t->write) {
-      /* the opened collections stay valid for a later read on the same snapshot */
-    } else {
+    if (t->write) { /* a read's opened collections stay valid for a later read on its snapshot */
       colls_free(t->colls);
       t->colls = NULL;
     }

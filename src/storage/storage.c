@@ -60,8 +60,8 @@ struct st_txn {
   int failed;          /* a write failed midway: the trees may be half changed; only abort */
   st_cursor *cursors;  /* open cursors (detached at the txn's end) */
   bool parked;         /* ended, kept for st_txn_restart (pt is NULL) */
-  bool snap_valid;     /* parked after a read txn: trees[] describe snapshot `snap` */
-  uint64_t snap;
+  bool trees_valid;    /* parked after a clean read txn: trees[] belong to the snapshot its
+                          pager txn keeps (pager_resume says whether the next one is the same) */
 };
 
 /* Codes after which a write left nothing half done (checked before any change). */
@@ -180,7 +180,7 @@ static void park_drop(st_txn *t);
 static void trees_forget(st_txn *t) {
   for (uint32_t i = 0; i < t->ntrees; i++) nx_free(t->trees[i].name);
   t->ntrees = 0;
-  t->snap_valid = false;
+  t->trees_valid = false;
 }
 
 static void txn_free(st_txn *t) {
@@ -198,7 +198,7 @@ void st_txn_free(st_txn *t) {
 
 /* After the pager txn ended (or, for a kept read txn, was parked with its pins): free t, or
  * park it for st_txn_restart. */
-static void txn_finish(st_txn *t, bool keep, bool was_read, uint64_t snap) {
+static void txn_finish(st_txn *t, bool keep, bool was_read) {
   if (!keep) {
     txn_free(t);
     return;
@@ -208,8 +208,7 @@ static void txn_finish(st_txn *t, bool keep, bool was_read, uint64_t snap) {
   t->cat_dirty = false;
   t->cursors = NULL;
   if (was_read && !t->failed) {
-    t->snap_valid = true;
-    t->snap = snap;
+    t->trees_valid = true;
   } else {
     trees_forget(t);
   }
@@ -253,12 +252,12 @@ int st_txn_restart(st_txn *t, bool write, bool *trees_kept) {
     return rc;
   }
   t->parked = false;
-  if (!write && same && t->snap_valid && t->snap == pg_txnid(t->pt)) {
+  if (!write && same && t->trees_valid) {
     *trees_kept = true;
   } else {
     trees_forget(t);
   }
-  t->snap_valid = false;
+  t->trees_valid = false;
   return NX_OK;
 }
 
@@ -294,10 +293,8 @@ static int txn_commit(st_txn *t, bool keep) {
   detach_cursors(t);
   bt_read_release(t->pt, &t->rd);
   bt_pincache_release(t->pt, &t->pc);
-  bool was_read = !pg_is_write(t->pt);
-  uint64_t snap = pg_txnid(t->pt);
   int rc = txn_usable(t);
-  if (rc == NX_OK && !was_read) {
+  if (rc == NX_OK) {
     rc = flush_trees(t);
     if (rc == NX_OK && t->cat_dirty) {
       uint8_t roots[PG_ROOTS];
@@ -308,12 +305,9 @@ static int txn_commit(st_txn *t, bool keep) {
       pg_set_roots(t->pt, roots);
     }
   }
-  if (rc || was_read) {
-    pager_abort(t->pt); /* a read txn just ends */
-  } else {
-    rc = pager_commit(t->pt);
-  }
-  txn_finish(t, keep, was_read, snap);
+  if (rc) pager_abort(t->pt); /* a failed write rolls back */
+  else rc = pager_commit(t->pt);
+  txn_finish(t, keep, false);
   return rc;
 }
 
@@ -321,14 +315,13 @@ static void txn_abort(st_txn *t, bool keep) {
   detach_cursors(t);
   bt_read_release(t->pt, &t->rd);
   bool was_read = !pg_is_write(t->pt);
-  uint64_t snap = pg_txnid(t->pt);
   if (keep && was_read) {
     pager_park(t->pt); /* keeps its pins and the branch pin cache for the same snapshot */
   } else {
     bt_pincache_release(t->pt, &t->pc);
     pager_abort(t->pt);
   }
-  txn_finish(t, keep, was_read, snap);
+  txn_finish(t, keep, was_read);
 }
 
 int st_txn_commit(st_txn *t) { return txn_commit(t, false); }
