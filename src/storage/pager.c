@@ -596,13 +596,8 @@ int pager_begin(pager *p, bool write, pg_txn **out) {
       }
       t->p = p;
     }
-    t->slot = -1;
-    pthread_mutex_lock(&p->mu);
-    rc = p->poison ? NX_FATAL : rt_add(&p->rt, p->vis_txn, &t->slot);
-    t->txnid = p->vis_txn;
-    memcpy(t->roots, p->vis_roots, PG_ROOTS);
-    pthread_mutex_unlock(&p->mu);
-    if (rc == NX_FATAL) (void)pager_poisoned(p, &rc);
+    bool same; /* meaningless here: the txn starts with no pins */
+    rc = pager_resume(t, &same); /* registers the snapshot */
     if (rc) {
       nx_free(t->slots);
       nx_free(t);
@@ -661,6 +656,13 @@ void pager_drop_dirty(pg_txn *t) {
   t->ndirty = t->nresident = 0;
 }
 
+/* Adds the txn's hit and miss counts to the pager's. */
+static void txn_flush_counts(pg_txn *t) {
+  if (t->hits) atomic_fetch_add_explicit(&t->p->hits, t->hits, memory_order_relaxed);
+  if (t->misses) atomic_fetch_add_explicit(&t->p->misses, t->misses, memory_order_relaxed);
+  t->hits = t->misses = 0;
+}
+
 /* Drops the pins a read txn's slots hold and adds its counters to the pager's. */
 static void txn_slots_clear(pg_txn *t) {
   while (t->slots_used) {
@@ -670,19 +672,13 @@ static void txn_slots_clear(pg_txn *t) {
     t->slots[i].e = NULL;
     t->slots[i].users = 0;
   }
-  if (t->hits) atomic_fetch_add_explicit(&t->p->hits, t->hits, memory_order_relaxed);
-  if (t->misses) atomic_fetch_add_explicit(&t->p->misses, t->misses, memory_order_relaxed);
-  t->hits = t->misses = 0;
+  txn_flush_counts(t);
 }
 
 static void txn_free(pg_txn *t) {
-  if (t->slots) {
-    txn_slots_clear(t);
-    nx_free(t->slots);
-  } else {
-    if (t->hits) atomic_fetch_add_explicit(&t->p->hits, t->hits, memory_order_relaxed);
-    if (t->misses) atomic_fetch_add_explicit(&t->p->misses, t->misses, memory_order_relaxed);
-  }
+  if (t->slots) txn_slots_clear(t);
+  txn_flush_counts(t);
+  nx_free(t->slots);
   u32_free(&t->freed);
   u32_free(&t->reused);
   nx_free(t->dht);
@@ -691,9 +687,7 @@ static void txn_free(pg_txn *t) {
 
 void pager_park(pg_txn *t) {
   pager *p = t->p;
-  if (t->hits) atomic_fetch_add_explicit(&p->hits, t->hits, memory_order_relaxed);
-  if (t->misses) atomic_fetch_add_explicit(&p->misses, t->misses, memory_order_relaxed);
-  t->hits = t->misses = 0;
+  txn_flush_counts(t);
   t->roots_set = false;
   pthread_mutex_lock(&p->mu);
   rt_del(&p->rt, t->slot);
