@@ -159,7 +159,7 @@ static void lru_back(pc_stripe *s, pg_ent *e) {
 
 /* Evicts want entries from the stripes in turn, starting at the rotating hand (no stripe lock
  * held by the caller). */
-static void evict_global(pager *p, size_t want) {
+void pc_shrink(pager *p, size_t want) {
   for (uint32_t k = 0; k < NSTRIPES && want > 0; k++) {
     uint32_t i = atomic_fetch_add_explicit(&p->evict_hand, 1, memory_order_relaxed) & (NSTRIPES - 1);
     pc_stripe *s = &p->stripes[i];
@@ -204,7 +204,7 @@ pg_ent *pc_insert(pager *p, uint32_t pgno, uint8_t *buf, bool replace, bool pin,
   atomic_fetch_add(&p->ncached, 1);
   if (pin) ne->pins = 1;
   pthread_mutex_unlock(&s->mu);
-  if (want) evict_global(p, want);
+  if (want) pc_shrink(p, want);
   return ne;
 }
 
@@ -227,4 +227,3 @@ void pc_drop(pager *p, uint32_t pgno) {
   pthread_mutex_unlock(&s->mu);
 }
 
-void pc_shrink(pager *p, size_t want) { evict_global(p, want); }
