@@ -27,23 +27,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_clock.h"
 #include "nexuslite.h"
 
 #define BATCH 1000
 #define UPDATE_BATCHES 20
 #define SCAN_REPEAT 3
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double cpu_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+static double cpu_s(void) { return bench_seconds(CLOCK_PROCESS_CPUTIME_ID); }
 
 static uint64_t g_rng = 0x2545F4914F6CDD1Dull;
 static uint32_t rnd(void) {

@@ -23,15 +23,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_clock.h"
 #include "nexuslite.h"
 
 extern char **environ;
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void gen(const char *path, long n) {
   static const char *cities[] = {"Paris", "Z\\u00fcrich", "Osaka", "Lima", "Oslo", "Cairo", "Quito", "Perth"};

@@ -18,20 +18,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_clock.h"
 #include "nexuslite.h"
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 /* CPU time of this thread (both engines run in it): less sensitive to a shared machine. */
-static double cpu_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
+static double cpu_s(void) { return bench_seconds(CLOCK_THREAD_CPUTIME_ID); }
 
 static uint64_t rng = 42;
 static uint32_t rnd(uint32_t n) {

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bench_clock.h"
 #include "storage.h"
 
 #define KEY_LEN 16
@@ -31,12 +32,6 @@ static uint32_t g_n = 200000;      /* entries loaded */
 static uint32_t g_commits = 1000;  /* single-entry commits */
 static uint32_t g_reads = 1000000; /* point reads per thread */
 static char g_dir[512];
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 static uint64_t mix(uint64_t x) {
   x ^= x >> 33;
