@@ -10,16 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_testutil.h"
 #include "nexuslite.h"
 #include "base.h"
-
-static nx_db *open_mem(void) {
-  nx_db *db = NULL;
-  nx_open_opts o = NX_OPEN_OPTS_INIT;
-  o.durability = NX_DURABILITY_OFF;
-  cr_assert_eq(nx_open(":memory:", &o, &db), NX_OK, "nx_open: %s", nx_errmsg(NULL));
-  return db;
-}
 
 /* Runs a find and renders the results as one string "json;json;..." (relaxed JSON). */
 static char *find_str(nx_db *db, nx_txn *txn, const char *coll, const char *filter, const nx_find_opts *o) {
@@ -52,7 +45,7 @@ static uint64_t count(nx_db *db, const char *coll, const char *filter) {
 }
 
 Test(api_crud, insert_generates_uuid_v7_id_first) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   bson_value_t id;
   cr_assert_eq(nx_insert_one(db, NULL, "users", nx_json("{\"name\": \"alice\", \"age\": 30}"), &id), NX_OK, "%s",
                nx_errmsg(db));
@@ -78,7 +71,7 @@ Test(api_crud, insert_generates_uuid_v7_id_first) {
 }
 
 Test(api_crud, uuidv4_collection_option) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   cr_assert_eq(nx_collection_create(db, "v4", nx_json("{\"idFormat\": \"uuidv4\"}")), NX_OK, "%s", nx_errmsg(db));
   bson_value_t id;
   cr_assert_eq(nx_insert_one(db, NULL, "v4", nx_json("{\"a\": 1}"), &id), NX_OK);
@@ -89,7 +82,7 @@ Test(api_crud, uuidv4_collection_option) {
 }
 
 Test(api_crud, user_id_moved_first_and_natural_order_is_id_order) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   ins(db, "t", "{\"x\": \"c\", \"_id\": 3}");
   ins(db, "t", "{\"_id\": 1, \"x\": \"a\"}");
   ins(db, "t", "{\"_id\": \"s\", \"x\": \"s\"}");
@@ -101,7 +94,7 @@ Test(api_crud, user_id_moved_first_and_natural_order_is_id_order) {
 }
 
 Test(api_crud, duplicate_id_is_exists_naming_collection_and_id) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   ins(db, "users", "{\"_id\": \"u1\", \"n\": 1}");
   int rc = nx_insert_one(db, NULL, "users", nx_json("{\"_id\": \"u1\", \"n\": 2}"), NULL);
   cr_assert_eq(rc, NX_EXISTS);
@@ -114,7 +107,7 @@ Test(api_crud, duplicate_id_is_exists_naming_collection_and_id) {
 }
 
 Test(api_crud, invalid_documents_name_the_field) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   int rc = nx_insert_one(db, NULL, "t", nx_json("{\"ok\": 1, \"$bad\": 2}"), NULL);
   cr_assert_eq(rc, NX_INVALID);
   cr_assert(strstr(nx_errmsg(db), "$bad"), "message: %s", nx_errmsg(db));
@@ -129,7 +122,7 @@ Test(api_crud, invalid_documents_name_the_field) {
 }
 
 Test(api_crud, invalid_utf8_is_refused_in_strings_and_names) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   /* code and symbol strings are stored as given (libbson's bson_validate does not check them) */
   bson_t a = BSON_INITIALIZER, b = BSON_INITIALIZER, c = BSON_INITIALIZER, d = BSON_INITIALIZER;
   BSON_APPEND_UTF8(&a, "s", "ok \xff\xfe");
@@ -155,7 +148,7 @@ Test(api_crud, invalid_utf8_is_refused_in_strings_and_names) {
 }
 
 Test(api_crud, bad_json_is_parse_error_with_position) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   int rc = nx_insert_one(db, NULL, "t", nx_json("{\"a\": 1, \"b\": }"), NULL);
   cr_assert_eq(rc, NX_PARSE);
   const char *m = nx_errmsg(db);
@@ -165,7 +158,7 @@ Test(api_crud, bad_json_is_parse_error_with_position) {
 }
 
 Test(api_crud, size_and_depth_limits) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   bson_t big = BSON_INITIALIZER;
   size_t n = (16u << 20) + 10;
   char *s = malloc(n + 1);
@@ -201,7 +194,7 @@ Test(api_crud, size_and_depth_limits) {
 }
 
 Test(api_crud, insert_many_is_atomic_and_reports_the_failing_index) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   ins(db, "t", "{\"_id\": 2}");
   nx_in docs[4] = {nx_json("{\"_id\": 1}"), nx_json("{\"_id\": 3}"), nx_json("{\"_id\": 2}"), nx_json("{\"_id\": 4}")};
   size_t fi = 99;
@@ -231,7 +224,7 @@ static void load_people(nx_db *db) {
 }
 
 Test(api_crud, find_with_filter_projection_sort_skip_limit) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   load_people(db);
   cr_assert_str_eq(find_str(db, NULL, "p", "{\"city\": \"Paris\"}", NULL),
                    "{ \"_id\" : 1, \"name\" : \"ann\", \"age\" : 30, \"city\" : \"Paris\", \"tags\" : [ \"a\", \"b\" ] };"
@@ -271,7 +264,7 @@ Test(api_crud, find_with_filter_projection_sort_skip_limit) {
 }
 
 Test(api_crud, update_one_many_counts_and_versions) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   nx_clock_set_ms(1700000000000);
   load_people(db);
   nx_clock_set_ms(1700000005000);
@@ -324,7 +317,7 @@ Test(api_crud, update_one_many_counts_and_versions) {
 }
 
 Test(api_crud, upsert_seeds_from_filter_equalities) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   nx_update_result r;
   cr_assert_eq(nx_update_one(db, NULL, "u", nx_json("{\"name\": \"zed\", \"age\": {\"$gt\": 3}, \"a.b\": 5}"),
                              nx_json("{\"$set\": {\"x\": 1}, \"$setOnInsert\": {\"new\": true}}"), NX_UPSERT, &r),
@@ -361,7 +354,7 @@ Test(api_crud, upsert_seeds_from_filter_equalities) {
 }
 
 Test(api_crud, update_one_by_id_in_place_positional_and_upsert) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   cr_assert_eq(nx_insert_one(db, NULL, "p", nx_json("{\"_id\": 1, \"n\": 5, \"f\": true, \"s\": \"x\", \"a\": [{\"b\": 1}, {\"b\": 2}]}"), NULL),
                NX_OK);
   bson_value_t id = {.value_type = BSON_TYPE_INT32, .value.v_int32 = 1};
@@ -399,7 +392,7 @@ Test(api_crud, update_one_by_id_in_place_positional_and_upsert) {
 }
 
 Test(api_crud, replace_one_keeps_id_and_refuses_operators) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   load_people(db);
   nx_update_result r;
   cr_assert_eq(nx_replace_one(db, NULL, "p", nx_json("{\"name\": \"bob\"}"), nx_json("{\"name\": \"BOB\", \"k\": 1}"), 0, &r),
@@ -420,7 +413,7 @@ Test(api_crud, replace_one_keeps_id_and_refuses_operators) {
 }
 
 Test(api_crud, delete_one_and_many) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   load_people(db);
   uint64_t n = 9;
   cr_assert_eq(nx_delete_one(db, NULL, "p", nx_json("{\"city\": \"Paris\"}"), &n), NX_OK);
@@ -440,7 +433,7 @@ Test(api_crud, delete_one_and_many) {
 }
 
 Test(api_crud, find_one_and_modify_family) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   load_people(db);
   nx_fam_opts o = NX_FAM_OPTS_INIT;
   o.sort = nx_json("{\"age\": -1}");
@@ -493,7 +486,7 @@ Test(api_crud, find_one_and_modify_family) {
 }
 
 Test(api_crud, count_and_distinct) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   load_people(db);
   ins(db, "p", "{\"_id\": 6, \"age\": 30.0, \"tags\": [\"c\", \"a\", [\"z\"]]}");
   cr_assert_eq(count(db, "p", NULL), 6);
@@ -520,7 +513,7 @@ Test(api_crud, count_and_distinct) {
 }
 
 Test(api_crud, missing_collection_reads_return_nothing) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   cr_assert_str_eq(find_str(db, NULL, "ghost", "{\"a\": 1}", NULL), "");
   bson_t d;
   cr_assert_eq(nx_find_one(db, NULL, "ghost", nx_none(), NULL, &d), NX_NOTFOUND);
@@ -548,7 +541,7 @@ Test(api_crud, json_helpers_and_argument_errors) {
   bson_destroy(&d);
   cr_assert_eq(nx_from_json("{\"a\": ", &d), NX_PARSE);
   cr_assert_eq(nx_insert_one(NULL, NULL, "t", nx_json("{}"), NULL), NX_MISUSE);
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   cr_assert_eq(nx_insert_one(db, NULL, "bad$name", nx_json("{}"), NULL), NX_INVALID);
   cr_assert(strstr(nx_errmsg(db), "$"), "%s", nx_errmsg(db));
   cr_assert_eq(nx_insert_one(db, NULL, "_nxsecret", nx_json("{}"), NULL), NX_INVALID);

@@ -9,15 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api_testutil.h"
 #include "nexuslite.h"
-
-static nx_db *open_mem(void) {
-  nx_db *db = NULL;
-  nx_open_opts o = NX_OPEN_OPTS_INIT;
-  o.durability = NX_DURABILITY_OFF;
-  cr_assert_eq(nx_open(":memory:", &o, &db), NX_OK, "nx_open: %s", nx_errmsg(NULL));
-  return db;
-}
 
 static void expect_get(nx_db *db, nx_txn *t, const char *key, const char *want) {
   char *v = NULL;
@@ -28,7 +21,7 @@ static void expect_get(nx_db *db, nx_txn *t, const char *key, const char *want) 
 }
 
 Test(api_kv, every_json_value_round_trips) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   const char *vals[][2] = {{"{\"name\": \"John\", \"n\": [1, 2]}", "{ \"name\" : \"John\", \"n\" : [ 1, 2 ] }"},
                            {"[1, \"a\", null]", "[ 1, \"a\", null ]"},
                            {"\"text\"", "\"text\""},
@@ -49,7 +42,7 @@ Test(api_kv, every_json_value_round_trips) {
 }
 
 Test(api_kv, has_delete_keys_prefix_and_clear) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   char **keys;
   size_t n;
   cr_assert_eq(nx_kv_keys(db, NULL, "", &keys, &n), NX_OK, "no kv collection yet");
@@ -87,7 +80,7 @@ Test(api_kv, has_delete_keys_prefix_and_clear) {
 }
 
 Test(api_kv, errors) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   cr_assert_eq(nx_kv_set(db, NULL, "k", "{\"a\": "), NX_PARSE);
   cr_assert_eq(nx_kv_set(db, NULL, "k", "1, \"x\": 2"), NX_PARSE, "a second field smuggled through the value");
   cr_assert_eq(nx_kv_set(db, NULL, "k", ""), NX_PARSE);
@@ -104,7 +97,7 @@ Test(api_kv, errors) {
 }
 
 Test(api_kv, batches_are_transactions) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   cr_assert_eq(nx_kv_set(db, NULL, "a", "1"), NX_OK);
   nx_txn *t;
   cr_assert_eq(nx_txn_begin(db, NX_TXN_WRITE, &t), NX_OK);
@@ -135,7 +128,7 @@ Test(api_kv, batches_are_transactions) {
 }
 
 Test(api_kv, reserved_collection_is_hidden) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   cr_assert_eq(nx_kv_set(db, NULL, "a", "1"), NX_OK);
   cr_assert_eq(nx_insert_one(db, NULL, "users", nx_json("{\"a\": 1}"), NULL), NX_OK);
   char **names;

@@ -13,60 +13,20 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include "api_testutil.h"
 #include "nexuslite.h"
 #include "engine.h"
 #include "index.h"
 #include "planner.h"
 
-static nx_db *open_mem(void) {
-  nx_db *db = NULL;
-  nx_open_opts o = NX_OPEN_OPTS_INIT;
-  o.durability = NX_DURABILITY_OFF;
-  cr_assert_eq(nx_open(":memory:", &o, &db), NX_OK, "nx_open: %s", nx_errmsg(NULL));
-  return db;
+/* Results of a find as "json;json;" (owned). */
+static char *find_str(nx_db *db, const char *coll, const char *filter, const char *sort) {
+  return at_find_str(db, NULL, coll, filter, sort, 0, 0);
 }
 
 static void ins(nx_db *db, const char *coll, const char *json) {
   int rc = nx_insert_one(db, NULL, coll, nx_json(json), NULL);
   cr_assert_eq(rc, NX_OK, "insert %s: %s", json, nx_errmsg(db));
-}
-
-static void mkindex(nx_db *db, const char *coll, const char *keys, const nx_index_opts *o) {
-  int rc = nx_index_create(db, coll, nx_json(keys), o);
-  cr_assert_eq(rc, NX_OK, "index %s: %s", keys, nx_errmsg(db));
-}
-
-/* Results of a find as "json;json;" */
-static char *find_str(nx_db *db, const char *coll, const char *filter, const char *sort) {
-  nx_find_opts o = NX_FIND_OPTS_INIT;
-  if (sort) o.sort = nx_json(sort);
-  nx_cursor *c;
-  int rc = nx_find(db, NULL, coll, nx_json(filter), &o, &c);
-  cr_assert_eq(rc, NX_OK, "find %s: %s", filter, nx_errmsg(db));
-  nx_buf b;
-  nx_buf_init(&b, 0);
-  const bson_t *d;
-  while ((rc = nx_cursor_next(c, &d)) == NX_ROW) {
-    char *s = nx_to_json(d, false);
-    nx_buf_printf(&b, "%s;", s);
-    nx_free(s);
-  }
-  cr_assert_eq(rc, NX_DONE, "cursor: %s", nx_errmsg(db));
-  nx_cursor_close(c);
-  nx_buf_append(&b, "", 1);
-  return (char *)b.data;
-}
-
-/* The explain document as JSON (owned). */
-static char *explain_str(nx_db *db, const char *coll, const char *filter, const char *sort) {
-  nx_find_opts o = NX_FIND_OPTS_INIT;
-  if (sort) o.sort = nx_json(sort);
-  bson_t e;
-  int rc = nx_explain(db, NULL, coll, nx_json(filter), &o, &e);
-  cr_assert_eq(rc, NX_OK, "explain %s: %s", filter, nx_errmsg(db));
-  char *s = nx_to_json(&e, false);
-  bson_destroy(&e);
-  return s;
 }
 
 /* Entries of index `name` from nx_index_list; -1 when absent. */
@@ -111,17 +71,17 @@ static uint64_t count(nx_db *db, const char *coll, const char *filter) {
 }
 
 Test(index, single_field_index_is_used_and_maintained) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   for (int i = 0; i < 50; i++) {
     char j[96];
     snprintf(j, sizeof j, "{\"_id\": %d, \"age\": %d, \"name\": \"n%d\"}", i, i % 10, i);
     ins(db, "u", j);
   }
   char *before = find_str(db, "u", "{\"age\": 3}", NULL);
-  mkindex(db, "u", "{\"age\": 1}", NULL);
+  at_mkindex(db, "u", "{\"age\": 1}", NULL);
   char *after = find_str(db, "u", "{\"age\": 3}", NULL);
   cr_assert_str_eq(after, before);
-  char *e = explain_str(db, "u", "{\"age\": 3}", NULL);
+  char *e = at_explain_str(db, "u", "{\"age\": 3}", NULL);
   cr_assert(strstr(e, "\"IXSCAN\"") && strstr(e, "\"age_1\""), "explain: %s", e);
   cr_assert(strstr(e, "\"nReturned\" : 5"), "explain: %s", e);
   cr_assert(strstr(e, "\"totalKeysExamined\" : 5"), "explain: %s", e);
@@ -141,10 +101,10 @@ Test(index, single_field_index_is_used_and_maintained) {
 }
 
 Test(index, unique_violation_changes_nothing) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   nx_index_opts o = NX_INDEX_OPTS_INIT;
   o.unique = true;
-  mkindex(db, "u", "{\"email\": 1}", &o);
+  at_mkindex(db, "u", "{\"email\": 1}", &o);
   ins(db, "u", "{\"_id\": 1, \"email\": \"a@x\"}");
   ins(db, "u", "{\"_id\": 2, \"email\": \"b@x\"}");
   int rc = nx_insert_one(db, NULL, "u", nx_json("{\"_id\": 3, \"email\": \"a@x\"}"), NULL);
@@ -188,22 +148,22 @@ Test(index, unique_violation_changes_nothing) {
 }
 
 Test(index, sparse_skips_documents_missing_every_field) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   ins(db, "s", "{\"_id\": 1, \"x\": 1}");
   ins(db, "s", "{\"_id\": 2}");
   ins(db, "s", "{\"_id\": 3, \"x\": null}");
   nx_index_opts o = NX_INDEX_OPTS_INIT;
   o.sparse = true;
-  mkindex(db, "s", "{\"x\": 1}", &o);
+  at_mkindex(db, "s", "{\"x\": 1}", &o);
   cr_assert_eq(list_field(db, "s", "x_1", "entries"), 2);
   ins(db, "s", "{\"_id\": 4, \"y\": 1}");
   cr_assert_eq(list_field(db, "s", "x_1", "entries"), 2);
   /* a sparse index is not used where it would miss documents */
-  char *e = explain_str(db, "s", "{\"x\": null}", NULL);
+  char *e = at_explain_str(db, "s", "{\"x\": null}", NULL);
   cr_assert(strstr(e, "COLLSCAN"), "%s", e);
   nx_free(e);
   cr_assert_eq(count(db, "s", "{\"x\": null}"), 3);
-  e = explain_str(db, "s", "{\"x\": 1}", NULL);
+  e = at_explain_str(db, "s", "{\"x\": 1}", NULL);
   cr_assert(strstr(e, "IXSCAN"), "%s", e);
   nx_free(e);
   cr_assert_eq(verify(db, "s"), NX_OK, "%s", nx_errmsg(db));
@@ -211,7 +171,7 @@ Test(index, sparse_skips_documents_missing_every_field) {
 }
 
 Test(index, partial_indexes_only_matching_documents) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   for (int i = 0; i < 40; i++) {
     char j[64];
     snprintf(j, sizeof j, "{\"_id\": %d, \"age\": %d}", i, i);
@@ -219,12 +179,12 @@ Test(index, partial_indexes_only_matching_documents) {
   }
   nx_index_opts o = NX_INDEX_OPTS_INIT;
   o.partial_filter = nx_json("{\"age\": {\"$gte\": 18}}");
-  mkindex(db, "p", "{\"age\": 1}", &o);
+  at_mkindex(db, "p", "{\"age\": 1}", &o);
   cr_assert_eq(list_field(db, "p", "age_1", "entries"), 22);
-  char *e = explain_str(db, "p", "{\"age\": {\"$gte\": 30}}", NULL);
+  char *e = at_explain_str(db, "p", "{\"age\": {\"$gte\": 30}}", NULL);
   cr_assert(strstr(e, "IXSCAN"), "%s", e);
   nx_free(e);
-  e = explain_str(db, "p", "{\"age\": {\"$gte\": 5}}", NULL);
+  e = at_explain_str(db, "p", "{\"age\": {\"$gte\": 5}}", NULL);
   cr_assert(strstr(e, "COLLSCAN"), "the filter does not imply the partial filter: %s", e);
   nx_free(e);
   cr_assert_eq(count(db, "p", "{\"age\": {\"$gte\": 30}}"), 10);
@@ -238,12 +198,12 @@ Test(index, partial_indexes_only_matching_documents) {
 }
 
 Test(index, multikey_indexes_each_element_and_returns_each_document_once) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   ins(db, "m", "{\"_id\": 1, \"tags\": [\"a\", \"b\", \"a\"]}");
   ins(db, "m", "{\"_id\": 2, \"tags\": \"b\"}");
   ins(db, "m", "{\"_id\": 3, \"tags\": []}");
   ins(db, "m", "{\"_id\": 4, \"tags\": [\"c\", \"d\"]}");
-  mkindex(db, "m", "{\"tags\": 1}", NULL);
+  at_mkindex(db, "m", "{\"tags\": 1}", NULL);
   /* 1: a, b (deduplicated); 2: b; 3: undefined; 4: c, d */
   cr_assert_eq(list_field(db, "m", "tags_1", "entries"), 6);
   cr_assert_eq(list_field(db, "m", "tags_1", "multikey"), 1);
@@ -256,7 +216,7 @@ Test(index, multikey_indexes_each_element_and_returns_each_document_once) {
   r = find_str(db, "m", "{\"tags\": {\"$gt\": \"b\", \"$lt\": \"c\"}}", NULL);
   cr_assert_str_eq(r, "{ \"_id\" : 5, \"tags\" : [ \"a\", \"z\" ] };");
   nx_free(r);
-  char *e = explain_str(db, "m", "{\"tags\": {\"$gt\": \"b\", \"$lt\": \"c\"}}", NULL);
+  char *e = at_explain_str(db, "m", "{\"tags\": {\"$gt\": \"b\", \"$lt\": \"c\"}}", NULL);
   cr_assert(strstr(e, "\"isMultiKey\" : true"), "%s", e);
   nx_free(e);
   cr_assert_eq(verify(db, "m"), NX_OK, "%s", nx_errmsg(db));
@@ -264,8 +224,8 @@ Test(index, multikey_indexes_each_element_and_returns_each_document_once) {
 }
 
 Test(index, compound_index_refuses_parallel_arrays) {
-  nx_db *db = open_mem();
-  mkindex(db, "c", "{\"a\": 1, \"b\": -1}", NULL);
+  nx_db *db = at_open_mem();
+  at_mkindex(db, "c", "{\"a\": 1, \"b\": -1}", NULL);
   ins(db, "c", "{\"_id\": 1, \"a\": [1, 2], \"b\": 3}");
   ins(db, "c", "{\"_id\": 2, \"a\": 1, \"b\": [3, 4]}");
   int rc = nx_insert_one(db, NULL, "c", nx_json("{\"_id\": 3, \"a\": [1], \"b\": [2]}"), NULL);
@@ -285,18 +245,18 @@ Test(index, compound_index_refuses_parallel_arrays) {
 }
 
 Test(index, dot_paths_and_compound_directions) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   ins(db, "a", "{\"_id\": 1, \"addr\": {\"city\": \"Paris\"}, \"age\": 30}");
   ins(db, "a", "{\"_id\": 2, \"addr\": {\"city\": \"Paris\"}, \"age\": 40}");
   ins(db, "a", "{\"_id\": 3, \"addr\": {\"city\": \"Lyon\"}, \"age\": 35}");
   ins(db, "a", "{\"_id\": 4, \"addr\": [{\"city\": \"Paris\"}, {\"city\": \"Nice\"}], \"age\": 20}");
-  mkindex(db, "a", "{\"addr.city\": 1, \"age\": -1}", NULL);
+  at_mkindex(db, "a", "{\"addr.city\": 1, \"age\": -1}", NULL);
   char *r = find_str(db, "a", "{\"addr.city\": \"Paris\"}", NULL);
   cr_assert_str_eq(r, "{ \"_id\" : 1, \"addr\" : { \"city\" : \"Paris\" }, \"age\" : 30 };"
                       "{ \"_id\" : 2, \"addr\" : { \"city\" : \"Paris\" }, \"age\" : 40 };"
                       "{ \"_id\" : 4, \"addr\" : [ { \"city\" : \"Paris\" }, { \"city\" : \"Nice\" } ], \"age\" : 20 };");
   nx_free(r);
-  char *e = explain_str(db, "a", "{\"addr.city\": \"Paris\", \"age\": {\"$gt\": 25}}", NULL);
+  char *e = at_explain_str(db, "a", "{\"addr.city\": \"Paris\", \"age\": {\"$gt\": 25}}", NULL);
   cr_assert(strstr(e, "addr.city_1_age_-1") && strstr(e, "(25, inf.0]"), "%s", e);
   nx_free(e);
   cr_assert_eq(count(db, "a", "{\"addr.city\": \"Paris\", \"age\": {\"$gt\": 25}}"), 2);
@@ -314,7 +274,7 @@ static int progress(void *ctx, uint64_t done, uint64_t total) {
 }
 
 Test(index, build_reports_progress_and_can_be_cancelled) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   nx_txn *t;
   cr_assert_eq(nx_txn_begin(db, NX_TXN_WRITE, &t), NX_OK);
   for (int i = 0; i < 3000; i++) {
@@ -332,7 +292,7 @@ Test(index, build_reports_progress_and_can_be_cancelled) {
   cr_assert_eq(list_field(db, "b", "v_1", "entries"), -1);
   o.progress_ctx = NULL;
   g_calls = 0;
-  mkindex(db, "b", "{\"v\": 1}", &o);
+  at_mkindex(db, "b", "{\"v\": 1}", &o);
   cr_assert_geq(g_calls, 2);
   cr_assert_eq(g_last_done, 3000);
   cr_assert_eq(g_last_total, 3000);
@@ -342,7 +302,7 @@ Test(index, build_reports_progress_and_can_be_cancelled) {
 }
 
 Test(index, drop_list_and_statistics) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   for (int i = 0; i < 500; i++) {
     char j[96];
     snprintf(j, sizeof j, "{\"_id\": %d, \"k\": \"key-%04d-padding-padding\"}", i, i);
@@ -350,7 +310,7 @@ Test(index, drop_list_and_statistics) {
   }
   nx_index_opts o = NX_INDEX_OPTS_INIT;
   o.name = "by_k";
-  mkindex(db, "l", "{\"k\": 1}", &o);
+  at_mkindex(db, "l", "{\"k\": 1}", &o);
   cr_assert_eq(nx_index_create(db, "l", nx_json("{\"k\": 1}"), &o), NX_EXISTS);
   cr_assert_eq(nx_index_create(db, "l", nx_json("{\"k\": 1}"), NULL), NX_EXISTS, "same key under another name");
   cr_assert_eq(nx_index_create(db, "l", nx_json("{\"k\": 2}"), NULL), NX_INVALID);
@@ -365,14 +325,14 @@ Test(index, drop_list_and_statistics) {
   cr_assert_eq(nx_index_drop(db, "l", "nope"), NX_NOTFOUND);
   cr_assert_eq(nx_index_drop(db, "l", "by_k"), NX_OK, "%s", nx_errmsg(db));
   cr_assert_eq(list_field(db, "l", "by_k", "entries"), -1);
-  char *e = explain_str(db, "l", "{\"k\": \"key-0007-padding-padding\"}", NULL);
+  char *e = at_explain_str(db, "l", "{\"k\": \"key-0007-padding-padding\"}", NULL);
   cr_assert(strstr(e, "COLLSCAN"), "%s", e);
   nx_free(e);
   /* a collection drop takes its indexes; a rename moves them */
-  mkindex(db, "l", "{\"k\": -1}", NULL);
+  at_mkindex(db, "l", "{\"k\": -1}", NULL);
   cr_assert_eq(nx_collection_rename(db, "l", "l2"), NX_OK, "%s", nx_errmsg(db));
   cr_assert_eq(list_field(db, "l2", "k_-1", "entries"), 500);
-  e = explain_str(db, "l2", "{\"k\": \"key-0007-padding-padding\"}", NULL);
+  e = at_explain_str(db, "l2", "{\"k\": \"key-0007-padding-padding\"}", NULL);
   cr_assert(strstr(e, "IXSCAN"), "%s", e);
   nx_free(e);
   cr_assert_eq(verify(db, "l2"), NX_OK, "%s", nx_errmsg(db));
@@ -399,13 +359,13 @@ static st_val key_of(nx_txn *t, const char *coll, const char *json, nx_buf *keys
 }
 
 Test(index, verify_reports_the_first_disagreement) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   for (int i = 0; i < 20; i++) {
     char j[64];
     snprintf(j, sizeof j, "{\"_id\": %d, \"v\": %d}", i, i * 10);
     ins(db, "x", j);
   }
-  mkindex(db, "x", "{\"v\": 1}", NULL);
+  at_mkindex(db, "x", "{\"v\": 1}", NULL);
   cr_assert_eq(verify(db, "x"), NX_OK, "%s", nx_errmsg(db));
   /* remove the entry of _id 7 behind the index layer's back */
   nx_txn *t;
@@ -461,7 +421,7 @@ Test(index, stale_definition_is_rebuilt_at_open) {
     snprintf(j, sizeof j, "{\"_id\": %d, \"v\": %d}", i, i % 7);
     ins(db, "r", j);
   }
-  mkindex(db, "r", "{\"v\": 1}", NULL);
+  at_mkindex(db, "r", "{\"v\": 1}", NULL);
   int64_t built = list_field(db, "r", "v_1", "builtAt");
   /* rewrite the definition with v = 0 and empty the entry tree */
   nx_txn *t;
@@ -485,7 +445,7 @@ Test(index, stale_definition_is_rebuilt_at_open) {
   t->writes++;
   cr_assert_eq(nx_txn_commit(t), NX_OK);
   cr_assert_eq(list_field(db, "r", "v_1", "stale"), 1);
-  char *e = explain_str(db, "r", "{\"v\": 3}", NULL);
+  char *e = at_explain_str(db, "r", "{\"v\": 3}", NULL);
   cr_assert(strstr(e, "COLLSCAN"), "a stale index is never used: %s", e);
   nx_free(e);
   cr_assert_eq(nx_close(db), NX_OK);
@@ -495,7 +455,7 @@ Test(index, stale_definition_is_rebuilt_at_open) {
   cr_assert_eq(list_field(db, "r", "v_1", "entries"), 100);
   cr_assert_geq(list_field(db, "r", "v_1", "builtAt"), built);
   cr_assert_eq(count(db, "r", "{\"v\": 3}"), 14);
-  e = explain_str(db, "r", "{\"v\": 3}", NULL);
+  e = at_explain_str(db, "r", "{\"v\": 3}", NULL);
   cr_assert(strstr(e, "IXSCAN"), "%s", e);
   nx_free(e);
   cr_assert_eq(verify(db, "r"), NX_OK, "%s", nx_errmsg(db));
@@ -506,8 +466,8 @@ Test(index, stale_definition_is_rebuilt_at_open) {
 }
 
 Test(index, oversized_key_is_refused_and_changes_nothing) {
-  nx_db *db = open_mem();
-  mkindex(db, "k", "{\"s\": 1}", NULL);
+  nx_db *db = at_open_mem();
+  at_mkindex(db, "k", "{\"s\": 1}", NULL);
   char big[2200];
   memset(big, 'x', 2000);
   big[2000] = 0;
@@ -567,7 +527,7 @@ static void *build_thread(void *arg) {
 }
 
 Test(index, readers_go_on_and_writers_wait_during_a_build) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   nx_txn *t;
   cr_assert_eq(nx_txn_begin(db, NX_TXN_WRITE, &t), NX_OK);
   for (int i = 0; i < 2500; i++) {
@@ -616,7 +576,7 @@ Test(index, readers_go_on_and_writers_wait_during_a_build) {
 }
 
 Test(index, expired_documents_keep_entries_until_deleted) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   ins(db, "e", "{\"_id\": 1, \"v\": 5}");
   /* a document stored with an expiry in the past: invisible to reads, still in the tree */
   nx_txn *t;
@@ -631,7 +591,7 @@ Test(index, expired_documents_keep_entries_until_deleted) {
   bson_destroy(&fin);
   cr_assert_eq(nx_txn_commit(t), NX_OK);
   cr_assert_eq(count(db, "e", "{}"), 1);
-  mkindex(db, "e", "{\"v\": 1}", NULL);
+  at_mkindex(db, "e", "{\"v\": 1}", NULL);
   cr_assert_eq(list_field(db, "e", "v_1", "entries"), 2); /* the build indexes every stored document */
   cr_assert_eq(count(db, "e", "{\"v\": 5}"), 1);         /* reads through the index skip it */
   cr_assert_eq(verify(db, "e"), NX_OK, "%s", nx_errmsg(db));

@@ -15,21 +15,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_testutil.h"
 #include "nexuslite.h"
 #include "base.h"
 
-static nx_db *open_mem(void) {
-  nx_db *db = NULL;
-  nx_open_opts o = NX_OPEN_OPTS_INIT;
-  o.durability = NX_DURABILITY_OFF;
-  cr_assert_eq(nx_open(":memory:", &o, &db), NX_OK, "nx_open: %s", nx_errmsg(NULL));
-  return db;
-}
-
-static void mkindex(nx_db *db, const char *coll, const char *keys) {
-  int rc = nx_index_create(db, coll, nx_json(keys), NULL);
-  cr_assert_eq(rc, NX_OK, "index %s: %s", keys, nx_errmsg(db));
-}
+static void mkindex(nx_db *db, const char *coll, const char *keys) { at_mkindex(db, coll, keys, NULL); }
 
 static void insert(nx_db *db, nx_txn *t, const char *coll, const char *json) {
   cr_assert_eq(nx_insert_one(db, t, coll, nx_json(json), NULL), NX_OK, "%s: %s", json, nx_errmsg(db));
@@ -39,29 +29,6 @@ static void insert(nx_db *db, nx_txn *t, const char *coll, const char *json) {
 static void insert2(nx_db *db, nx_txn *t, const char *a, const char *b, const char *json) {
   insert(db, t, a, json);
   insert(db, t, b, json);
-}
-
-static char *find_str(nx_db *db, nx_txn *t, const char *coll, const char *filter, const char *sort,
-                      uint64_t skip, uint64_t limit) {
-  nx_find_opts o = NX_FIND_OPTS_INIT;
-  if (sort) o.sort = nx_json(sort);
-  o.skip = skip;
-  o.limit = limit;
-  nx_cursor *c;
-  int rc = nx_find(db, t, coll, nx_json(filter), &o, &c);
-  cr_assert_eq(rc, NX_OK, "find %s: %s", filter, nx_errmsg(db));
-  nx_buf b;
-  nx_buf_init(&b, 0);
-  const bson_t *d;
-  while ((rc = nx_cursor_next(c, &d)) == NX_ROW) {
-    char *s = nx_to_json(d, false);
-    nx_buf_printf(&b, "%s;", s);
-    nx_free(s);
-  }
-  cr_assert_eq(rc, NX_DONE, "cursor: %s", nx_errmsg(db));
-  nx_cursor_close(c);
-  nx_buf_append(&b, "", 1);
-  return (char *)b.data;
 }
 
 /* What explain says about the winning plan. */
@@ -125,8 +92,8 @@ static void load_people(nx_db *db) {
 
 /* Results of filter (and sort) on p equal those on q. */
 static void same_results(nx_db *db, nx_txn *t, const char *filter, const char *sort, uint64_t skip, uint64_t limit) {
-  char *a = find_str(db, t, "p", filter, sort, skip, limit);
-  char *b = find_str(db, t, "q", filter, sort, skip, limit);
+  char *a = at_find_str(db, t, "p", filter, sort, skip, limit);
+  char *b = at_find_str(db, t, "q", filter, sort, skip, limit);
   cr_assert_str_eq(a, b, "filter %s sort %s skip %llu limit %llu:\nindexed:   %s\nunindexed: %s", filter,
                    sort ? sort : "-", (unsigned long long)skip, (unsigned long long)limit, a, b);
   nx_free(a);
@@ -134,7 +101,7 @@ static void same_results(nx_db *db, nx_txn *t, const char *filter, const char *s
 }
 
 Test(plan_exec, exact_bounds_skip_the_residual_filter) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   load_people(db);
   mkindex(db, "p", "{\"age\": 1}");
   mkindex(db, "p", "{\"city\": 1, \"score\": -1}");
@@ -203,7 +170,7 @@ Test(plan_exec, exact_bounds_skip_the_residual_filter) {
 }
 
 Test(plan_exec, reverse_sort_walks_the_index_backwards) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   load_people(db);
   mkindex(db, "p", "{\"age\": 1}");
   mkindex(db, "p", "{\"city\": 1, \"score\": -1}");
@@ -273,7 +240,7 @@ Test(plan_exec, reverse_sort_walks_the_index_backwards) {
  * element 0 of an array and as the field "0" of element documents, index keys only as the
  * position, so an index on "tags.0" lacks values such a query matches. */
 Test(plan_exec, numeric_path_parts_are_not_planned) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   nx_txn *t;
   cr_assert_eq(nx_txn_begin(db, NX_TXN_WRITE, &t), NX_OK);
   const char *docs[] = {
@@ -295,7 +262,7 @@ Test(plan_exec, numeric_path_parts_are_not_planned) {
   }
   /* the case that rules the index out: {tags: [{"0": 5}]} matches by the field name, while its
    * key in an index on "tags.0" is the element {"0": 5} */
-  char *r = find_str(db, NULL, "p", "{\"tags.0\": 5}", NULL, 0, 0);
+  char *r = at_find_str(db, NULL, "p", "{\"tags.0\": 5}", NULL, 0, 0);
   cr_assert(strstr(r, "\"_id\" : 3,"), "%s", r);
   nx_free(r);
   nx_close(db);
@@ -304,7 +271,7 @@ Test(plan_exec, numeric_path_parts_are_not_planned) {
 /* An equality on every field of an index is one run of entries in _id order: streamed without
  * gathering (read txns), also on a multikey field (a document's equal elements are one key). */
 Test(plan_exec, single_point_runs_stream_in_id_order) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   nx_txn *t;
   cr_assert_eq(nx_txn_begin(db, NX_TXN_WRITE, &t), NX_OK);
   for (int i = 0; i < 300; i++) {

@@ -11,52 +11,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "api_testutil.h"
 #include "nexuslite.h"
 #include "base.h"
 
-static nx_db *open_mem(void) {
-  nx_db *db = NULL;
-  nx_open_opts o = NX_OPEN_OPTS_INIT;
-  o.durability = NX_DURABILITY_OFF;
-  cr_assert_eq(nx_open(":memory:", &o, &db), NX_OK, "nx_open: %s", nx_errmsg(NULL));
-  return db;
-}
-
-static void mkindex(nx_db *db, const char *coll, const char *keys, const nx_index_opts *o) {
-  int rc = nx_index_create(db, coll, nx_json(keys), o);
-  cr_assert_eq(rc, NX_OK, "index %s: %s", keys, nx_errmsg(db));
-}
-
 static char *find_str(nx_db *db, const char *coll, const char *filter, const char *sort, uint64_t limit) {
-  nx_find_opts o = NX_FIND_OPTS_INIT;
-  if (sort) o.sort = nx_json(sort);
-  o.limit = limit;
-  nx_cursor *c;
-  int rc = nx_find(db, NULL, coll, nx_json(filter), &o, &c);
-  cr_assert_eq(rc, NX_OK, "find %s: %s", filter, nx_errmsg(db));
-  nx_buf b;
-  nx_buf_init(&b, 0);
-  const bson_t *d;
-  while ((rc = nx_cursor_next(c, &d)) == NX_ROW) {
-    char *s = nx_to_json(d, false);
-    nx_buf_printf(&b, "%s;", s);
-    nx_free(s);
-  }
-  cr_assert_eq(rc, NX_DONE, "cursor: %s", nx_errmsg(db));
-  nx_cursor_close(c);
-  nx_buf_append(&b, "", 1);
-  return (char *)b.data;
-}
-
-static char *explain_str(nx_db *db, const char *coll, const char *filter, const char *sort) {
-  nx_find_opts o = NX_FIND_OPTS_INIT;
-  if (sort) o.sort = nx_json(sort);
-  bson_t e;
-  int rc = nx_explain(db, NULL, coll, nx_json(filter), &o, &e);
-  cr_assert_eq(rc, NX_OK, "explain %s: %s", filter, nx_errmsg(db));
-  char *s = nx_to_json(&e, false);
-  bson_destroy(&e);
-  return s;
+  return at_find_str(db, NULL, coll, filter, sort, 0, limit);
 }
 
 /* The winning plan's index name ("" for none) and whether it sorts in memory. */
@@ -109,10 +69,10 @@ static void load_people(nx_db *db, const char *coll, int n) {
 }
 
 Test(planner, index_used_for_equality_range_in_and_prefixes) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   load_people(db, "p", 600);
-  mkindex(db, "p", "{\"age\": 1}", NULL);
-  mkindex(db, "p", "{\"city\": 1, \"score\": -1}", NULL);
+  at_mkindex(db, "p", "{\"age\": 1}", NULL);
+  at_mkindex(db, "p", "{\"city\": 1, \"score\": -1}", NULL);
   struct {
     const char *filter, *want;
   } cases[] = {
@@ -133,7 +93,7 @@ Test(planner, index_used_for_equality_range_in_and_prefixes) {
     bool ms = false;
     winner(db, "p", cases[i].filter, NULL, name, sizeof name, &ms);
     cr_assert_str_eq(name, cases[i].want, "filter %s", cases[i].filter);
-    char *s = explain_str(db, "p", cases[i].filter, NULL);
+    char *s = at_explain_str(db, "p", cases[i].filter, NULL);
     if (!*cases[i].want) cr_assert(strstr(s, "COLLSCAN"), "filter %s: %s", cases[i].filter, s);
     nx_free(s);
   }
@@ -149,16 +109,16 @@ Test(planner, index_used_for_equality_range_in_and_prefixes) {
 }
 
 Test(planner, selective_index_wins_one_percent_against_ninety) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   load_people(db, "p", 2000);
-  mkindex(db, "p", "{\"common\": 1}", NULL);
-  mkindex(db, "p", "{\"rare\": 1}", NULL);
+  at_mkindex(db, "p", "{\"common\": 1}", NULL);
+  at_mkindex(db, "p", "{\"rare\": 1}", NULL);
   const char *f = "{\"common\": 1, \"rare\": 1}";
   char name[64];
   bool ms;
   winner(db, "p", f, NULL, name, sizeof name, &ms);
   cr_assert_str_eq(name, "rare_1");
-  char *e = explain_str(db, "p", f, NULL);
+  char *e = at_explain_str(db, "p", f, NULL);
   cr_assert(strstr(e, "\"rejectedPlans\" : [ { \"stage\" : \"FETCH\"") && strstr(e, "common_1"), "%s", e);
   nx_free(e);
   /* 20 documents have rare = 1, all with common = 1 */
@@ -172,11 +132,11 @@ Test(planner, selective_index_wins_one_percent_against_ninety) {
 }
 
 Test(planner, sort_served_by_index_without_memory_sort) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   load_people(db, "p", 500);
   load_people(db, "q", 500);
-  mkindex(db, "p", "{\"score\": 1}", NULL);
-  mkindex(db, "p", "{\"city\": 1, \"age\": -1}", NULL);
+  at_mkindex(db, "p", "{\"score\": 1}", NULL);
+  at_mkindex(db, "p", "{\"city\": 1, \"age\": -1}", NULL);
   struct {
     const char *filter, *sort, *want;
     bool mem;
@@ -219,18 +179,18 @@ Test(planner, sort_served_by_index_without_memory_sort) {
 }
 
 Test(planner, unique_index_point_lookup) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   load_people(db, "p", 300);
   nx_index_opts o = NX_INDEX_OPTS_INIT;
   o.unique = true;
-  mkindex(db, "p", "{\"age\": 1, \"_id\": 1}", &o);
-  mkindex(db, "p", "{\"city\": 1}", NULL);
+  at_mkindex(db, "p", "{\"age\": 1, \"_id\": 1}", &o);
+  at_mkindex(db, "p", "{\"city\": 1}", NULL);
   char name[64];
   bool ms;
   const char *f = "{\"age\": 40, \"_id\": 22, \"city\": \"c1\"}";
   winner(db, "p", f, NULL, name, sizeof name, &ms);
   cr_assert_str_eq(name, "");  /* the executor's own _id lookup comes first */
-  char *e = explain_str(db, "p", f, NULL);
+  char *e = at_explain_str(db, "p", f, NULL);
   cr_assert(strstr(e, "IDHACK"), "%s", e);
   nx_free(e);
   f = "{\"age\": 40, \"_id\": {\"$in\": [22, 23]}, \"city\": \"c1\"}";
@@ -241,7 +201,7 @@ Test(planner, unique_index_point_lookup) {
   const char *f1 = "{\"age\": 40, \"_id\": {\"$in\": [22]}, \"city\": \"c1\"}";
   winner(db, "p", f1, NULL, name, sizeof name, &ms);
   cr_assert_str_eq(name, "age_1__id_1");
-  char *e2 = explain_str(db, "p", f1, NULL);
+  char *e2 = at_explain_str(db, "p", f1, NULL);
   cr_assert(!strstr(e2, "keysEstimate"), "a unique point lookup is taken without counting: %s", e2);
   nx_free(e2);
   cr_assert_eq(stat_of(db, "p", f1, "nReturned"), 1);
@@ -251,7 +211,7 @@ Test(planner, unique_index_point_lookup) {
 }
 
 Test(planner, empty_bounds_and_type_brackets) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   const char *docs[] = {"{\"_id\": 1, \"v\": 5}", "{\"_id\": 2, \"v\": \"5\"}", "{\"_id\": 3, \"v\": 7.5}",
                         "{\"_id\": 4, \"v\": null}", "{\"_id\": 5}", "{\"_id\": 6, \"v\": [1, \"a\"]}",
                         "{\"_id\": 7, \"v\": {\"$date\": \"2020-01-01T00:00:00Z\"}}", "{\"_id\": 8, \"v\": true}"};
@@ -259,7 +219,7 @@ Test(planner, empty_bounds_and_type_brackets) {
     cr_assert_eq(nx_insert_one(db, NULL, "p", nx_json(docs[i]), NULL), NX_OK);
     cr_assert_eq(nx_insert_one(db, NULL, "q", nx_json(docs[i]), NULL), NX_OK);
   }
-  mkindex(db, "p", "{\"v\": 1}", NULL);
+  at_mkindex(db, "p", "{\"v\": 1}", NULL);
   const char *filters[] = {
       "{\"v\": {\"$gt\": 1}}", "{\"v\": {\"$lt\": \"b\"}}", "{\"v\": {\"$gt\": 6, \"$lt\": \"z\"}}",
       "{\"v\": null}", "{\"v\": {\"$in\": [null, 5]}}", "{\"v\": {\"$gte\": true}}", "{\"v\": \"a\"}",
@@ -276,8 +236,8 @@ Test(planner, empty_bounds_and_type_brackets) {
 }
 
 Test(planner, in_with_an_impossible_long_value_keeps_the_others) {
-  nx_db *db = open_mem();
-  mkindex(db, "p", "{\"s\": 1}", NULL);
+  nx_db *db = at_open_mem();
+  at_mkindex(db, "p", "{\"s\": 1}", NULL);
   cr_assert_eq(nx_insert_one(db, NULL, "p", nx_json("{\"_id\": 1, \"s\": \"short\"}"), NULL), NX_OK);
   char big[1500];
   memset(big, 'y', 1400);

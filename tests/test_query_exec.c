@@ -12,20 +12,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "api_testutil.h"
 #include "nexuslite.h"
 #include "base.h"
 
 static bool asan_scale(void) {
   const char *s = getenv("NX_TEST_SCALE");
   return s && strcmp(s, "asan") == 0;
-}
-
-static nx_db *open_mem(void) {
-  nx_db *db = NULL;
-  nx_open_opts o = NX_OPEN_OPTS_INIT;
-  o.durability = NX_DURABILITY_OFF;
-  cr_assert_eq(nx_open(":memory:", &o, &db), NX_OK, "nx_open: %s", nx_errmsg(NULL));
-  return db;
 }
 
 /* Collects the _id (int) of each result. Returns the number of results or -rc. */
@@ -62,7 +55,7 @@ static void load_random(nx_db *db, int n, unsigned seed) {
 }
 
 Test(query_exec, heap_sort_with_limit_equals_prefix_of_full_sort) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   int n = 600;
   load_random(db, n, 7);
   const char *sorts[] = {"{\"s\": 1}", "{\"s\": -1}", "{\"g\": 1, \"s\": -1}", "{\"g\": -1}"};
@@ -100,7 +93,7 @@ Test(query_exec, heap_sort_with_limit_equals_prefix_of_full_sort) {
 }
 
 Test(query_exec, sort_memory_limit) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   load_random(db, 2000, 3);
   nx_find_opts o = NX_FIND_OPTS_INIT;
   o.sort = nx_json("{\"s\": 1}");
@@ -121,7 +114,7 @@ Test(query_exec, sort_memory_limit) {
 }
 
 Test(query_exec, cursor_errors_stick) {
-  nx_db *db = open_mem();
+  nx_db *db = at_open_mem();
   load_random(db, 50, 1);
   nx_find_opts o = NX_FIND_OPTS_INIT;
   o.sort = nx_json("{\"s\": 1}");
