@@ -13,31 +13,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "api_testutil.h"
 #include "nexuslite.h"
 
 extern char **environ;
 
 static char g_dir[64];
 static nx_db *g_db;
-
-static void rm_rf(const char *path) {
-  struct stat st;
-  if (lstat(path, &st) != 0) return;
-  if (S_ISDIR(st.st_mode)) {
-    DIR *d = opendir(path);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-      char sub[512];
-      snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-      rm_rf(sub);
-    }
-    if (d) closedir(d);
-    rmdir(path);
-  } else {
-    unlink(path);
-  }
-}
 
 static char *path_of(const char *name) {
   static char p[4][256];
@@ -85,7 +67,7 @@ static void setup(void) {
 
 static void teardown(void) {
   nx_close(g_db);
-  rm_rf(g_dir);
+  at_rm_rf(g_dir);
 }
 
 TestSuite(io_interop, .init = setup, .fini = teardown);

@@ -10,30 +10,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "api_testutil.h"
 #include "nexuslite.h"
 #include "base.h"
 
 static char g_dir[64];
 static nx_db *g_db;
-
-static void rm_rf(const char *path) {
-  struct stat st;
-  if (lstat(path, &st) != 0) return;
-  if (S_ISDIR(st.st_mode)) {
-    DIR *d = opendir(path);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-      char sub[512];
-      snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
-      rm_rf(sub);
-    }
-    if (d) closedir(d);
-    rmdir(path);
-  } else {
-    unlink(path);
-  }
-}
 
 static void setup(void) {
   snprintf(g_dir, sizeof g_dir, "/tmp/nxio.XXXXXX");
@@ -50,7 +32,7 @@ static void teardown(void) {
   nx_close(g_db);
   g_db = NULL;
   nx_clock_set_ms(0);
-  rm_rf(g_dir);
+  at_rm_rf(g_dir);
 }
 
 TestSuite(io_rt, .init = setup, .fini = teardown);

@@ -2,6 +2,11 @@
 #include "api_testutil.h"
 
 #include <criterion/criterion.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base.h"
 
@@ -50,4 +55,23 @@ char *at_explain_str(nx_db *db, const char *coll, const char *filter, const char
   char *s = nx_to_json(&e, false);
   bson_destroy(&e);
   return s;
+}
+
+void at_rm_rf(const char *path) {
+  struct stat st;
+  if (lstat(path, &st) != 0) return;
+  if (S_ISDIR(st.st_mode)) {
+    DIR *d = opendir(path);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+      if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+      char sub[512];
+      snprintf(sub, sizeof sub, "%s/%s", path, e->d_name);
+      at_rm_rf(sub);
+    }
+    if (d) closedir(d);
+    rmdir(path);
+  } else {
+    unlink(path);
+  }
 }

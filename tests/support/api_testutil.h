@@ -21,4 +21,7 @@ char *at_find_str(nx_db *db, nx_txn *t, const char *coll, const char *filter, co
 /* The explain document of a find, as JSON (owned: nx_free). */
 char *at_explain_str(nx_db *db, const char *coll, const char *filter, const char *sort);
 
+/* Removes path, a file or a whole directory tree (best effort). */
+void at_rm_rf(const char *path);
+
 #endif
