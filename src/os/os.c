@@ -548,12 +548,20 @@ static int resize(os_file *f, uint64_t size, bool only_grow, os_op op) {
     return err ? os_fail(err, op, f->path) : NX_OK;
   }
   if (only_grow) {
+    /* Zeros are written, not fallocated: an fallocated range is "unwritten" to ext4 and XFS, and
+     * the first write into it changes the extent tree, so every fdatasync of a commit there would
+     * also write file-system metadata. Written zeros make later commits pure data overwrites
+     * (measured: single-entry commits 5.0-5.2k/s -> 5.4-5.5k/s, p99 latency 360 -> 250-290 us). */
+    static const uint8_t zeros[65536];
     struct stat st;
     if (fstat(f->fd, &st) != 0) return os_fail(errno, op, f->path);
-    if ((uint64_t)st.st_size >= size) return NX_OK;
-    int r = posix_fallocate(f->fd, 0, (off_t)size);
-    if (r == 0) return NX_OK;
-    if (r != EOPNOTSUPP && r != EINVAL) return os_fail(r, op, f->path);
+    for (uint64_t at = (uint64_t)st.st_size; at < size;) {
+      size_t n = size - at < sizeof zeros ? (size_t)(size - at) : sizeof zeros;
+      int r = raw_pwrite(f->fd, zeros, n, at);
+      if (r) return os_fail(r, op, f->path);
+      at += n;
+    }
+    return NX_OK;
   }
   while (ftruncate(f->fd, (off_t)size) != 0) {
     if (errno != EINTR) return os_fail(errno, op, f->path);

@@ -36,7 +36,8 @@ int os_pwrite(os_file *f, const void *buf, size_t n, uint64_t off);
 int os_sync(os_file *f);
 int os_truncate(os_file *f, uint64_t size);
 int os_size(os_file *f, uint64_t *out);
-/* Preallocates [0, size) (fallocate where possible) so later overwrites need no metadata sync. */
+/* Grows the file to size by writing zeros after its end (never shrinks it), so that later
+ * overwrites of that range need no file-system metadata at fdatasync (unlike fallocate). */
 int os_preallocate(os_file *f, uint64_t size);
 
 /* ---- Names ---- */
