@@ -252,6 +252,26 @@ Test(io_read, csv_dotted_headers_build_nested_documents) {
   EXPECT_READ("a,a\n1,2\n", fmt(NX_FORMAT_CSV), "ERR@1:0:1\n");
 }
 
+/* Found by the fuzz smoke run: a column "x.$date" built {x: {$date: ...}}, whose JSON form reads
+ * back as a date (or not at all). A name part starting with '$' is refused, naming the column. */
+Test(io_read, csv_header_part_starting_with_dollar_is_refused) {
+  EXPECT_READ("a,x.$date\n1,2\n", fmt(NX_FORMAT_CSV), "ERR@1:0:1\n");
+  EXPECT_READ("$set\n1\n", fmt(NX_FORMAT_CSV), "ERR@1:0:1\n");
+  const char *in = "a,!.$date\n1,2\n";
+  io_reader *r;
+  io_read_opts o = fmt(NX_FORMAT_CSV);
+  cr_assert_eq(io_reader_open_mem(in, strlen(in), "d.csv", &o, &r), NX_OK);
+  const bson_t *d;
+  cr_assert_eq(io_reader_next(r, &d), NX_INVALID);
+  cr_assert(strstr(nx_err_msg(), "column 2 name '!.$date'") && strstr(nx_err_msg(), "starting with '$'"), "%s",
+            nx_err_msg());
+  io_reader_close(r);
+  /* the fuzzer's input itself */
+  static const uint8_t crash[] = {0x61, 0x2c, 0x21, 0x2e, 0x24, 0x64, 0x61, 0x74, 0x65, 0x2c, 0xa, 0xa, 0x2d, 0xa,
+                                  0x62, 0x61, 0x2c, 0xa, 0x2c, 0x61, 0xd, 0x63, 0xd, 0x2c, 0x7a, 0xd, 0x61, 0xa};
+  (void)io_fuzz_read(crash, sizeof crash, NX_FORMAT_CSV);
+}
+
 Test(io_read, csv_quoted_newlines_crlf_and_escaped_quotes) {
   EXPECT_READ("k,v\r\n1,\"line1\nline2\"\r\n2,\"say \"\"hi\"\"\"\r\n3,last", fmt(NX_FORMAT_CSV),
               "{ \"k\" : { \"$numberInt\" : \"1\" }, \"v\" : \"line1\\nline2\" }\n"

@@ -323,6 +323,10 @@ static int header_add(io_reader *r, const char *name, size_t col) {
       return io_reader_fatal(r, nx_err(NX_INVALID, "%s: line %llu: column %zu name '%s' has an "
                                        "empty part", r->name, (unsigned long long)c->row_line,
                                        col + 1, name));
+    if (p[0] == '$') /* {"$date": ...} and the like would be read back as a typed value */
+      return io_reader_fatal(r, nx_err(NX_INVALID, "%s: line %llu: column %zu name '%s' has a part "
+                                       "starting with '$' (reserved for operators and Extended JSON)",
+                                       r->name, (unsigned long long)c->row_line, col + 1, name));
     size_t found = 0;
     for (size_t k = c->nodes[parent].first_child; k; k = c->nodes[k].next)
       if (c->nodes[k].name_len == n && memcmp(c->nodes[k].name, p, n) == 0) found = k;
