@@ -5,6 +5,7 @@
  */
 #include <criterion/criterion.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -703,5 +704,118 @@ Test(storage_api, full_scan_does_not_flush_the_working_set) {
   cr_assert_leq(m, 5, "the scan flushed the working set: %llu of %u hot reads missed", (unsigned long long)m,
                 n / stride);
   st_close(e);
+  rm_tmp();
+}
+
+/* ---- lock-free point reads (pager_cache.c note 6) ----
+ * Point readers in two threads, a 64-page cache that evicts on nearly every read, and a writer
+ * that replaces cached pages in every commit and checkpoints: each get must return the value of
+ * its own snapshot. The writer's round r rewrites the keys with i % 7 == r % 7 as "i:r", and a
+ * marker key holds the last round, so a snapshot that reads round R expects key i to hold
+ * "i:R'" with R' the last round <= R of its residue class ("i:-1" before any). */
+#define PR_KEYS 3000
+#define PR_ROUNDS 60
+
+typedef struct pr_arg {
+  st_env *e;
+  uint32_t seed;
+  int bad, gets, txns;
+  char first_bad[96];
+  _Atomic int *stop;
+} pr_arg;
+
+static int pr_expected_round(int i, int R) {
+  int r = R - (((R - i % 7) % 7) + 7) % 7;
+  return r >= 0 ? r : -1;
+}
+
+static void *point_reader(void *arg) {
+  pr_arg *a = arg;
+  while (!atomic_load(a->stop) || a->txns < 50) {
+    st_txn *r;
+    st_tree t;
+    if (st_txn_begin(a->e, false, &r) != NX_OK) {
+      a->bad++;
+      break;
+    }
+    if (st_tree_open(r, "t", false, &t) != NX_OK) {
+      a->bad++;
+      st_txn_abort(r);
+      break;
+    }
+    st_val m;
+    int R = -2;
+    if (st_get(r, t, sv("round"), &m) == NX_OK) {
+      char b[16] = {0};
+      memcpy(b, m.p, m.n < 15 ? m.n : 15);
+      R = atoi(b);
+    }
+    for (int j = 0; j < 200; j++) {
+      a->seed = a->seed * 1103515245u + 12345u;
+      int i = (int)((a->seed >> 8) % PR_KEYS);
+      char k[16], want[32];
+      snprintf(k, sizeof k, "%06d", i);
+      snprintf(want, sizeof want, "%d:%d", i, pr_expected_round(i, R));
+      st_val v;
+      int rc = st_get(r, t, sv(k), &v);
+      a->gets++;
+      if (rc != NX_OK || v.n != strlen(want) || memcmp(v.p, want, v.n) != 0) {
+        if (!a->bad++)
+          snprintf(a->first_bad, sizeof a->first_bad, "key %s rc %d: got %.*s, want %s (round %d)", k, rc,
+                   rc == NX_OK ? (int)v.n : 0, rc == NX_OK ? (const char *)v.p : "", want, R);
+      }
+    }
+    st_txn_abort(r);
+    a->txns++;
+  }
+  return NULL;
+}
+
+Test(storage_api, lock_free_point_reads_see_their_snapshot_under_eviction_and_commits) {
+  mkdir_tmp();
+  char path[300];
+  path_in(path, sizeof path, "pr.db");
+  nx_open_opts o = NX_OPEN_OPTS_INIT;
+  o.durability = NX_DURABILITY_OFF;
+  o.cache_bytes = 64 * 4096; /* the floor: most reads evict */
+  st_env *e;
+  cr_assert_eq(st_open(path, &o, &e), NX_OK, "%s", nx_err_msg());
+  st_txn *w;
+  st_tree tw;
+  char k[16], v[32];
+  cr_assert_eq(st_txn_begin(e, true, &w), NX_OK);
+  cr_assert_eq(st_tree_open(w, "t", true, &tw), NX_OK);
+  for (int i = 0; i < PR_KEYS; i++) {
+    snprintf(k, sizeof k, "%06d", i);
+    snprintf(v, sizeof v, "%d:-1", i);
+    cr_assert_eq(st_put(w, tw, sv(k), sv(v), 0), NX_OK);
+  }
+  cr_assert_eq(st_put(w, tw, sv("round"), sv("-1"), 0), NX_OK);
+  cr_assert_eq(st_txn_commit(w), NX_OK);
+  _Atomic int stop = 0;
+  pr_arg a[2] = {{e, 1, 0, 0, 0, "", &stop}, {e, 2, 0, 0, 0, "", &stop}};
+  pthread_t th[2];
+  for (int i = 0; i < 2; i++) cr_assert_eq(pthread_create(&th[i], NULL, point_reader, &a[i]), 0);
+  for (int r = 0; r < PR_ROUNDS; r++) {
+    cr_assert_eq(st_txn_begin(e, true, &w), NX_OK);
+    cr_assert_eq(st_tree_open(w, "t", false, &tw), NX_OK);
+    for (int i = r % 7; i < PR_KEYS; i += 7) {
+      snprintf(k, sizeof k, "%06d", i);
+      snprintf(v, sizeof v, "%d:%d", i, r);
+      cr_assert_eq(st_put(w, tw, sv(k), sv(v), 0), NX_OK);
+    }
+    snprintf(v, sizeof v, "%d", r);
+    cr_assert_eq(st_put(w, tw, sv("round"), sv(v), 0), NX_OK);
+    cr_assert_eq(st_txn_commit(w), NX_OK);
+    if (r % 5 == 4) cr_assert_eq(st_checkpoint(e, NX_CHECKPOINT_PASSIVE), NX_OK);
+  }
+  atomic_store(&stop, 1);
+  for (int i = 0; i < 2; i++) pthread_join(th[i], NULL);
+  for (int i = 0; i < 2; i++) {
+    cr_assert_eq(a[i].bad, 0, "reader %d: %d bad of %d gets (%s)", i, a[i].bad, a[i].gets, a[i].first_bad);
+    cr_assert_geq(a[i].txns, 50);
+  }
+  assert_check(e);
+  cr_assert_eq(st_close(e), NX_OK);
   rm_tmp();
 }

@@ -234,10 +234,8 @@ static void set_child_ref(uint8_t *pg, uint32_t i, uint32_t pgno, uint64_t txn) 
   nx_put64(c + 6, txn);
 }
 
-/* Fetches page pgno and checks it has the type expected at level lvl of a tree of depth d. */
-int bt_get_node(pg_txn *t, uint32_t pgno, uint64_t txn, bool leaf, pg_page *out) {
-  int rc = pg_get(t, pgno, txn, out);
-  if (rc) return rc;
+/* Checks that a fetched page has the type expected (releasing it when not). */
+static int node_type_ok(pg_txn *t, uint32_t pgno, bool leaf, pg_page *out) {
   uint8_t want = leaf ? PG_T_LEAF : PG_T_BRANCH;
   if (pg_type(out) != want) {
     uint8_t got = pg_type(out);
@@ -246,6 +244,12 @@ int bt_get_node(pg_txn *t, uint32_t pgno, uint64_t txn, bool leaf, pg_page *out)
                            leaf ? "leaf" : "branch");
   }
   return NX_OK;
+}
+
+/* Fetches page pgno and checks it has the type expected at level lvl of a tree of depth d. */
+int bt_get_node(pg_txn *t, uint32_t pgno, uint64_t txn, bool leaf, pg_page *out) {
+  int rc = pg_get(t, pgno, txn, out);
+  return rc ? rc : node_type_ok(t, pgno, leaf, out);
 }
 
 /* ---- Overflow chains ---- */
@@ -379,9 +383,14 @@ int bt_get_cached(pg_txn *t, bt_pincache *pc, const bt_desc *d, const uint8_t *k
       child_ref(b, ci, &pgno, &txn);
       continue;
     }
-    rc = bt_get_node(t, pgno, txn, leaf, &p);
+    if (leaf) { /* the one page a point read holds: no pin when the pager can avoid it */
+      rc = pg_get_point(t, pgno, txn, &p);
+      if (rc == NX_OK) rc = node_type_ok(t, pgno, true, &p);
+      if (rc) return rc;
+      break;
+    }
+    rc = bt_get_node(t, pgno, txn, false, &p);
     if (rc) return rc;
-    if (leaf) break;
     uint32_t ci;
     rc = bt_branch_find(p.data, ps, p.pgno, key, klen, &ci);
     if (rc == NX_OK) child_ref(p.data, ci, &pgno, &txn);

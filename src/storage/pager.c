@@ -591,16 +591,23 @@ int pager_begin(pager *p, bool write, pg_txn **out) {
       t = nx_calloc(1, sizeof *t);
       if (t) t->slots = nx_calloc(TXN_SLOTS, sizeof *t->slots);
       if (!t || !t->slots) {
+        if (t) nx_free(t->slots);
         nx_free(t);
         return nx_err(NX_NOMEM, "%s: out of memory beginning a transaction", p->path);
       }
       t->p = p;
+      t->hz = -1;
+      pthread_mutex_lock(&p->mu);
+      if (~p->hz_used & ((1u << HZ_SLOTS) - 1u)) {
+        t->hz = __builtin_ctz(~p->hz_used);
+        p->hz_used |= 1u << t->hz;
+      }
+      pthread_mutex_unlock(&p->mu);
     }
     bool same; /* meaningless here: the txn starts with no pins */
     rc = pager_resume(t, &same); /* registers the snapshot */
     if (rc) {
-      nx_free(t->slots);
-      nx_free(t);
+      txn_free(t);
       return rc;
     }
     *out = t;
@@ -609,6 +616,7 @@ int pager_begin(pager *p, bool write, pg_txn **out) {
   pg_txn *t = nx_calloc(1, sizeof *t);
   if (!t) return nx_err(NX_NOMEM, "%s: out of memory beginning a transaction", p->path);
   t->p = p;
+  t->hz = -1;
   t->write = write;
   t->slot = -1;
   t->dnb = 256;
@@ -663,8 +671,12 @@ static void txn_flush_counts(pg_txn *t) {
   t->hits = t->misses = 0;
 }
 
-/* Drops the pins a read txn's slots hold and adds its counters to the pager's. */
+/* Drops the pins a read txn's slots hold (and its hazard) and adds its counters to the pager's. */
 static void txn_slots_clear(pg_txn *t) {
+  if (t->hz_held) {
+    atomic_store_explicit(&t->p->hz[t->hz].e, NULL, memory_order_release);
+    t->hz_held = false;
+  }
   while (t->slots_used) {
     unsigned i = (unsigned)__builtin_ctzll(t->slots_used);
     t->slots_used &= t->slots_used - 1;
@@ -677,6 +689,12 @@ static void txn_slots_clear(pg_txn *t) {
 
 static void txn_free(pg_txn *t) {
   if (t->slots) txn_slots_clear(t);
+  if (t->hz >= 0) {
+    pthread_mutex_lock(&t->p->mu);
+    t->p->hz_used &= ~(1u << t->hz);
+    pthread_mutex_unlock(&t->p->mu);
+    t->hz = -1;
+  }
   txn_flush_counts(t);
   nx_free(t->slots);
   u32_free(&t->freed);
@@ -970,7 +988,34 @@ int pg_get(pg_txn *t, uint32_t pgno, uint64_t expect_txnid, pg_page *out) {
   return NX_OK;
 }
 
+int pg_get_point(pg_txn *t, uint32_t pgno, uint64_t expect_txnid, pg_page *out) {
+  if (t->write || t->hz < 0 || t->hz_held) return pg_get(t, pgno, expect_txnid, out);
+  pager *p = t->p;
+  pg_hazard *hz = &p->hz[t->hz];
+  pg_ent *e = pc_peek(p, pgno, hz);
+  if (!e) return pg_get(t, pgno, expect_txnid, out);
+  const uint8_t *data = __atomic_load_n(&e->data, __ATOMIC_RELAXED);
+  if (expect_txnid && nx_get64(data + 8) != expect_txnid) {
+    /* let the locked path decide (and name the damage if there is any) */
+    atomic_store_explicit(&hz->e, NULL, memory_order_release);
+    return pg_get(t, pgno, expect_txnid, out);
+  }
+  t->hits++;
+  t->hz_held = true;
+  memset(out, 0, sizeof *out);
+  out->data = (uint8_t *)(uintptr_t)data;
+  out->pgno = pgno;
+  out->priv = PG_HAZARD_TAG;
+  return NX_OK;
+}
+
 void pg_release(pg_txn *t, pg_page *pg) {
+  if (pg->priv == PG_HAZARD_TAG) {
+    atomic_store_explicit(&t->p->hz[t->hz].e, NULL, memory_order_release);
+    t->hz_held = false;
+    memset(pg, 0, sizeof *pg);
+    return;
+  }
   if ((uintptr_t)pg->priv & 1u) {
     txn_slot *sl = (txn_slot *)((uintptr_t)pg->priv & ~(uintptr_t)1u);
     sl->users--;

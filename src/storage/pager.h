@@ -105,6 +105,10 @@ void pg_set_roots(pg_txn *t, const uint8_t roots[PG_ROOTS]);
 /* ---- Pages ---- */
 /* Reads page pgno as this txn sees it. expect_txnid != 0 is checked against the page header. */
 int pg_get(pg_txn *t, uint32_t pgno, uint64_t expect_txnid, pg_page *out);
+/* The same, for a caller that holds at most this one page of the txn's point reads at a time
+ * and releases it before the next pg_get_point (a point read's leaf): a read txn then looks it
+ * up without a lock or a pin when it can (pager_cache.c note 6). */
+int pg_get_point(pg_txn *t, uint32_t pgno, uint64_t expect_txnid, pg_page *out);
 void pg_release(pg_txn *t, pg_page *pg);
 /* A new zeroed page of the given type, writable, pinned. */
 int pg_alloc(pg_txn *t, uint8_t type, pg_page *out);

@@ -20,6 +20,24 @@
  *  5. Scan resistance: pages that a sequential cursor reads (pg_txn.cold) enter at the tail, so
  *     a scan of more data than the cache evicts its own pages first, not the working set; a
  *     scan page read again before that (ref bit) stays like any other.
+ *  6. Lock-free point reads (pc_peek). A pin and the stripe lock write shared cache lines, which
+ *     bounce between cores when two threads read (two point-reading threads did 1.0-1.1x one).
+ *     A point read holds one leaf at a time, so a read txn that owns a hazard slot looks the
+ *     leaf up without the lock and names the entry in its slot instead of pinning it:
+ *       - tables change only under the stripe lock, but every store a lock-free reader may see
+ *         (bucket heads, hnext, pgno, data, ref, gone, the table pointer and size) is atomic;
+ *         an outgrown bucket array stays allocated until close, and entry structs are never
+ *         given back to malloc while the pager is open (retired, then reused), so a walk of a
+ *         stale chain reads entries, at worst the wrong ones: it is bounded and compares page
+ *         numbers, and a miss falls back to the locked path;
+ *       - an entry leaving the table is marked gone (seq_cst) and retired; its buffer and struct
+ *         are reused only when no hazard slot names it (checked in batches of RETIRE_BATCH);
+ *       - the reader stores the hazard (seq_cst), then re-reads gone and pgno: either the
+ *         retirer's scan sees the hazard, or the reader sees gone and takes the locked path.
+ *         An entry reused for a new page is set up before gone is cleared (release), so a
+ *         reader that sees gone == 0 sees its page number and data.
+ *     Only the data pointer and the ref bit are read or written outside the lock; pins, the
+ *     LRU links and the counters stay under it.
  */
 #include <string.h>
 
@@ -29,7 +47,10 @@ static inline pc_stripe *stripe_of(pager *p, uint32_t pgno) {
   return &p->stripes[(pg_hash(pgno) >> 16) & (NSTRIPES - 1)];
 }
 
+#define RETIRE_BATCH 16u
+
 int pc_init(pager *p) {
+  pthread_mutex_init(&p->retire_mu, NULL);
   for (uint32_t i = 0; i < NSTRIPES; i++) {
     pc_stripe *s = &p->stripes[i];
     pthread_mutex_init(&s->mu, NULL);
@@ -55,8 +76,90 @@ void pc_free(pager *p) {
       nx_free(s->ht);
       s->ht = NULL;
     }
+    for (uint32_t k = 0; k < s->nold; k++) nx_free(s->old[k]);
+    s->nold = 0;
     pthread_mutex_destroy(&s->mu);
   }
+  for (pg_ent *e = p->retired, *n; e; e = n) {
+    n = e->next;
+    nx_free(e->data);
+    nx_free(e);
+  }
+  for (pg_ent *e = p->ent_free, *n; e; e = n) {
+    n = e->next;
+    nx_free(e);
+  }
+  p->retired = p->ent_free = NULL;
+  p->nretired = 0;
+  pthread_mutex_destroy(&p->retire_mu);
+}
+
+/* Hands the buffers and structs of retired entries that no hazard slot names back for reuse.
+ * retire_mu held. */
+static void reclaim_locked(pager *p) {
+  pg_ent *held[HZ_SLOTS];
+  uint32_t nh = 0;
+  for (uint32_t i = 0; i < HZ_SLOTS; i++) {
+    pg_ent *h = atomic_load(&p->hz[i].e);
+    if (h) held[nh++] = h;
+  }
+  pg_ent **pp = &p->retired;
+  while (*pp) {
+    pg_ent *e = *pp;
+    bool busy = false;
+    for (uint32_t j = 0; j < nh && !busy; j++) busy = held[j] == e;
+    if (busy) {
+      pp = &e->next;
+      continue;
+    }
+    *pp = e->next;
+    p->nretired--;
+    pg_buf_free(p, e->data);
+    __atomic_store_n(&e->data, NULL, __ATOMIC_RELAXED);
+    e->next = p->ent_free;
+    p->ent_free = e;
+  }
+}
+
+/* Takes an entry out of service: its buffer and struct are reused once no hazard names it. */
+static void retire(pager *p, pg_ent *e) {
+  pthread_mutex_lock(&p->retire_mu);
+  e->next = p->retired;
+  p->retired = e;
+  if (++p->nretired >= RETIRE_BATCH) reclaim_locked(p);
+  pthread_mutex_unlock(&p->retire_mu);
+}
+
+/* A zeroed entry (a reused struct keeps gone = 1 until pc_insert publishes it). */
+static pg_ent *ent_alloc(pager *p) {
+  pthread_mutex_lock(&p->retire_mu);
+  pg_ent *e = p->ent_free;
+  if (e) p->ent_free = e->next;
+  pthread_mutex_unlock(&p->retire_mu);
+  if (!e) {
+    e = nx_calloc(1, sizeof *e);
+    if (e) e->gone = 1;
+    return e;
+  }
+  /* fields that lock-free readers may read are stored atomically; the rest plainly */
+  __atomic_store_n(&e->pgno, 0, __ATOMIC_RELAXED);
+  __atomic_store_n(&e->data, NULL, __ATOMIC_RELAXED);
+  __atomic_store_n(&e->hnext, NULL, __ATOMIC_RELAXED);
+  __atomic_store_n(&e->ref, 0, __ATOMIC_RELAXED);
+  e->kind = 0;
+  e->spilled = e->detached = e->dead = 0;
+  e->pins = 0;
+  e->log_off = 0;
+  e->prev = e->next = NULL;
+  return e;
+}
+
+/* Gives back an entry that was never published. */
+static void ent_unused(pager *p, pg_ent *e) {
+  pthread_mutex_lock(&p->retire_mu);
+  e->next = p->ent_free;
+  p->ent_free = e;
+  pthread_mutex_unlock(&p->retire_mu);
 }
 
 static void lru_unlink(pg_ent *e) {
@@ -77,20 +180,20 @@ static pg_ent *find(pc_stripe *s, uint32_t pgno) {
   return NULL;
 }
 
-/* Unlinks e from its stripe's table and list (stripe locked). Frees it unless pinned. */
+/* Unlinks e from its stripe's table and list (stripe locked). Retires it unless pinned. */
 static void remove_ent(pager *p, pc_stripe *s, pg_ent *e) {
   pg_ent **pp = &s->ht[pg_hash(e->pgno) & (s->nb - 1)];
   while (*pp != e) pp = &(*pp)->hnext;
-  *pp = e->hnext;
+  __atomic_store_n(pp, e->hnext, __ATOMIC_RELEASE);
   lru_unlink(e);
   s->n--;
   atomic_fetch_sub(&p->ncached, 1);
+  __atomic_store_n(&e->gone, 1, __ATOMIC_SEQ_CST);
   if (e->pins > 0) {
     e->detached = 1;
     return;
   }
-  pg_buf_free(p, e->data);
-  nx_free(e);
+  retire(p, e);
 }
 
 pg_ent *pc_get(pager *p, uint32_t pgno) {
@@ -99,9 +202,26 @@ pg_ent *pc_get(pager *p, uint32_t pgno) {
   pg_ent *e = find(s, pgno);
   if (e) {
     e->pins++;
-    e->ref = 1;
+    if (!__atomic_load_n(&e->ref, __ATOMIC_RELAXED)) __atomic_store_n(&e->ref, 1, __ATOMIC_RELAXED);
   }
   pthread_mutex_unlock(&s->mu);
+  return e;
+}
+
+pg_ent *pc_peek(pager *p, uint32_t pgno, pg_hazard *hz) {
+  pc_stripe *s = stripe_of(p, pgno);
+  uint32_t nb = __atomic_load_n(&s->nb, __ATOMIC_ACQUIRE);
+  pg_ent **ht = __atomic_load_n(&s->ht, __ATOMIC_ACQUIRE);
+  pg_ent *e = __atomic_load_n(&ht[pg_hash(pgno) & (nb - 1)], __ATOMIC_ACQUIRE);
+  for (int steps = 0; e && __atomic_load_n(&e->pgno, __ATOMIC_RELAXED) != pgno; steps++)
+    e = steps < 16 ? __atomic_load_n(&e->hnext, __ATOMIC_ACQUIRE) : NULL;
+  if (!e) return NULL;
+  atomic_store(&hz->e, e);
+  if (__atomic_load_n(&e->gone, __ATOMIC_SEQ_CST) || __atomic_load_n(&e->pgno, __ATOMIC_RELAXED) != pgno) {
+    atomic_store_explicit(&hz->e, NULL, memory_order_release);
+    return NULL;
+  }
+  if (!__atomic_load_n(&e->ref, __ATOMIC_RELAXED)) __atomic_store_n(&e->ref, 1, __ATOMIC_RELAXED);
   return e;
 }
 
@@ -111,7 +231,7 @@ void pg_rehash(pg_ent **from, uint32_t nfrom, pg_ent **to, uint32_t nto) {
     while (e) {
       pg_ent *n = e->hnext;
       uint32_t h = pg_hash(e->pgno) & (nto - 1);
-      e->hnext = to[h];
+      __atomic_store_n(&e->hnext, to[h], __ATOMIC_RELAXED); /* lock-free readers may walk it */
       to[h] = e;
       e = n;
     }
@@ -120,12 +240,13 @@ void pg_rehash(pg_ent **from, uint32_t nfrom, pg_ent **to, uint32_t nto) {
 
 static void grow_table(pc_stripe *s) {
   uint32_t nb = s->nb * 2;
+  if (s->nold == sizeof s->old / sizeof s->old[0]) return;
   pg_ent **nh = nx_calloc(nb, sizeof *nh);
   if (!nh) return; /* keep the longer chains */
   pg_rehash(s->ht, s->nb, nh, nb);
-  nx_free(s->ht);
-  s->ht = nh;
-  s->nb = nb;
+  s->old[s->nold++] = s->ht; /* a lock-free reader may be walking it (note 6) */
+  __atomic_store_n(&s->ht, nh, __ATOMIC_RELEASE); /* the array first, then its size */
+  __atomic_store_n(&s->nb, nb, __ATOMIC_RELEASE);
 }
 
 /* Evicts up to want unpinned entries from the LRU tail of s, giving referenced ones a second
@@ -136,8 +257,8 @@ static size_t evict_locked(pager *p, pc_stripe *s, size_t want) {
   while (gone < want && e != &s->lru && steps-- > 0) {
     pg_ent *prev = e->prev;
     if (e->pins == 0) {
-      if (e->ref) {
-        e->ref = 0;
+      if (__atomic_load_n(&e->ref, __ATOMIC_RELAXED)) {
+        __atomic_store_n(&e->ref, 0, __ATOMIC_RELAXED);
         lru_unlink(e);
         lru_front(s, e);
       } else {
@@ -171,14 +292,14 @@ void pc_shrink(pager *p, size_t want) {
 }
 
 pg_ent *pc_insert(pager *p, uint32_t pgno, uint8_t *buf, bool replace, bool pin, bool cold) {
-  pg_ent *ne = nx_calloc(1, sizeof *ne);
+  pg_ent *ne = ent_alloc(p);
   if (!ne) {
     pg_buf_free(p, buf);
     return NULL;
   }
-  ne->pgno = pgno;
+  __atomic_store_n(&ne->pgno, pgno, __ATOMIC_RELAXED);
+  __atomic_store_n(&ne->data, buf, __ATOMIC_RELAXED);
   ne->kind = ENT_CLEAN;
-  ne->data = buf;
   pc_stripe *s = stripe_of(p, pgno);
   pthread_mutex_lock(&s->mu);
   pg_ent *old = find(s, pgno);
@@ -187,7 +308,7 @@ pg_ent *pc_insert(pager *p, uint32_t pgno, uint8_t *buf, bool replace, bool pin,
     if (pin) old->pins++;
     pthread_mutex_unlock(&s->mu);
     pg_buf_free(p, buf);
-    nx_free(ne);
+    ent_unused(p, ne);
     return old;
   }
   if (old) remove_ent(p, s, old);
@@ -196,8 +317,9 @@ pg_ent *pc_insert(pager *p, uint32_t pgno, uint8_t *buf, bool replace, bool pin,
   if (want) want -= evict_locked(p, s, 1);
   if (s->n + 1 > s->nb / 2) grow_table(s); /* load <= 1/2: a hit walks ~1.25 entries, each a cache miss */
   uint32_t h = pg_hash(pgno) & (s->nb - 1);
-  ne->hnext = s->ht[h];
-  s->ht[h] = ne;
+  __atomic_store_n(&ne->hnext, s->ht[h], __ATOMIC_RELAXED);
+  __atomic_store_n(&ne->gone, 0, __ATOMIC_RELEASE); /* set up: a reader seeing gone == 0 sees it */
+  __atomic_store_n(&s->ht[h], ne, __ATOMIC_RELEASE);
   if (cold) lru_back(s, ne);
   else lru_front(s, ne);
   s->n++;
@@ -213,10 +335,7 @@ void pc_unpin(pager *p, pg_ent *e) {
   pthread_mutex_lock(&s->mu);
   bool free_it = --e->pins <= 0 && e->detached;
   pthread_mutex_unlock(&s->mu);
-  if (free_it) {
-    pg_buf_free(p, e->data);
-    nx_free(e);
-  }
+  if (free_it) retire(p, e);
 }
 
 void pc_drop(pager *p, uint32_t pgno) {

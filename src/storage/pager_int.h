@@ -86,6 +86,7 @@ typedef struct pg_ent {
   uint8_t dead;          /* dirty page freed in its own txn */
   int32_t pins;          /* pg_page handles pointing here */
   uint8_t ref;           /* clean: used since it last passed the LRU tail (second chance) */
+  uint8_t gone;          /* clean: out of the table (retired or free); atomics (pager_cache.c note 6) */
   uint64_t log_off;      /* spilled: offset of its frame in the log */
   uint8_t *data;         /* page_size bytes, or NULL when spilled */
   struct pg_ent *hnext;  /* hash chain */
@@ -99,8 +100,18 @@ typedef struct pc_stripe {
   uint32_t nb;       /* bucket count, a power of two */
   uint32_t n;        /* entries */
   pg_ent lru;        /* sentinel: lru.next is the most recent */
+  pg_ent **old[32];  /* outgrown bucket arrays: a lock-free reader may still walk one (freed at close) */
+  uint32_t nold;
   char pad[64];
 } pc_stripe;
+
+/* A read txn's hazard slot (pager_cache.c note 6): the one entry it reads without a pin. */
+#define HZ_SLOTS 16u
+typedef struct pg_hazard {
+  _Atomic(pg_ent *) e;
+  char pad[64 - sizeof(void *)];
+} pg_hazard;
+#define PG_HAZARD_TAG ((void *)(uintptr_t)2u) /* pg_page.priv of a page held through the hazard */
 
 /* The log index: page number -> offset of its frame in the current log generation. */
 typedef struct log_index {
@@ -146,6 +157,8 @@ struct pg_txn {
   uint64_t txnid;                /* write: id being written; read: snapshot id */
   uint8_t roots[PG_ROOTS];       /* snapshot roots, replaced by pg_set_roots */
   int slot;                      /* reader table slot (read txns) */
+  int hz;                        /* read txns: hazard slot, or -1 (then every read pins) */
+  bool hz_held;                  /* a page is held through the hazard */
   bool roots_set;
   /* write txns only */
   pg_ent **dht;                  /* dirty hash */
@@ -227,6 +240,15 @@ struct pager {
   _Atomic uint32_t evict_hand;   /* next stripe global eviction visits (pager_cache.c note 3) */
   _Atomic size_t ncached;        /* clean entries */
   _Atomic size_t ndirty;         /* resident dirty entries of the writer */
+  /* Lock-free point reads (pager_cache.c note 6): hazard slots, entries out of the table that a
+   * hazard may still name, and entry structs for reuse (they are never returned to malloc while
+   * the pager is open, so a reader walking a stale chain always reads an entry). */
+  pg_hazard hz[HZ_SLOTS];
+  uint32_t hz_used;              /* mu: bit i: hz[i] belongs to a read txn */
+  pthread_mutex_t retire_mu;
+  pg_ent *retired;               /* retire_mu: linked through next */
+  uint32_t nretired;
+  pg_ent *ent_free;              /* retire_mu: linked through next; gone = 1 */
 
   /* figures */
   _Atomic uint64_t hits, misses, commits, ckpts, fsyncs;
@@ -250,6 +272,9 @@ int pc_init(pager *p);
 void pc_free(pager *p);
 /* Looks pgno up; on a hit pins it and returns it. */
 pg_ent *pc_get(pager *p, uint32_t pgno);
+/* Looks pgno up without a lock or a pin and protects the entry with hazard slot hz until the
+ * caller stores NULL there. NULL when absent (or changing: the caller then takes pc_get). */
+pg_ent *pc_peek(pager *p, uint32_t pgno, pg_hazard *hz);
 /* Inserts a verified page buffer (taken) for pgno and pins it; returns the entry that holds it
  * (an existing one if another thread won the race: then buf is freed). NULL on OOM. */
 /* The page-number hash of the cache stripes, their tables, the dirty table and the read slots. */
