@@ -92,7 +92,8 @@ static void fill(nx_db *db, const char *coll, int n) {
     char j[512];
     snprintf(j, sizeof j,
              "{\"_id\": %d, \"name\": \"user number %d\", \"city\": \"Paris\", \"bio\": \"Lorem ipsum dolor sit amet, "
-             "consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore magna aliqua.\"}",
+             "consectetur adipiscing elit, sed do eiusmod tempor incididunt ut labore et dolore magna aliqua.\", "
+             "\"motto\": \"Lorem ipsum dolor sit amet, consectetur adipiscing elit.\"}",
              i, i);
     cr_assert_eq(nx_insert_one(db, t, coll, nx_json(j), NULL), NX_OK, "%s", nx_errmsg(db));
   }

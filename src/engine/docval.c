@@ -14,65 +14,134 @@
 
 #include "engine.h"
 
+/* LEB128 varints of the stored header (format 2); zigzag for the signed times. */
+static size_t put_varint(uint8_t *p, uint64_t v) {
+  size_t n = 0;
+  while (v >= 0x80) {
+    p[n++] = (uint8_t)(v | 0x80);
+    v >>= 7;
+  }
+  p[n++] = (uint8_t)v;
+  return n;
+}
+
+static bool get_varint(const uint8_t *p, size_t n, size_t *at, uint64_t *out) {
+  uint64_t v = 0;
+  for (unsigned shift = 0; shift < 64 && *at < n; shift += 7) {
+    uint8_t b = p[(*at)++];
+    v |= (uint64_t)(b & 0x7f) << shift;
+    if (!(b & 0x80)) {
+      *out = v;
+      return true;
+    }
+  }
+  return false;
+}
+
+static size_t vsize(uint64_t v) {
+  size_t n = 1;
+  while (v >= 0x80) {
+    v >>= 7;
+    n++;
+  }
+  return n;
+}
+
+static uint64_t zz(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
+static int64_t unzz(uint64_t v) { return (int64_t)(v >> 1) ^ -(int64_t)(v & 1); }
+
 int eng_doc_encode(const bson_t *doc, const nx_doc_meta *meta, unsigned compression, int level,
                    nx_buf *out) {
   out->len = 0;
-  size_t hdr = ENG_DOC_HDR + (meta->expires_ms ? 8u : 0u);
-  size_t blen = doc->len;
-  int rc = nx_buf_reserve(out, hdr + blen + 64);
-  if (rc != NX_OK) return rc;
-  uint8_t *p = out->data;
+  uint8_t hb[ENG_DOC_HDR_MAX];
   uint8_t flags = meta->expires_ms ? ENG_F_EXPIRY : 0;
-  size_t body = blen;
+  size_t blen = doc->len, body = blen;
+  int rc = nx_buf_reserve(out, ENG_DOC_HDR_MAX + blen);
+  if (rc != NX_OK) return rc;
+  uint8_t *zbuf = NULL;
+  size_t zcap = 0;
   if (compression == ENG_COMP_ZSTD && blen > 64) {
-    size_t bound = ZSTD_compressBound(blen);
-    rc = nx_buf_reserve(out, hdr + bound);
+    zcap = ZSTD_compressBound(blen);
+    rc = nx_buf_reserve(out, ENG_DOC_HDR_MAX + zcap);
     if (rc != NX_OK) return rc;
-    p = out->data;
-    size_t z = ZSTD_compress(p + hdr, bound, bson_get_data(doc), blen, level);
-    if (!ZSTD_isError(z) && z < blen) {
+    zbuf = out->data + ENG_DOC_HDR_MAX; /* compressed in place after the widest header, moved below */
+    size_t z = ZSTD_compress(zbuf, zcap, bson_get_data(doc), blen, level);
+    if (!ZSTD_isError(z) && z + vsize(blen) < blen) { /* a win after the length it adds */
       body = z;
       flags |= ENG_COMP_ZSTD;
     }
   } else if (compression == ENG_COMP_LZ4 && blen > 64) {
     int bound = LZ4_compressBound((int)blen);
-    rc = nx_buf_reserve(out, hdr + (size_t)bound);
+    rc = nx_buf_reserve(out, ENG_DOC_HDR_MAX + (size_t)bound);
     if (rc != NX_OK) return rc;
-    p = out->data;
-    int z = LZ4_compress_default((const char *)bson_get_data(doc), (char *)(p + hdr), (int)blen, bound);
-    if (z > 0 && (size_t)z < blen) {
+    zbuf = out->data + ENG_DOC_HDR_MAX;
+    int z = LZ4_compress_default((const char *)bson_get_data(doc), (char *)zbuf, (int)blen, bound);
+    if (z > 0 && (size_t)z + vsize(blen) < blen) {
       body = (size_t)z;
       flags |= ENG_COMP_LZ4;
     }
   }
-  if ((flags & ENG_F_COMP_MASK) == 0) memcpy(p + hdr, bson_get_data(doc), blen);
-  p[0] = ENG_DOC_FORMAT;
-  p[1] = flags;
-  p[2] = 0;
-  p[3] = 0;
-  nx_put32(p + 4, (uint32_t)blen);
-  nx_put64(p + 8, (uint64_t)meta->created_ms);
-  nx_put64(p + 16, (uint64_t)meta->updated_ms);
-  nx_put64(p + 24, meta->version);
-  if (meta->expires_ms) nx_put64(p + 32, (uint64_t)meta->expires_ms);
-  out->len = hdr + body;
+  size_t h = 0;
+  hb[h++] = ENG_DOC_FORMAT;
+  hb[h++] = flags;
+  h += put_varint(hb + h, zz(meta->created_ms));
+  h += put_varint(hb + h, zz((int64_t)((uint64_t)meta->updated_ms - (uint64_t)meta->created_ms)));
+  h += put_varint(hb + h, meta->version);
+  if (meta->expires_ms) h += put_varint(hb + h, zz(meta->expires_ms));
+  if (flags & ENG_F_COMP_MASK) h += put_varint(hb + h, blen);
+  uint8_t *p = out->data;
+  if (flags & ENG_F_COMP_MASK) memmove(p + h, zbuf, body);
+  else memcpy(p + h, bson_get_data(doc), blen);
+  memcpy(p, hb, h);
+  out->len = h + body;
   return NX_OK;
 }
 
-int eng_doc_decode(const char *coll, st_val v, nx_buf *scratch, eng_doc *out) {
-  if (v.n < ENG_DOC_HDR || v.p[0] != ENG_DOC_FORMAT)
-    return NX_CORRUPT_BKPT("collection '%s': stored document has a bad header (%zu bytes, format %u)", coll,
-                           v.n, v.n ? v.p[0] : 0u);
+/* Format 1 (files of the first two sessions): a fixed 32-byte header (40 with an expiry). */
+static int decode_v1(const char *coll, st_val v, size_t *hdr, uint32_t *blen, eng_doc *out) {
+  if (v.n < ENG_DOC_HDR_V1)
+    return NX_CORRUPT_BKPT("collection '%s': stored document has a bad header (%zu bytes)", coll, v.n);
   uint8_t flags = v.p[1];
-  size_t hdr = ENG_DOC_HDR + ((flags & ENG_F_EXPIRY) ? 8u : 0u);
-  uint32_t blen = nx_get32(v.p + 4);
-  if (v.n < hdr || blen < 5 || blen > DOC_MAX_BYTES + (1u << 20) || (flags & ~0x7u))
-    return NX_CORRUPT_BKPT("collection '%s': stored document header is inconsistent", coll);
+  *hdr = ENG_DOC_HDR_V1 + ((flags & ENG_F_EXPIRY) ? 8u : 0u);
+  *blen = nx_get32(v.p + 4);
   out->flags = flags;
   out->meta.created_ms = (int64_t)nx_get64(v.p + 8);
   out->meta.updated_ms = (int64_t)nx_get64(v.p + 16);
   out->meta.version = nx_get64(v.p + 24);
   out->meta.expires_ms = (flags & ENG_F_EXPIRY) ? (int64_t)nx_get64(v.p + 32) : 0;
+  if (v.n < *hdr) return NX_CORRUPT_BKPT("collection '%s': stored document header is inconsistent", coll);
+  return NX_OK;
+}
+
+int eng_doc_decode(const char *coll, st_val v, nx_buf *scratch, eng_doc *out) {
+  if (v.n < 2 || (v.p[0] != ENG_DOC_FORMAT && v.p[0] != 1))
+    return NX_CORRUPT_BKPT("collection '%s': stored document has a bad header (%zu bytes, format %u)", coll,
+                           v.n, v.n ? v.p[0] : 0u);
+  uint8_t flags = v.p[1];
+  if (flags & ~0x7u) return NX_CORRUPT_BKPT("collection '%s': stored document header is inconsistent", coll);
+  size_t hdr = 0;
+  uint32_t blen = 0;
+  if (v.p[0] == 1) {
+    int rc = decode_v1(coll, v, &hdr, &blen, out);
+    if (rc) return rc;
+  } else {
+    uint64_t c, u, ver, x = 0, bl = 0;
+    size_t at = 2;
+    bool ok = get_varint(v.p, v.n, &at, &c) && get_varint(v.p, v.n, &at, &u) && get_varint(v.p, v.n, &at, &ver);
+    if (ok && (flags & ENG_F_EXPIRY)) ok = get_varint(v.p, v.n, &at, &x);
+    if (ok && (flags & ENG_F_COMP_MASK)) ok = get_varint(v.p, v.n, &at, &bl);
+    if (!ok || bl > UINT32_MAX)
+      return NX_CORRUPT_BKPT("collection '%s': stored document header is inconsistent", coll);
+    out->flags = flags;
+    out->meta.created_ms = unzz(c);
+    out->meta.updated_ms = (int64_t)((uint64_t)out->meta.created_ms + (uint64_t)unzz(u));
+    out->meta.version = ver;
+    out->meta.expires_ms = (flags & ENG_F_EXPIRY) ? unzz(x) : 0;
+    hdr = at;
+    blen = (flags & ENG_F_COMP_MASK) ? (uint32_t)bl : (uint32_t)(v.n - at);
+  }
+  if (blen < 5 || blen > DOC_MAX_BYTES + (1u << 20))
+    return NX_CORRUPT_BKPT("collection '%s': stored document header is inconsistent", coll);
   const uint8_t *body = v.p + hdr;
   size_t bn = v.n - hdr;
   unsigned comp = flags & ENG_F_COMP_MASK;

@@ -10,18 +10,18 @@
  *   "c:" + name    one per collection; key: keyenc_key(_id) (memcmp order = MongoDB order of
  *                  _id, so natural order is _id order); value: the stored document (below).
  *
- * Stored document value (docval.c):
- *   OFFSET SIZE MEANING
- *        0    1 format (ENG_DOC_FORMAT = 1)
- *        1    1 flags: bits 0-1 compression of the body (0 none, 1 zstd, 2 lz4),
- *                      bit 2 an expiry follows the version
- *        2    2 reserved, zero
- *        4    4 length of the BSON (uncompressed), little-endian
- *        8    8 created_ms (int64, ms since the epoch)
- *       16    8 updated_ms
- *       24    8 version (1 at insert, +1 per change)
- *      [32    8 expires_ms, only when flag bit 2]
- *     32/40   . body: the BSON, or its zstd / lz4 compression
+ * Stored document value (docval.c), format 2 (10-12 bytes of header for a typical document):
+ *   SIZE   MEANING
+ *      1   format (ENG_DOC_FORMAT = 2)
+ *      1   flags: bits 0-1 compression of the body (0 none, 1 zstd, 2 lz4), bit 2 an expiry
+ *    var   created_ms, zigzag LEB128 varint (ms since the epoch)
+ *    var   updated_ms - created_ms, zigzag varint
+ *    var   version, varint (1 at insert, +1 per change)
+ *   [var   expires_ms, zigzag varint, only with flag bit 2]
+ *   [var   length of the uncompressed BSON, varint, only when compressed]
+ *      .   body: the BSON (its length is the rest of the value), or its zstd / lz4 compression
+ * Format 1 (the first files): a fixed 32-byte header (format, flags, 2 reserved, u32 BSON length,
+ * then created, updated, version as u64, and an u64 expiry with flag bit 2) is still read.
  *
  * Invariants:
  *   1. A collection exists iff its catalog entry and its "c:" tree both exist (both are created
@@ -158,8 +158,9 @@ int eng_catalog_get(nx_txn *t, const char *name, bson_t *out);
 int eng_catalog_put(nx_txn *t, const char *name, const bson_t *entry);
 
 /* ---- Stored documents ---- */
-#define ENG_DOC_FORMAT 1u
-#define ENG_DOC_HDR 32u
+#define ENG_DOC_FORMAT 2u
+#define ENG_DOC_HDR_V1 32u  /* format 1's fixed header */
+#define ENG_DOC_HDR_MAX 52u /* format 2: 2 + 4 varints of up to 10 bytes + 1 of up to 5 */
 #define ENG_F_COMP_MASK 0x3u
 #define ENG_F_EXPIRY 0x4u
 
