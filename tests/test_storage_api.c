@@ -819,3 +819,42 @@ Test(storage_api, lock_free_point_reads_see_their_snapshot_under_eviction_and_co
   cr_assert_eq(st_close(e), NX_OK);
   rm_tmp();
 }
+
+/* Storage format 2 changed the leaf cells; a file whose roots say format 1 is refused with
+ * NX_VERSION and a message saying what to do, never read with the wrong cell layout. */
+Test(storage_api, earlier_storage_format_is_refused_with_a_clear_message) {
+  mkdir_tmp();
+  char path[300];
+  path_in(path, sizeof path, "old.db");
+  st_env *e = open_env(path, 4096);
+  st_txn *w;
+  st_tree t;
+  cr_assert_eq(st_txn_begin(e, true, &w), NX_OK);
+  cr_assert_eq(st_tree_open(w, "t", true, &t), NX_OK);
+  cr_assert_eq(st_put(w, t, sv("k"), sv("v"), 0), NX_OK);
+  cr_assert_eq(st_txn_commit(w), NX_OK);
+  cr_assert_eq(st_close(e), NX_OK);
+  /* rewrite the roots' format field (offset 28) to 1 through the pager */
+  nx_open_opts o = NX_OPEN_OPTS_INIT;
+  pager *p;
+  cr_assert_eq(pager_open(path, &o, &p), NX_OK, "%s", nx_err_msg());
+  pg_txn *pt;
+  cr_assert_eq(pager_begin(p, true, &pt), NX_OK);
+  uint8_t roots[PG_ROOTS];
+  memcpy(roots, pg_roots(pt), PG_ROOTS);
+  cr_assert_eq(nx_get32(roots + 28), 2);
+  nx_put32(roots + 28, 1);
+  pg_set_roots(pt, roots);
+  cr_assert_eq(pager_commit(pt), NX_OK, "%s", nx_err_msg());
+  cr_assert_eq(pager_close(p), NX_OK);
+  int rc = st_open(path, &o, &e);
+  if (rc == NX_OK) {
+    rc = st_txn_begin(e, false, &w);
+    if (rc == NX_OK) st_txn_abort(w);
+    st_close(e);
+  }
+  cr_assert_eq(rc, NX_VERSION, "%s", nx_code_name(rc));
+  cr_assert(strstr(nx_err_msg(), "storage format 1") && strstr(nx_err_msg(), "earlier NexusLite"), "%s",
+            nx_err_msg());
+  rm_tmp();
+}

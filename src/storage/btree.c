@@ -90,9 +90,9 @@ void bt_read_free(pg_txn *t, bt_read *r) {
 
 /* ---- Page helpers (pages here are validated or our own) ---- */
 static uint32_t cell_size(const uint8_t *c, bool leaf) {
-  uint32_t kl = nx_get16(c);
-  if (!leaf) return 14 + kl;
-  return 7 + kl + ((c[2] & BT_F_OVF) ? 12 : nx_get32(c + 3));
+  if (!leaf) return 14 + (uint32_t)nx_get16(c);
+  bt_lc lc;
+  return bt_lc_decode(c, UINT32_MAX, &lc) ? lc.size : 0; /* pages here were validated */
 }
 
 static uint32_t page_used(const uint8_t *pg, uint32_t ps) {
@@ -157,17 +157,23 @@ static void page_remove(uint8_t *pg, uint32_t ps, bool leaf, uint32_t i) {
 int bt_page_validate(const uint8_t *pg, uint32_t ps, bool leaf, uint32_t pgno) {
   if (!bt_hdr_ok(pg, ps))
     return NX_CORRUPT_BKPT("btree page %u: bad header (n %u, upper %u)", pgno, bt_n(pg), bt_upper(pg));
-  uint32_t n = bt_n(pg), sum = 0, h = leaf ? 7u : 14u, lo = bt_upper(pg);
+  uint32_t n = bt_n(pg), sum = 0, h = leaf ? 2u : 14u, lo = bt_upper(pg);
   for (uint32_t i = 0; i < n; i++) {
     uint32_t off = bt_slot(pg, i);
     if (off < lo || off + h > ps) return NX_CORRUPT_BKPT("btree page %u: slot %u offset %u out of page", pgno, i, off);
     const uint8_t *c = pg + off;
-    if (nx_get16(c) > BT_MAX_KEY) return NX_CORRUPT_BKPT("btree page %u: key %u too long", pgno, i);
-    if (leaf && !(c[2] & BT_F_OVF) && nx_get32(c + 3) > ps)
-      return NX_CORRUPT_BKPT("btree page %u: inline value %u too long", pgno, i);
-    if (leaf && (c[2] & BT_F_OVF) && nx_get32(c + 3) > BT_MAX_VALUE)
-      return NX_CORRUPT_BKPT("btree page %u: value %u too long", pgno, i);
-    uint32_t sz = cell_size(c, leaf);
+    uint32_t sz;
+    if (leaf) {
+      bt_lc lc;
+      if (!bt_lc_decode(c, ps - off, &lc))
+        return NX_CORRUPT_BKPT("btree page %u: cell %u at %u is malformed or overruns the page", pgno, i, off);
+      if (lc.klen > BT_MAX_KEY) return NX_CORRUPT_BKPT("btree page %u: key %u too long", pgno, i);
+      if (lc.ovf && lc.vlen > BT_MAX_VALUE) return NX_CORRUPT_BKPT("btree page %u: value %u too long", pgno, i);
+      sz = lc.size;
+    } else {
+      if (nx_get16(c) > BT_MAX_KEY) return NX_CORRUPT_BKPT("btree page %u: key %u too long", pgno, i);
+      sz = cell_size(c, false);
+    }
     if (off + sz > ps) return NX_CORRUPT_BKPT("btree page %u: cell %u at %u overruns the page", pgno, i, off);
     sum += sz;
   }
@@ -324,9 +330,9 @@ int bt_ovf_walk(pg_txn *t, uint32_t pgno, uint64_t txn, uint32_t vlen, bool free
 
 /* Frees the overflow chain of a leaf cell, if it has one. */
 static int cell_free_ovf(pg_txn *t, const uint8_t *c) {
-  if (!(c[2] & BT_F_OVF)) return NX_OK;
-  uint32_t kl = nx_get16(c);
-  return bt_ovf_walk(t, nx_get32(c + 7 + kl), nx_get64(c + 11 + kl), nx_get32(c + 3), true, NULL, NULL);
+  bt_lc lc;
+  if (!bt_lc_decode(c, UINT32_MAX, &lc) || !lc.ovf) return NX_OK; /* pages here were validated */
+  return bt_ovf_walk(t, nx_get32(c + lc.voff), nx_get64(c + lc.voff + 4), lc.vlen, true, NULL, NULL);
 }
 
 /* ---- Get ---- */
@@ -405,14 +411,15 @@ int bt_get_cached(pg_txn *t, bt_pincache *pc, const bt_desc *d, const uint8_t *k
     return rc ? rc : NX_NOTFOUND;
   }
   const uint8_t *c = p.data + bt_slot(p.data, i);
-  uint32_t off = bt_slot(p.data, i) + 7 + (uint32_t)klen, vl = nx_get32(c + 3);
-  if (c[2] & BT_F_OVF) {
-    if (off + 12 > ps) {
-      pg_release(t, &p);
-      return NX_CORRUPT_BKPT("btree leaf %u: overflow reference out of page", p.pgno);
-    }
-    uint32_t first = nx_get32(c + 7 + klen);
-    uint64_t otxn = nx_get64(c + 11 + klen);
+  bt_lc lc;
+  if (!bt_lc_decode(c, ps - bt_slot(p.data, i), &lc)) {
+    pg_release(t, &p);
+    return NX_CORRUPT_BKPT("btree leaf %u: entry %u is malformed or overruns the page", p.pgno, i);
+  }
+  uint32_t off = bt_slot(p.data, i) + lc.voff, vl = lc.vlen;
+  if (lc.ovf) {
+    uint32_t first = nx_get32(c + lc.voff);
+    uint64_t otxn = nx_get64(c + lc.voff + 4);
     pg_release(t, &p);
     if (vl > BT_MAX_VALUE) return NX_CORRUPT_BKPT("btree: value of %u bytes", vl);
     rc = bt_ovf_read(t, first, otxn, vl, &r->buf);
@@ -606,12 +613,9 @@ int bt_put(pg_txn *t, bt_scratch *s, bt_desc *d, const uint8_t *key, size_t klen
   }
   /* Build the leaf cell (writing the overflow chain first, before the path is touched). */
   uint8_t *c = s->cell;
-  uint32_t csize = 7 + (uint32_t)klen;
-  nx_put16(c, (uint16_t)klen);
-  nx_put32(c + 3, (uint32_t)vlen);
-  if (klen) memcpy(c + 7, key, klen);
-  if (7 + klen + vlen <= bt_max_cell(ps)) {
-    c[2] = 0;
+  bool inl = bt_lc_size((uint32_t)klen, (uint32_t)vlen, false) <= bt_max_cell(ps);
+  uint32_t csize = bt_lc_write(c, key, (uint32_t)klen, (uint32_t)vlen, !inl);
+  if (inl) {
     if (vlen) memcpy(c + csize, val, vlen);
     csize += (uint32_t)vlen;
   } else {
@@ -619,7 +623,6 @@ int bt_put(pg_txn *t, bt_scratch *s, bt_desc *d, const uint8_t *key, size_t klen
     uint64_t otxn;
     rc = bt_ovf_write(t, val, vlen, &first, &otxn);
     if (rc) goto done;
-    c[2] = BT_F_OVF;
     nx_put32(c + csize, first);
     nx_put64(c + csize + 4, otxn);
     csize += 12;
@@ -628,12 +631,13 @@ int bt_put(pg_txn *t, bt_scratch *s, bt_desc *d, const uint8_t *key, size_t klen
   if (rc) goto done;
   int leaf = p.depth - 1;
   uint32_t i = p.idx[leaf];
-  if (p.exact && c[2] == 0) {
+  if (p.exact && inl) {
     /* a value replaced by one of the same size (an update that changes no length): overwrite
      * it where it is, no cell moves */
     uint8_t *old = p.pg[leaf].data + bt_slot(p.pg[leaf].data, i);
-    if (old[2] == 0 && nx_get16(old) == klen && nx_get32(old + 3) == vlen && cell_size(old, true) == csize) {
-      if (vlen) memcpy(old + 7 + klen, val, vlen);
+    bt_lc lc;
+    if (bt_lc_decode(old, UINT32_MAX, &lc) && !lc.ovf && lc.klen == klen && lc.vlen == vlen && lc.size == csize) {
+      if (vlen) memcpy(old + lc.voff, val, vlen);
       goto done;
     }
   }
@@ -819,10 +823,9 @@ static int walk(pg_txn *t, uint32_t pgno, uint64_t txn, uint32_t lvl, uint32_t d
   for (uint32_t i = 0; rc == NX_OK && i < n; i++) {
     const uint8_t *c = p.data + bt_slot(p.data, i);
     if (leaf) {
-      if (c[2] & BT_F_OVF) {
-        uint32_t kl = nx_get16(c);
-        rc = bt_ovf_walk(t, nx_get32(c + 7 + kl), nx_get64(c + 11 + kl), nx_get32(c + 3), free_pages, mark, mctx);
-      }
+      bt_lc lc;
+      if (bt_lc_decode(c, UINT32_MAX, &lc) && lc.ovf) /* validated above */
+        rc = bt_ovf_walk(t, nx_get32(c + lc.voff), nx_get64(c + lc.voff + 4), lc.vlen, free_pages, mark, mctx);
     } else {
       rc = walk(t, nx_get32(c + 2), nx_get64(c + 6), lvl + 1, depth, free_pages, mark, mctx);
     }

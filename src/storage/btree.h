@@ -23,8 +23,10 @@
  *   +--------+--------+------------------+-------------+-------+-------+-------+
  *   0        24       40                               ^upper                  page_size
  *
- * Leaf cell:  0 2 klen | 2 1 flags (BT_F_OVF) | 3 4 vlen (whole value) | 7 klen key |
- *             inline value (vlen bytes), or with BT_F_OVF: 4 first overflow pgno, 8 its txn id
+ * Leaf cell:  varint klen | key | varint (vlen << 1 | BT_F_OVF) (vlen = the whole value's length) |
+ *             inline value (vlen bytes), or with BT_F_OVF: 4 first overflow pgno, 8 its txn id.
+ *             Varints are LEB128: klen takes 1-2 bytes, the value word 1-4 (storage format 2;
+ *             format 1 had a fixed 7-byte header: u16 klen, u8 flags, u32 vlen).
  * Branch cell: 0 2 klen | 2 4 child pgno | 6 8 child txn id | 14 klen key
  *             Entry 0's key is ignored by searches (it stands for minus infinity); child i holds
  *             the keys k with key(i) <= k < key(i+1).
@@ -201,15 +203,92 @@ static inline bool bt_hdr_ok(const uint8_t *pg, uint32_t ps) {
   uint32_t n = bt_n(pg), up = bt_upper(pg);
   return BT_HDR_END + 2 * n <= up && up <= ps && bt_garbage(pg) <= ps - up;
 }
+/* A decoded leaf cell: offsets are from the cell's first byte. */
+typedef struct bt_lc {
+  uint32_t koff, klen; /* the key */
+  uint32_t voff;       /* the inline value, or the 12-byte overflow reference */
+  uint32_t vlen;       /* the whole value's length */
+  bool ovf;            /* the value lives in an overflow chain */
+  uint32_t size;       /* bytes of the cell */
+} bt_lc;
+
+/* Bytes of the LEB128 varint of v (v < 2^28). */
+static inline uint32_t bt_vlen(uint32_t v) { return v < 0x80u ? 1 : v < 0x4000u ? 2 : v < 0x200000u ? 3 : 4; }
+
+/* Decodes the leaf cell at c, of which avail bytes lie in the page; false when it does not fit
+ * or is malformed (corruption). */
+static inline bool bt_lc_decode(const uint8_t *c, uint32_t avail, bt_lc *o) {
+  if (avail < 2) return false;
+  uint32_t at = 1, kl = c[0];
+  if (kl & 0x80u) {
+    if (c[1] & 0x80u) return false;
+    kl = (kl & 0x7fu) | ((uint32_t)c[1] << 7);
+    at = 2;
+  }
+  if (kl > avail - at) return false;
+  o->koff = at;
+  o->klen = kl;
+  at += kl;
+  uint32_t vw = 0;
+  for (uint32_t shift = 0;; shift += 7) {
+    if (at >= avail || shift > 21) return false;
+    uint8_t b = c[at++];
+    vw |= (uint32_t)(b & 0x7fu) << shift;
+    if (!(b & 0x80u)) break;
+  }
+  o->ovf = (vw & BT_F_OVF) != 0;
+  o->vlen = vw >> 1;
+  o->voff = at;
+  uint32_t body = o->ovf ? 12u : o->vlen;
+  if (body > avail - at) return false;
+  o->size = at + body;
+  return true;
+}
+
+/* Bytes of a leaf cell with a klen-byte key and a vlen-byte value, inline or in overflow. */
+static inline uint32_t bt_lc_size(uint32_t klen, uint32_t vlen, bool ovf) {
+  return bt_vlen(klen) + klen + bt_vlen(vlen << 1 | (ovf ? 1u : 0u)) + (ovf ? 12u : vlen);
+}
+
+/* Writes a leaf cell's header and key at c; returns the offset where the value (or the overflow
+ * reference) goes. */
+static inline uint32_t bt_lc_write(uint8_t *c, const uint8_t *key, uint32_t klen, uint32_t vlen, bool ovf) {
+  uint32_t at = 0;
+  for (uint32_t v = klen;; v >>= 7) {
+    c[at++] = (uint8_t)((v & 0x7fu) | (v >= 0x80u ? 0x80u : 0u));
+    if (v < 0x80u) break;
+  }
+  if (klen) memcpy(c + at, key, klen);
+  at += klen;
+  for (uint32_t v = vlen << 1 | (ovf ? 1u : 0u);; v >>= 7) {
+    c[at++] = (uint8_t)((v & 0x7fu) | (v >= 0x80u ? 0x80u : 0u));
+    if (v < 0x80u) break;
+  }
+  return at;
+}
+
 /* Key of entry i of a leaf or branch page, bounds-checked: false when the cell is out of the
  * page (corruption). */
 static inline bool bt_key(const uint8_t *pg, uint32_t ps, bool leaf, uint32_t i, const uint8_t **k,
                           size_t *kn) {
-  uint32_t off = bt_slot(pg, i), h = leaf ? 7u : 14u;
-  if (off < BT_HDR_END || off + h > ps) return false;
-  uint32_t kl = nx_get16(pg + off);
+  uint32_t off = bt_slot(pg, i);
+  if (off < BT_HDR_END || off + 2 > ps) return false;
+  const uint8_t *c = pg + off;
+  uint32_t h, kl;
+  if (leaf) {
+    kl = c[0];
+    h = 1;
+    if (kl & 0x80u) {
+      kl = (kl & 0x7fu) | ((uint32_t)(c[1] & 0x7fu) << 7);
+      h = 2;
+    }
+  } else {
+    h = 14;
+    if (off + h > ps) return false;
+    kl = nx_get16(c);
+  }
   if (off + h + kl > ps) return false;
-  *k = pg + off + h;
+  *k = c + h;
   *kn = kl;
   return true;
 }

@@ -82,12 +82,9 @@ static int rb_add(rb_ctx *r, uint32_t lvl, const uint8_t *cell, uint32_t n) {
 static int leaf_cell(pg_txn *t, bt_scratch *s, const uint8_t *k, size_t kn, const uint8_t *v, size_t vn,
                      uint32_t *n) {
   uint8_t *c = s->cell;
-  uint32_t sz = 7 + (uint32_t)kn;
-  nx_put16(c, (uint16_t)kn);
-  nx_put32(c + 3, (uint32_t)vn);
-  if (kn) memcpy(c + 7, k, kn);
-  if (7 + kn + vn <= bt_max_cell(s->page_size)) {
-    c[2] = 0;
+  bool inl = bt_lc_size((uint32_t)kn, (uint32_t)vn, false) <= bt_max_cell(s->page_size);
+  uint32_t sz = bt_lc_write(c, k, (uint32_t)kn, (uint32_t)vn, !inl);
+  if (inl) {
     if (vn) memcpy(c + sz, v, vn);
     sz += (uint32_t)vn;
   } else {
@@ -95,7 +92,6 @@ static int leaf_cell(pg_txn *t, bt_scratch *s, const uint8_t *k, size_t kn, cons
     uint64_t otxn;
     int rc = bt_ovf_write(t, v, vn, &first, &otxn);
     if (rc) return rc;
-    c[2] = BT_F_OVF;
     nx_put32(c + sz, first);
     nx_put64(c + sz + 4, otxn);
     sz += 12;
@@ -180,7 +176,8 @@ static int reloc(pg_txn *t, nx_buf *buf, uint32_t *pgno, uint64_t *txn, uint32_t
   uint32_t n = bt_n(p.data);
   for (uint32_t i = 0; rc == NX_OK && i < n; i++) {
     const uint8_t *c = p.data + bt_slot(p.data, i);
-    uint32_t kl = nx_get16(c);
+    bt_lc lc = {0};
+    if (leaf && !bt_lc_decode(c, UINT32_MAX, &lc)) continue; /* validated above */
     if (!leaf) {
       uint32_t cp = nx_get32(c + 2);
       uint64_t ct = nx_get64(c + 6);
@@ -194,9 +191,9 @@ static int reloc(pg_txn *t, nx_buf *buf, uint32_t *pgno, uint64_t *txn, uint32_t
           nx_put64(w + 6, ct);
         }
       }
-    } else if (c[2] & BT_F_OVF) {
-      uint32_t first = nx_get32(c + 7 + kl), vl = nx_get32(c + 3);
-      uint64_t otxn = nx_get64(c + 11 + kl);
+    } else if (lc.ovf) {
+      uint32_t first = nx_get32(c + lc.voff), vl = lc.vlen;
+      uint64_t otxn = nx_get64(c + lc.voff + 4);
       rl_max m = {0};
       rc = bt_ovf_walk(t, first, otxn, vl, false, rl_mark, &m);
       if (rc || m.max < limit) continue;
@@ -208,8 +205,8 @@ static int reloc(pg_txn *t, nx_buf *buf, uint32_t *pgno, uint64_t *txn, uint32_t
       if (rc == NX_OK && !written && (rc = pg_write(t, &p)) == NX_OK) written = true;
       if (rc == NX_OK) {
         uint8_t *w = p.data + bt_slot(p.data, i);
-        nx_put32(w + 7 + kl, nf);
-        nx_put64(w + 11 + kl, nt);
+        nx_put32(w + lc.voff, nf);
+        nx_put64(w + lc.voff + 4, nt);
       }
     }
   }

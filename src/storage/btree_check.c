@@ -71,7 +71,9 @@ static int ck_page(ck_ctx *k, uint32_t pgno, uint64_t txn, uint32_t lvl, ck_boun
     const uint8_t *key = NULL, *c = pg + bt_slot(pg, i);
     size_t kn = 0;
     bt_key(pg, k->ps, leaf, i, &key, &kn);
-    uint32_t csz = leaf ? 7 + (uint32_t)kn + ((c[2] & BT_F_OVF) ? 12 : nx_get32(c + 3)) : 14 + (uint32_t)kn;
+    bt_lc lc = {0};
+    if (leaf) (void)bt_lc_decode(c, k->ps - bt_slot(pg, i), &lc); /* bt_page_validate checked it */
+    uint32_t csz = leaf ? lc.size : 14 + (uint32_t)kn;
     if (csz > maxc) {
       rc = NX_CORRUPT_BKPT("btree page %u: cell %u of %u bytes exceeds %u", pgno, i, csz, maxc);
       break;
@@ -90,13 +92,13 @@ static int ck_page(ck_ctx *k, uint32_t pgno, uint64_t txn, uint32_t lvl, ck_boun
     }
     if (leaf) {
       k->st->entries++;
-      if (c[2] & BT_F_OVF) {
-        uint32_t vl = nx_get32(c + 3);
-        if (7 + kn + vl <= maxc) {
+      if (lc.ovf) {
+        uint32_t vl = lc.vlen;
+        if (bt_lc_size((uint32_t)kn, vl, false) <= maxc) {
           rc = NX_CORRUPT_BKPT("btree page %u: value %u of %u bytes in overflow but fits inline", pgno, i, vl);
           break;
         }
-        rc = ck_ovf(k, pgno, nx_get32(c + 7 + kn), nx_get64(c + 11 + kn), vl);
+        rc = ck_ovf(k, pgno, nx_get32(c + lc.voff), nx_get64(c + lc.voff + 4), vl);
       }
     } else {
       ck_bound clo = lo, chi = hi;

@@ -222,15 +222,18 @@ int bt_cursor_get(bt_cursor *c, const uint8_t **key, size_t *klen, const uint8_t
     __builtin_prefetch(next + 64);
     __builtin_prefetch(next + 128);
   }
-  uint32_t vl = nx_get32(cell + 3);
-  size_t off = (size_t)(k - pg) + kn;
   if (key) {
     *key = k;
     *klen = kn;
   }
   if (!val) return NX_OK;
-  if (cell[2] & BT_F_OVF) {
-    if (off + 12 > ps || vl > BT_MAX_VALUE)
+  bt_lc lc;
+  if (!bt_lc_decode(cell, ps - bt_slot(pg, i), &lc))
+    return NX_CORRUPT_BKPT("btree leaf %u: entry %u is malformed or overruns the page", c->pg[lvl].pgno, i);
+  uint32_t vl = lc.vlen;
+  size_t off = bt_slot(pg, i) + lc.voff;
+  if (lc.ovf) {
+    if (vl > BT_MAX_VALUE)
       return NX_CORRUPT_BKPT("btree leaf %u: bad overflow reference at entry %u", c->pg[lvl].pgno, i);
     int rc = bt_ovf_read(c->t, nx_get32(pg + off), nx_get64(pg + off + 4), vl, &c->buf);
     if (rc) return rc;

@@ -18,7 +18,7 @@
  *   OFFSET SIZE MEANING
  *        0   24 catalog descriptor (root u32, depth u32, root txn u64, count u64)
  *       24    4 magic "NXST" (all 64 bytes zero in a new file)
- *       28    4 storage format version (1)
+ *       28    4 storage format version (2; 1 had fixed 7-byte leaf cell headers)
  *       32   32 reserved, zero
  * Catalog entry: key = tree name (1..ST_MAX_NAME bytes, no NUL); value (32 bytes):
  *        0   24 the tree's descriptor
@@ -32,7 +32,7 @@
 #include "pager.h"
 
 #define ST_ROOTS_MAGIC 0x5453584eu /* "NXST" little-endian */
-#define ST_FORMAT 1u
+#define ST_FORMAT 2u /* 2: varint leaf cell headers (third session) */
 #define ST_CAT_VAL 32u
 
 struct st_env {
@@ -148,8 +148,13 @@ static int load_roots(st_txn *t) {
   }
   if (nx_get32(r + 24) != ST_ROOTS_MAGIC)
     return NX_CORRUPT_BKPT("storage roots: bad magic 0x%08x", nx_get32(r + 24));
-  if (nx_get32(r + 28) > ST_FORMAT)
-    return nx_err(NX_VERSION, "storage format %u is newer than this library's %u", nx_get32(r + 28), ST_FORMAT);
+  if (nx_get32(r + 28) != ST_FORMAT) {
+    uint32_t f = nx_get32(r + 28);
+    if (f > ST_FORMAT)
+      return nx_err(NX_VERSION, "storage format %u is newer than this library's %u", f, ST_FORMAT);
+    return nx_err(NX_VERSION, "storage format %u was written by an earlier NexusLite (this library reads format %u: "
+                  "leaf cells changed); export it with that version and import it here", f, ST_FORMAT);
+  }
   bt_desc_load(&t->cat, r);
   return NX_OK;
 }
