@@ -347,11 +347,13 @@ static void txn_free(pg_txn *t);
 
 uint8_t *pg_buf_alloc(pager *p, bool zero) {
   uint8_t *b = NULL;
-  if (p->buf_free) { /* racy peek; decided under the lock */
+  if (__atomic_load_n(&p->buf_free, __ATOMIC_RELAXED)) { /* a peek; decided under the lock */
     pthread_mutex_lock(&p->bufmu);
     b = p->buf_free;
     if (b) {
-      memcpy(&p->buf_free, b, sizeof(void *));
+      void *next;
+      memcpy(&next, b, sizeof next);
+      __atomic_store_n(&p->buf_free, next, __ATOMIC_RELAXED);
       p->nbuf--;
     }
     pthread_mutex_unlock(&p->bufmu);
@@ -367,7 +369,7 @@ void pg_buf_free(pager *p, uint8_t *b) {
   pthread_mutex_lock(&p->bufmu);
   if (p->nbuf < max) {
     memcpy(b, &p->buf_free, sizeof(void *));
-    p->buf_free = b;
+    __atomic_store_n(&p->buf_free, (void *)b, __ATOMIC_RELAXED);
     p->nbuf++;
     b = NULL;
   }
