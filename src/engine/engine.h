@@ -160,7 +160,7 @@ int eng_catalog_put(nx_txn *t, const char *name, const bson_t *entry);
 /* ---- Stored documents ---- */
 #define ENG_DOC_FORMAT 2u
 #define ENG_DOC_HDR_V1 32u  /* format 1's fixed header */
-#define ENG_DOC_HDR_MAX 52u /* format 2: 2 + 4 varints of up to 10 bytes + 1 of up to 5 */
+#define ENG_DOC_HDR_MAX 47u /* format 2: 2 + 4 varints of up to 10 bytes + 1 of up to 5 */
 #define ENG_F_COMP_MASK 0x3u
 #define ENG_F_EXPIRY 0x4u
 

@@ -431,10 +431,6 @@ int bt_get_cached(pg_txn *t, bt_pincache *pc, const bt_desc *d, const uint8_t *k
     *vlen = vl;
     return NX_OK;
   }
-  if ((uint64_t)off + vl > ps) {
-    pg_release(t, &p);
-    return NX_CORRUPT_BKPT("btree leaf %u: value of entry %u out of page", p.pgno, i);
-  }
   r->leaf = p;
   r->has_leaf = true;
   *val = p.data + off;
