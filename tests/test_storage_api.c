@@ -707,10 +707,11 @@ Test(storage_api, full_scan_does_not_flush_the_working_set) {
   rm_tmp();
 }
 
-/* ---- lock-free point reads (pager_cache.c note 6) ----
+/* ---- lock-free point reads (pager_cache.c notes 6 and 7) ----
  * Point readers in two threads, a 64-page cache that evicts on nearly every read, and a writer
  * that replaces cached pages in every commit and checkpoints: each get must return the value of
- * its own snapshot. The writer's round r rewrites the keys with i % 7 == r % 7 as "i:r", and a
+ * its own snapshot. One reader begins a new txn each time, the other restarts one parked txn,
+ * whose read hints (note 7) then meet pages evicted and replaced under other snapshots. The writer's round r rewrites the keys with i % 7 == r % 7 as "i:r", and a
  * marker key holds the last round, so a snapshot that reads round R expects key i to hold
  * "i:R'" with R' the last round <= R of its residue class ("i:-1" before any). */
 #define PR_KEYS 3000
@@ -722,6 +723,7 @@ typedef struct pr_arg {
   int bad, gets, txns;
   char first_bad[96];
   _Atomic int *stop;
+  bool keep; /* one parked txn restarted on each new snapshot: its read hints outlive snapshots */
 } pr_arg;
 
 static int pr_expected_round(int i, int R) {
@@ -731,16 +733,18 @@ static int pr_expected_round(int i, int R) {
 
 static void *point_reader(void *arg) {
   pr_arg *a = arg;
+  st_txn *r = NULL;
   while (!atomic_load(a->stop) || a->txns < 50) {
-    st_txn *r;
     st_tree t;
-    if (st_txn_begin(a->e, false, &r) != NX_OK) {
+    bool kept;
+    if (r ? st_txn_restart(r, false, &kept) != NX_OK : st_txn_begin(a->e, false, &r) != NX_OK) {
       a->bad++;
       break;
     }
     if (st_tree_open(r, "t", false, &t) != NX_OK) {
       a->bad++;
       st_txn_abort(r);
+      r = NULL;
       break;
     }
     st_val m;
@@ -765,9 +769,15 @@ static void *point_reader(void *arg) {
                    rc == NX_OK ? (int)v.n : 0, rc == NX_OK ? (const char *)v.p : "", want, R);
       }
     }
-    st_txn_abort(r);
+    if (a->keep) {
+      st_txn_abort_keep(r);
+    } else {
+      st_txn_abort(r);
+      r = NULL;
+    }
     a->txns++;
   }
+  st_txn_free(r); /* parked (or NULL) */
   return NULL;
 }
 
@@ -793,7 +803,7 @@ Test(storage_api, lock_free_point_reads_see_their_snapshot_under_eviction_and_co
   cr_assert_eq(st_put(w, tw, sv("round"), sv("-1"), 0), NX_OK);
   cr_assert_eq(st_txn_commit(w), NX_OK);
   _Atomic int stop = 0;
-  pr_arg a[2] = {{e, 1, 0, 0, 0, "", &stop}, {e, 2, 0, 0, 0, "", &stop}};
+  pr_arg a[2] = {{e, 1, 0, 0, 0, "", &stop, false}, {e, 2, 0, 0, 0, "", &stop, true}};
   pthread_t th[2];
   for (int i = 0; i < 2; i++) cr_assert_eq(pthread_create(&th[i], NULL, point_reader, &a[i]), 0);
   for (int r = 0; r < PR_ROUNDS; r++) {

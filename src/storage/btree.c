@@ -340,28 +340,66 @@ static int cell_free_ovf(pg_txn *t, const uint8_t *c) {
 
 /* ---- Get ---- */
 void bt_pincache_release(pg_txn *t, bt_pincache *pc) {
-  while (pc->used) {
-    unsigned i = (unsigned)__builtin_ctzll(pc->used);
-    pc->used &= pc->used - 1;
-    if (pc->pgno[i]) pg_release(t, &pc->pg[i]);
-    pc->pgno[i] = 0;
+  for (unsigned w = 0; w < BT_PC_SLOTS / 64; w++)
+    while (pc->used[w]) {
+      unsigned i = w * 64 + (unsigned)__builtin_ctzll(pc->used[w]);
+      pc->used[w] &= pc->used[w] - 1;
+      if (pc->pgno[i]) pg_release(t, &pc->pg[i]);
+      pc->pgno[i] = 0;
+    }
+}
+
+void bt_pincache_free(pg_txn *t, bt_pincache *pc) {
+  if (t) bt_pincache_release(t, pc);
+  for (uint32_t i = 0; i < BT_PC_SLOTS; i++) {
+    nx_free(pc->hint[i]);
+    pc->hint[i] = NULL;
+    pc->nhint[i] = 0;
   }
 }
 
+/* The hint for child ci of the branch in slot (NULL when there is no room for one). */
+static pg_hint *pc_hint(bt_pincache *pc, uint32_t slot, uint32_t ci) {
+  if (ci < pc->nhint[slot]) return &pc->hint[slot][ci];
+  if (ci >= 65536) return NULL;
+  uint32_t n = (ci + 64) & ~63u;
+  pg_hint *h = nx_realloc(pc->hint[slot], n * sizeof *h);
+  if (!h) return NULL; /* a read without a hint */
+  memset(h + pc->nhint[slot], 0, (n - pc->nhint[slot]) * sizeof *h);
+  pc->hint[slot] = h;
+  pc->nhint[slot] = n;
+  return &h[ci];
+}
+
 /* A branch page through the pin cache: *out is borrowed from the cache (do not release). */
-static int pc_branch(pg_txn *t, bt_pincache *pc, uint32_t pgno, uint64_t txn, const uint8_t **out) {
-  uint32_t slot = (pgno * 2654435761u) >> 26; /* 64 slots */
-  if (pc->pgno[slot] == pgno) {
-    *out = pc->pg[slot].data;
-    return NX_OK;
-  }
+static int pc_branch(pg_txn *t, bt_pincache *pc, uint32_t pgno, uint64_t txn, const uint8_t **out,
+                     uint32_t *slot_out) {
+  /* a full mix: branch page numbers come in strides (one per ~fanout leaves of a sequential
+   * load), which the top bits of a single multiply spread over only a fraction of the slots */
+  uint32_t h = pgno * 0x9E3779B1u;
+  h ^= h >> 15;
+  h *= 0x85EBCA77u;
+  h ^= h >> 13;
+  /* two ways per set, the less recently used one replaced: ~110 branches in 256 direct-mapped
+   * slots still evicted each other on every other read */
+  uint32_t s0 = (h & (BT_PC_SLOTS / 2 - 1)) * 2, slot;
+  for (slot = s0; slot < s0 + 2; slot++)
+    if (pc->pgno[slot] == pgno) {
+      pc->mru[s0 / 2] = (uint8_t)(slot - s0);
+      *slot_out = slot;
+      *out = pc->pg[slot].data;
+      return NX_OK;
+    }
   pg_page p;
   int rc = bt_get_node(t, pgno, txn, false, &p);
   if (rc) return rc;
+  slot = !pc->pgno[s0] ? s0 : !pc->pgno[s0 + 1] ? s0 + 1 : s0 + 1u - pc->mru[s0 / 2];
+  pc->mru[s0 / 2] = (uint8_t)(slot - s0);
+  *slot_out = slot;
   if (pc->pgno[slot]) pg_release(t, &pc->pg[slot]);
   pc->pg[slot] = p;
   pc->pgno[slot] = pgno;
-  pc->used |= 1ull << slot;
+  pc->used[slot / 64] |= 1ull << (slot % 64);
   *out = p.data;
   return NX_OK;
 }
@@ -380,20 +418,22 @@ int bt_get_cached(pg_txn *t, bt_pincache *pc, const bt_desc *d, const uint8_t *k
   uint32_t pgno = d->root;
   uint64_t txn = d->root_txn;
   pg_page p;
+  pg_hint *hint = NULL;
   for (uint32_t lvl = 0;; lvl++) {
     bool leaf = lvl + 1 == d->depth;
     int rc;
     if (pc && !leaf) {
       const uint8_t *b;
-      uint32_t ci, bp = pgno;
-      rc = pc_branch(t, pc, pgno, txn, &b);
+      uint32_t ci, bp = pgno, slot;
+      rc = pc_branch(t, pc, pgno, txn, &b, &slot);
       if (rc == NX_OK) rc = bt_branch_find(b, ps, bp, key, klen, &ci);
       if (rc) return rc;
       child_ref(b, ci, &pgno, &txn);
+      if (lvl + 2 == d->depth) hint = pc_hint(pc, slot, ci);
       continue;
     }
     if (leaf) { /* the one page a point read holds: no pin when the pager can avoid it */
-      rc = pg_get_point(t, pgno, txn, &p);
+      rc = pg_get_point(t, pgno, txn, hint, &p);
       if (rc == NX_OK) rc = node_type_ok(t, pgno, true, &p);
       if (rc) return rc;
       break;
@@ -431,6 +471,9 @@ int bt_get_cached(pg_txn *t, bt_pincache *pc, const bt_desc *d, const uint8_t *k
     *vlen = vl;
     return NX_OK;
   }
+  /* the caller reads the whole value next (usually a copy): ask for all its lines at once
+   * instead of one miss after another */
+  for (uint32_t l = 64; l < vl && l < 2048; l += 64) __builtin_prefetch(p.data + off + l);
   r->leaf = p;
   r->has_leaf = true;
   *val = p.data + off;

@@ -990,16 +990,28 @@ int pg_get(pg_txn *t, uint32_t pgno, uint64_t expect_txnid, pg_page *out) {
   return NX_OK;
 }
 
-int pg_get_point(pg_txn *t, uint32_t pgno, uint64_t expect_txnid, pg_page *out) {
+int pg_get_point(pg_txn *t, uint32_t pgno, uint64_t expect_txnid, pg_hint *h, pg_page *out) {
   if (t->write || t->hz < 0 || t->hz_held) return pg_get(t, pgno, expect_txnid, out);
   pager *p = t->p;
   pg_hazard *hz = &p->hz[t->hz];
-  pg_ent *e = pc_peek(p, pgno, hz);
-  if (!e) return pg_get(t, pgno, expect_txnid, out);
-  const uint8_t *data = __atomic_load_n(&e->data, __ATOMIC_RELAXED);
+  const uint8_t *data = NULL;
+  if (h && h->pgno == pgno && h->gen == atomic_load_explicit(&p->cache_gen, memory_order_relaxed)) {
+    /* note 7: publish the hazard, then confirm that nothing left the cache since the hint */
+    atomic_store(&hz->e, (pg_ent *)(uintptr_t)h->e);
+    if (atomic_load(&p->cache_gen) == h->gen) data = h->data;
+    else atomic_store_explicit(&hz->e, NULL, memory_order_release);
+  }
+  if (!data) {
+    uint64_t gen = atomic_load(&p->cache_gen); /* before the lookup validates the entry */
+    pg_ent *e = pc_peek(p, pgno, hz);
+    if (!e) return pg_get(t, pgno, expect_txnid, out);
+    data = __atomic_load_n(&e->data, __ATOMIC_RELAXED);
+    if (h) *h = (pg_hint){pgno, e, data, gen};
+  }
   if (expect_txnid && nx_get64(data + 8) != expect_txnid) {
     /* let the locked path decide (and name the damage if there is any) */
     atomic_store_explicit(&hz->e, NULL, memory_order_release);
+    if (h) h->pgno = 0;
     return pg_get(t, pgno, expect_txnid, out);
   }
   t->hits++;

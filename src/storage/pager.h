@@ -108,7 +108,17 @@ int pg_get(pg_txn *t, uint32_t pgno, uint64_t expect_txnid, pg_page *out);
 /* The same, for a caller that holds at most this one page of the txn's point reads at a time
  * and releases it before the next pg_get_point (a point read's leaf): a read txn then looks it
  * up without a lock or a pin when it can (pager_cache.c note 6). */
-int pg_get_point(pg_txn *t, uint32_t pgno, uint64_t expect_txnid, pg_page *out);
+/* h (may be NULL) is the caller's memo of where the page was found last time (pager_cache.c
+ * note 7): kept beside the branch reference that leads to the page, it lets a repeated read
+ * skip the cache table while no cached page has been removed since it was made. Zero it before
+ * first use; a stale or foreign memo is detected and replaced, never trusted. */
+typedef struct pg_hint {
+  uint32_t pgno;        /* page it describes (0: none) */
+  const void *e;        /* the cache entry that held it */
+  const uint8_t *data;  /* its image */
+  uint64_t gen;         /* the cache's removal generation when it was made */
+} pg_hint;
+int pg_get_point(pg_txn *t, uint32_t pgno, uint64_t expect_txnid, pg_hint *h, pg_page *out);
 void pg_release(pg_txn *t, pg_page *pg);
 /* A new zeroed page of the given type, writable, pinned. */
 int pg_alloc(pg_txn *t, uint8_t type, pg_page *out);

@@ -38,6 +38,18 @@
  *         reader that sees gone == 0 sees its page number and data.
  *     Only the data pointer and the ref bit are read or written outside the lock; pins, the
  *     LRU links and the counters stay under it.
+ *  7. Hints (pg_hint) skip even the lock-free lookup. A read's bucket and entry are two more
+ *     memory misses than LMDB pays (it computes a page's address from its number), so the
+ *     B+tree keeps, beside each branch a read txn has pinned, the entry and image where each
+ *     child leaf was found, with cache_gen as it was *before* the lookup that validated them.
+ *     cache_gen counts removals from the tables (remove_ent bumps it after marking the entry
+ *     gone and before retiring it). A hint is used only if, after storing its entry in the
+ *     txn's hazard slot (seq_cst), cache_gen still equals the hint's: then no entry has left
+ *     any table since the entry was seen in its table, so it is still there with the same
+ *     image, and the retirer's later hazard scan will see the slot. Any removal (an eviction,
+ *     a commit replacing a page) invalidates every hint at once and reads fall back to
+ *     pc_peek, which also sets the ref bits a hinted read skips. A hint carries its page
+ *     number, and the page's txn id is still checked against the branch's reference.
  */
 #include <string.h>
 
@@ -189,6 +201,7 @@ static void remove_ent(pager *p, pc_stripe *s, pg_ent *e) {
   s->n--;
   atomic_fetch_sub(&p->ncached, 1);
   __atomic_store_n(&e->gone, 1, __ATOMIC_SEQ_CST);
+  atomic_fetch_add(&p->cache_gen, 1); /* after gone, before the retire's hazard scan (note 7) */
   if (e->pins > 0) {
     e->detached = 1;
     return;

@@ -244,6 +244,10 @@ struct pager {
    * hazard may still name, and entry structs for reuse (they are never returned to malloc while
    * the pager is open, so a reader walking a stale chain always reads an entry). */
   pg_hazard hz[HZ_SLOTS];
+  /* Bumped whenever an entry leaves a table (pager_cache.c note 7); on its own cache line, which
+   * readers share and nothing writes while no page leaves the cache. */
+  _Atomic uint64_t cache_gen;
+  char gen_pad[64 - sizeof(uint64_t)];
   uint32_t hz_used;              /* mu: bit i: hz[i] belongs to a read txn */
   pthread_mutex_t retire_mu;
   pg_ent *retired;               /* retire_mu: linked through next */
