@@ -116,9 +116,14 @@ typedef struct nx_open_opts {
   bool read_only;            /**< open without writing anything */
   bool create_if_missing;    /**< create the file if it does not exist (default true) */
   uint64_t checkpoint_bytes; /**< automatic checkpoint when the log passes this; default 64 MiB */
+  /** Run automatic checkpoints in a background thread (default false: in the committing
+   *  thread). The thread copies the log's committed pages into the main file and fsyncs it
+   *  while writers go on; only the short last step (pages committed meanwhile, the meta page,
+   *  the log restart) holds the writer lock. Durability is the same either way. */
+  bool checkpoint_thread;
 } nx_open_opts;
 
-#define NX_OPEN_OPTS_INIT {sizeof(nx_open_opts), 4096, 64u << 20, NX_DURABILITY_FULL, false, true, 64u << 20}
+#define NX_OPEN_OPTS_INIT {sizeof(nx_open_opts), 4096, 64u << 20, NX_DURABILITY_FULL, false, true, 64u << 20, false}
 
 /**
  * Opens (or creates) the database at `path`, or an in-memory one when path is ":memory:".
@@ -191,6 +196,7 @@ typedef struct nx_stats {
   uint64_t checkpoints;      /**< checkpoints since open */
   uint64_t fsyncs;           /**< fsync calls on the log since open */
   uint64_t txn_id;           /**< id of the last committed transaction */
+  uint64_t checkpoints_background; /**< of the checkpoints, those the checkpoint thread ran */
 } nx_stats;
 
 /** Fills `out` with current figures. Example: `nx_stats s; nx_stats_get(db, &s);` */

@@ -105,6 +105,18 @@ static void workload(const char *path, wl_result *r) {
     rc = pt_step(p, spill ? 44 : (uint32_t)(i % 3), &c);
     if (rc) goto out;
     r->acked = c;
+    if (i % 4 == 2) {
+      /* a background checkpoint's pass 1 (copy and fsync without the writer lock), a commit
+       * meanwhile, then the pass 2 below, which copies only what pass 1 did not */
+      g_tr.act = ACT_CKPT;
+      rc = pager_checkpoint_pass1(p);
+      if (rc) goto out;
+      g_tr.act = ACT_COMMIT;
+      r->attempted = r->acked + 1;
+      rc = pt_step(p, 1, &c);
+      if (rc) goto out;
+      r->acked = c;
+    }
     if (i % 2 == 0) {
       g_tr.act = ACT_CKPT;
       rc = pager_checkpoint(p, i % 10 == 0 ? NX_CHECKPOINT_TRUNCATE : NX_CHECKPOINT_FULL);

@@ -868,3 +868,104 @@ Test(storage_api, earlier_storage_format_is_refused_with_a_clear_message) {
             nx_err_msg());
   rm_tmp();
 }
+
+/* ---- the background checkpointer (wasp.c, "background checkpoint") ----
+ * Commits with a small checkpoint threshold, so that the thread's passes run between and during
+ * them, and a reader that checks its snapshot meanwhile: every commit stays readable, the
+ * checkpoints happen, and the file reopens (without the thread) to the same content. */
+#define BG_ROUNDS 300
+
+static void bg_key(char *k, size_t n, int i) { snprintf(k, n, "k%05d", i); }
+
+static void *bg_reader(void *arg) {
+  pr_arg *a = arg;
+  while (!atomic_load(a->stop)) {
+    st_txn *r;
+    st_tree t;
+    if (st_txn_begin(a->e, false, &r) != NX_OK) {
+      a->bad++;
+      break;
+    }
+    if (st_tree_open(r, "t", false, &t) == NX_OK) {
+      /* round R's keys 5R..5R+4 hold "R"; a snapshot that sees round R sees every round before */
+      st_val m;
+      int R = st_get(r, t, sv("round"), &m) == NX_OK ? atoi((const char *)m.p) : -1;
+      for (int j = 0; j < 50 && R >= 0; j++) {
+        a->seed = a->seed * 1103515245u + 12345u;
+        int i = (int)((a->seed >> 8) % (uint32_t)(5 * (R + 1)));
+        char k[16], want[16];
+        bg_key(k, sizeof k, i);
+        snprintf(want, sizeof want, "%d", i / 5);
+        st_val v;
+        int rc = st_get(r, t, sv(k), &v);
+        a->gets++;
+        if (rc != NX_OK || v.n != strlen(want) || memcmp(v.p, want, v.n) != 0) {
+          if (!a->bad++) snprintf(a->first_bad, sizeof a->first_bad, "key %s rc %d (round %d)", k, rc, R);
+        }
+      }
+    }
+    st_txn_abort(r);
+    a->txns++;
+  }
+  return NULL;
+}
+
+Test(storage_api, background_checkpoints_keep_every_commit) {
+  mkdir_tmp();
+  char path[300];
+  path_in(path, sizeof path, "bg.db");
+  nx_open_opts o = NX_OPEN_OPTS_INIT;
+  o.durability = NX_DURABILITY_FULL; /* commits wait for fsyncs: the thread keeps up with them */
+  o.checkpoint_bytes = 64 * 1024;
+  o.checkpoint_thread = true;
+  st_env *e;
+  cr_assert_eq(st_open(path, &o, &e), NX_OK, "%s", nx_err_msg());
+  st_txn *w;
+  st_tree tw;
+  cr_assert_eq(st_txn_begin(e, true, &w), NX_OK);
+  cr_assert_eq(st_tree_open(w, "t", true, &tw), NX_OK);
+  cr_assert_eq(st_txn_commit(w), NX_OK);
+  _Atomic int stop = 0;
+  pr_arg a = {e, 7, 0, 0, 0, "", &stop, false};
+  pthread_t th;
+  cr_assert_eq(pthread_create(&th, NULL, bg_reader, &a), 0);
+  char k[16], v[16];
+  for (int r = 0; r < BG_ROUNDS; r++) {
+    cr_assert_eq(st_txn_begin(e, true, &w), NX_OK);
+    cr_assert_eq(st_tree_open(w, "t", false, &tw), NX_OK);
+    snprintf(v, sizeof v, "%d", r);
+    for (int i = 5 * r; i < 5 * r + 5; i++) {
+      bg_key(k, sizeof k, i);
+      cr_assert_eq(st_put(w, tw, sv(k), sv(v), 0), NX_OK);
+    }
+    cr_assert_eq(st_put(w, tw, sv("round"), sv(v), 0), NX_OK);
+    cr_assert_eq(st_txn_commit(w), NX_OK, "round %d: %s", r, nx_err_msg());
+  }
+  atomic_store(&stop, 1);
+  pthread_join(th, NULL);
+  cr_assert_eq(a.bad, 0, "reader: %d bad of %d gets (%s)", a.bad, a.gets, a.first_bad);
+  nx_stats st;
+  cr_assert_eq(st_stats(e, &st), NX_OK);
+  cr_log_info("checkpoints: %llu in %d commits, %llu by the thread; reader %d txns",
+              (unsigned long long)st.checkpoints, BG_ROUNDS, (unsigned long long)st.checkpoints_background, a.txns);
+  cr_assert_geq(st.checkpoints_background, 3, "only %llu background checkpoints ran (%llu in all)",
+                (unsigned long long)st.checkpoints_background, (unsigned long long)st.checkpoints);
+  assert_check(e);
+  cr_assert_eq(st_close(e), NX_OK, "%s", nx_err_msg());
+  o.checkpoint_thread = false;
+  cr_assert_eq(st_open(path, &o, &e), NX_OK, "%s", nx_err_msg());
+  cr_assert_eq(st_txn_begin(e, false, &w), NX_OK);
+  cr_assert_eq(st_tree_open(w, "t", false, &tw), NX_OK);
+  for (int i = 0; i < 5 * BG_ROUNDS; i++) {
+    bg_key(k, sizeof k, i);
+    snprintf(v, sizeof v, "%d", i / 5);
+    st_val got;
+    cr_assert_eq(st_get(w, tw, sv(k), &got), NX_OK, "key %s lost", k);
+    cr_assert(got.n == strlen(v) && memcmp(got.p, v, got.n) == 0, "key %s: %.*s, want %s", k, (int)got.n,
+              (const char *)got.p, v);
+  }
+  st_txn_abort(w);
+  assert_check(e);
+  cr_assert_eq(st_close(e), NX_OK);
+  rm_tmp();
+}

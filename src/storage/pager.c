@@ -406,6 +406,7 @@ static void pager_free(pager *p) {
   pthread_rwlock_destroy(&p->idx_lock);
   pthread_mutex_destroy(&p->mu);
   pthread_cond_destroy(&p->cv);
+  pthread_cond_destroy(&p->ck_cv);
   nx_free(p->path);
   nx_free(p->wasp_path);
   nx_free(p->lock_path);
@@ -468,6 +469,7 @@ int pager_open(const char *path, const nx_open_opts *opts, pager **out) {
   pthread_mutex_init(&p->mu, NULL);
   pthread_mutex_init(&p->bufmu, NULL);
   pthread_cond_init(&p->cv, NULL);
+  pthread_cond_init(&p->ck_cv, NULL);
   p->memory = strcmp(path, ":memory:") == 0;
   p->read_only = o.read_only && !p->memory;
   p->dur = p->memory ? NX_DURABILITY_OFF : o.durability;
@@ -517,6 +519,7 @@ int pager_open(const char *path, const nx_open_opts *opts, pager **out) {
     rc = wasp_checkpoint_locked(p, NX_CHECKPOINT_FULL);
     pthread_mutex_unlock(&p->wmu);
   }
+  if (rc == NX_OK && o.checkpoint_thread && !p->read_only && !p->memory) rc = wasp_ck_start(p);
   if (rc) {
     pager_free(p);
     return nx_err_prefix(rc, "opening %s: ", path);
@@ -529,6 +532,7 @@ int pager_close(pager *p) {
   if (!p) return NX_OK;
   int rc = NX_OK;
   int prc;
+  wasp_ck_stop(p); /* its pass 2 may be waiting for wmu: before we take it */
   if (!p->read_only && !p->memory && !pager_poisoned(p, &prc)) {
     pthread_mutex_lock(&p->wmu);
     rc = wasp_checkpoint_locked(p, NX_CHECKPOINT_FULL);
@@ -555,6 +559,14 @@ void pager_stats(pager *p, nx_stats *out) {
   out->commits = atomic_load(&p->commits);
   out->checkpoints = atomic_load(&p->ckpts);
   out->fsyncs = atomic_load(&p->fsyncs);
+  out->checkpoints_background = atomic_load(&p->ckpts_bg);
+}
+
+int pager_checkpoint_pass1(pager *p) {
+  int rc;
+  if (pager_poisoned(p, &rc)) return rc;
+  if (p->read_only || p->memory) return NX_OK;
+  return wasp_ck_pass1(p);
 }
 
 int pager_checkpoint(pager *p, nx_checkpoint_mode mode) {

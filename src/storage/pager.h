@@ -61,8 +61,13 @@ uint32_t pager_usable(const pager *p); /* bytes after PG_HDR that the user may f
 void pager_stats(pager *p, nx_stats *out);
 /* PASSIVE returns NX_BUSY while a write txn is open; FULL and TRUNCATE wait for it (so the calling
  * thread must not hold one). Readers are never waited for. Checkpoints also run automatically at
- * the end of a commit once the log passes opts->checkpoint_bytes (in the committing thread). */
+ * the end of a commit once the log passes opts->checkpoint_bytes: in the committing thread, or
+ * with opts->checkpoint_thread in a background thread (wasp.c, "background checkpoint"). */
 int pager_checkpoint(pager *p, nx_checkpoint_mode mode);
+/* Pass 1 of a background checkpoint, in the calling thread: copies the durable log frames not
+ * yet copied into the main file and fsyncs it, without the writer lock; the next checkpoint
+ * skips them. What the checkpoint thread runs; tests call it to place crashes inside it. */
+int pager_checkpoint_pass1(pager *p);
 /* Rewrites live pages into a new file and renames it in place. `visit` enumerates the pages
  * reachable from roots (provided by the btree layer) so that free pages are dropped. Page
  * numbers are kept: the file shrinks to the highest reachable page (holes below become free).

@@ -226,7 +226,9 @@ int pager_compact(pager *p, pg_visit_fn visit, void *ctx, nx_progress_fn progres
   memcpy(tmp, p->path, n);
   memcpy(tmp + n, ".compact", 9);
   pthread_mutex_lock(&p->wmu);
+  wasp_ck_hold(p); /* no background pass 1 while the files are swapped */
   rc = compact_locked(p, visit, ctx, progress, pctx, tmp);
+  wasp_ck_unhold(p);
   pthread_mutex_unlock(&p->wmu);
   nx_free(tmp);
   return rc ? nx_err_prefix(rc, "compaction of %s: ", p->path) : NX_OK;

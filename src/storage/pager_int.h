@@ -254,8 +254,19 @@ struct pager {
   uint32_t nretired;
   pg_ent *ent_free;              /* retire_mu: linked through next; gone = 1 */
 
+  /* The background checkpointer (wasp.c, "background checkpoint"); fields under mu. */
+  bool ck_thread_on;             /* the thread runs */
+  pthread_t ck_thread;
+  pthread_cond_t ck_cv;          /* wakes the thread; signals the end of a pass 1 */
+  bool ck_want, ck_stop;         /* a checkpoint is due; the thread must exit */
+  bool ck_busy;                  /* pass 1 is copying (without wmu) */
+  uint32_t ck_hold;              /* > 0: pass 1 must not start (a checkpoint or compaction runs) */
+  uint64_t log_gen;              /* log generations started (bumped at each restart) */
+  uint64_t ck_done_gen, ck_done_off; /* frames below ck_done_off of generation ck_done_gen are in
+                                      * the main file and synced (pass 1) */
+
   /* figures */
-  _Atomic uint64_t hits, misses, commits, ckpts, fsyncs;
+  _Atomic uint64_t hits, misses, commits, ckpts, fsyncs, ckpts_bg;
   uint8_t *scratch;              /* wmu: I/O buffer for frames (SCRATCH bytes) */
   size_t scratch_len;
 };
@@ -300,6 +311,11 @@ int wasp_write_frames(pager *p, pg_txn *t, pg_ent **ents, size_t n, bool spill);
 int wasp_commit(pg_txn *t);                    /* appends, syncs (by durability), publishes */
 int wasp_sync_upto(pager *p, uint64_t off);    /* group commit */
 int wasp_checkpoint_locked(pager *p, nx_checkpoint_mode mode);
+int wasp_ck_start(pager *p);                   /* starts the background checkpointer */
+void wasp_ck_stop(pager *p);                   /* stops and joins it (no lock held) */
+void wasp_ck_hold(pager *p);                   /* waits out a pass 1 and keeps others from starting */
+void wasp_ck_unhold(pager *p);
+int wasp_ck_pass1(pager *p);                   /* one pass 1 in the calling thread (tests) */
 int wasp_read_frame_page(pager *p, uint64_t off, uint32_t pgno, uint8_t *buf);
 /* Writes the free-space map pages `pages` (chained, n runs of FM_ENTRY bytes, page txn id txn)
  * into f: the main file at checkpoint, the new file in compaction. */

@@ -238,6 +238,20 @@ static int publish(pager *p, pg_txn *t) {
   return rc;
 }
 
+/* A checkpoint is due: with the background thread, wakes it and returns true, unless the log
+ * has grown past twice the threshold meanwhile (writers outpace it: the commit checkpoints
+ * itself, which waits for a running pass 1 and reuses what it copied). */
+static bool ck_delegate(pager *p, uint64_t end) {
+  if (!p->ck_thread_on || end - WASP_HDR > 2 * p->ckpt_bytes) return false;
+  pthread_mutex_lock(&p->mu);
+  if (!p->ck_busy) {
+    p->ck_want = true;
+    pthread_cond_broadcast(&p->ck_cv);
+  }
+  pthread_mutex_unlock(&p->mu);
+  return true;
+}
+
 int wasp_commit(pg_txn *t) {
   pager *p = t->p;
   int rc;
@@ -302,13 +316,13 @@ int wasp_commit(pg_txn *t) {
     pthread_mutex_unlock(&p->wmu);
     rc = wasp_sync_upto(p, end);
     if (rc) return rc;
-    if (end - WASP_HDR > p->ckpt_bytes && pthread_mutex_trylock(&p->wmu) == 0) {
+    if (end - WASP_HDR > p->ckpt_bytes && !ck_delegate(p, end) && pthread_mutex_trylock(&p->wmu) == 0) {
       (void)wasp_checkpoint_locked(p, NX_CHECKPOINT_PASSIVE);
       pthread_mutex_unlock(&p->wmu);
     }
     return NX_OK;
   }
-  if (end - WASP_HDR > p->ckpt_bytes) (void)wasp_checkpoint_locked(p, NX_CHECKPOINT_PASSIVE);
+  if (end - WASP_HDR > p->ckpt_bytes && !ck_delegate(p, end)) (void)wasp_checkpoint_locked(p, NX_CHECKPOINT_PASSIVE);
   pthread_mutex_unlock(&p->wmu);
   return NX_OK;
 }
@@ -372,20 +386,64 @@ static int cmp_pair(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-/* Copies every frame of the log index into the main file, in page order. */
-static int copy_frames(pager *p) {
-  size_t n = p->idx.n, k = 0;
-  if (!n) return NX_OK;
-  idx_pair *v = nx_malloc(n * sizeof *v);
-  if (!v) return nx_err(NX_NOMEM, "%s: out of memory in checkpoint", p->path);
+/* The log index's frames at offsets in [from, to), unsorted; *k of them (*out NULL: none). */
+static int idx_frames(pager *p, uint64_t from, uint64_t to, idx_pair **out, size_t *k) {
+  *out = NULL;
+  *k = 0;
   pthread_rwlock_rdlock(&p->idx_lock);
-  for (size_t i = 0; i < p->idx.cap && k < n; i++)
+  size_t n = p->idx.n;
+  idx_pair *v = n ? nx_malloc(n * sizeof *v) : NULL;
+  if (n && !v) {
+    pthread_rwlock_unlock(&p->idx_lock);
+    return nx_err(NX_NOMEM, "%s: out of memory in checkpoint", p->path);
+  }
+  size_t seen = 0;
+  for (size_t i = 0; i < p->idx.cap && seen < n; i++)
     if (p->idx.keys[i]) {
-      v[k].pgno = p->idx.keys[i] - 1;
-      v[k].off = p->idx.offs[i];
-      k++;
+      seen++;
+      uint64_t off = p->idx.offs[i];
+      if (off < from || off >= to) continue;
+      v[*k].pgno = p->idx.keys[i] - 1;
+      v[*k].off = off;
+      (*k)++;
     }
   pthread_rwlock_unlock(&p->idx_lock);
+  *out = v;
+  return NX_OK;
+}
+
+/* Writes the pages of frames v[0..k) (sorted by page) into the main file, runs of consecutive
+ * pages in one write each, through buf (buflen bytes, at least one page). */
+static int write_frames_to_main(pager *p, const idx_pair *v, size_t k, uint8_t *buf, size_t buflen) {
+  size_t per = buflen / p->ps;
+  int rc = NX_OK;
+  for (size_t i = 0; i < k && rc == NX_OK;) {
+    size_t j = 0;
+    while (i + j < k && j < per && (j == 0 || v[i + j].pgno == v[i].pgno + j)) {
+      uint8_t *dst = buf + j * p->ps;
+      pg_ent *e = pc_get(p, v[i + j].pgno);
+      if (e) {
+        memcpy(dst, e->data, p->ps);
+        pc_unpin(p, e);
+      } else {
+        rc = wasp_read_frame_page(p, v[i + j].off, v[i + j].pgno, dst);
+        if (rc) break;
+      }
+      j++;
+    }
+    if (rc == NX_OK) rc = os_pwrite(p->db, buf, j * p->ps, (uint64_t)v[i].pgno * p->ps);
+    i += j;
+  }
+  return rc;
+}
+
+/* Copies the frames of the log index into the main file, in page order, except those at
+ * offsets below `from` (a background pass 1 copied and synced them). */
+static int copy_frames(pager *p, uint64_t from) {
+  size_t k = 0;
+  idx_pair *v;
+  int rc = idx_frames(p, from, UINT64_MAX, &v, &k);
+  if (rc || !v) return rc;
   /* Frames of pages that a later commit already freed are not copied when no reader can still
    * reach them (every live snapshot is at or after the freeing txn; readers that begin later see
    * the newest state): neither meta reaches them either, as they were written in this log
@@ -408,25 +466,7 @@ static int copy_frames(pager *p) {
   }
   nx_free(dead);
   pg_qsort(v, k, sizeof *v, cmp_pair);
-  size_t per = p->scratch_len / p->ps;
-  int rc = NX_OK;
-  for (size_t i = 0; i < k && rc == NX_OK;) {
-    size_t j = 0;
-    while (i + j < k && j < per && (j == 0 || v[i + j].pgno == v[i].pgno + j)) {
-      uint8_t *dst = p->scratch + j * p->ps;
-      pg_ent *e = pc_get(p, v[i + j].pgno);
-      if (e) {
-        memcpy(dst, e->data, p->ps);
-        pc_unpin(p, e);
-      } else {
-        rc = wasp_read_frame_page(p, v[i + j].off, v[i + j].pgno, dst);
-        if (rc) break;
-      }
-      j++;
-    }
-    if (rc == NX_OK) rc = os_pwrite(p->db, p->scratch, j * p->ps, (uint64_t)v[i].pgno * p->ps);
-    i += j;
-  }
+  rc = write_frames_to_main(p, v, k, p->scratch, p->scratch_len);
   nx_free(v);
   return rc;
 }
@@ -525,7 +565,16 @@ static int sync_main(pager *p) {
   return NX_OK;
 }
 
+static int checkpoint_locked(pager *p, nx_checkpoint_mode mode);
+
 int wasp_checkpoint_locked(pager *p, nx_checkpoint_mode mode) {
+  wasp_ck_hold(p);
+  int rc = checkpoint_locked(p, mode);
+  wasp_ck_unhold(p);
+  return rc;
+}
+
+static int checkpoint_locked(pager *p, nx_checkpoint_mode mode) {
   int rc = NX_OK; /* the "nothing to do" path returned it unset unless durability was FULL */
   if (pager_poisoned(p, &rc)) return rc;
   if (p->read_only) return NX_OK;
@@ -548,8 +597,11 @@ int wasp_checkpoint_locked(pager *p, nx_checkpoint_mode mode) {
     return rc;
   }
   uint64_t X = p->last_txn;
-  /* 1. frames into the main file */
-  rc = copy_frames(p);
+  /* 1. frames into the main file (but those a background pass 1 already copied and synced) */
+  pthread_mutex_lock(&p->mu);
+  uint64_t from = p->ck_done_gen == p->log_gen ? p->ck_done_off : 0;
+  pthread_mutex_unlock(&p->mu);
+  rc = copy_frames(p, from);
   if (rc) return nx_err_prefix(rc, "checkpoint of %s: ", p->path);
   /* 2. the new free-space state: trim trailing free pages, choose map pages, encode runs */
   uint32_t old_count = atomic_load(&p->page_count), new_count = old_count;
@@ -623,6 +675,9 @@ int wasp_checkpoint_locked(pager *p, nx_checkpoint_mode mode) {
   pthread_rwlock_wrlock(&p->idx_lock);
   li_clear(&p->idx);
   pthread_rwlock_unlock(&p->idx_lock);
+  pthread_mutex_lock(&p->mu);
+  p->log_gen++; /* what a pass 1 copied belongs to the old generation */
+  pthread_mutex_unlock(&p->mu);
   p->log_base = X;
   if (mode == NX_CHECKPOINT_TRUNCATE && !p->memory) {
     rc = os_truncate(p->log, WASP_HDR);
@@ -642,4 +697,148 @@ int wasp_checkpoint_locked(pager *p, nx_checkpoint_mode mode) {
   pager_promote_free(p);
   pthread_mutex_unlock(&p->mu);
   return NX_OK;
+}
+
+/* ---- background checkpoint ----
+ * A checkpoint's long part, copying the log's pages into the main file and fsyncing it, needs
+ * no writer lock: within one log generation a page number is written by one commit only (a
+ * page freed in this generation is reusable only after the next meta, pager_promote_free), and
+ * the main-file slot of a page written in this generation held a free page that no snapshot
+ * or meta reaches (readers find the page in the log index, never in the main file, until the
+ * log restarts). So pass 1 copies the frames below the durable end of the log into the main
+ * file and fsyncs it while writers commit; pass 2, under the writer lock, is the ordinary
+ * checkpoint minus those frames: it copies what was committed meanwhile, writes the map and
+ * the meta, and restarts the log. A crash at any point of pass 1 leaves the meta and the log
+ * as they were, so recovery replays the log over those slots.
+ *
+ * Exclusion: a pass 1 runs only while ck_hold is 0; every other checkpoint and compaction
+ * raises ck_hold and waits for a running pass 1 to end (wasp_ck_hold), so no pass 1 overlaps a
+ * log restart or a file swap. Pass 1 never takes wmu, so a holder of wmu may wait for it. */
+void wasp_ck_hold(pager *p) {
+  pthread_mutex_lock(&p->mu);
+  p->ck_hold++;
+  while (p->ck_busy) pthread_cond_wait(&p->ck_cv, &p->mu);
+  pthread_mutex_unlock(&p->mu);
+}
+
+void wasp_ck_unhold(pager *p) {
+  pthread_mutex_lock(&p->mu);
+  p->ck_hold--;
+  pthread_mutex_unlock(&p->mu);
+}
+
+/* Pass 1 with ck_busy set by the caller (mu not held): copies the frames in [from, to) of
+ * generation gen and fsyncs the main file. */
+static int pass1(pager *p, uint64_t from, uint64_t to) {
+  size_t k = 0;
+  idx_pair *v;
+  int rc = idx_frames(p, from, to, &v, &k);
+  if (rc || !v) return rc;
+  pg_qsort(v, k, sizeof *v, cmp_pair);
+  size_t blen = 16 * (size_t)p->ps;
+  uint8_t *buf = nx_malloc(blen);
+  if (!buf) rc = nx_err(NX_NOMEM, "%s: out of memory in checkpoint", p->path);
+  /* in slices, each synced: the writer's log fsyncs then wait behind one slice's write-back
+   * at most, not behind the whole log's */
+  size_t slice = ((size_t)8 << 20) / p->ps;
+  for (size_t i = 0; rc == NX_OK && i < k; i += slice) {
+    rc = write_frames_to_main(p, v + i, k - i < slice ? k - i : slice, buf, blen);
+    if (rc == NX_OK) rc = sync_main(p);
+  }
+  nx_free(buf);
+  nx_free(v);
+  return rc;
+}
+
+/* Claims pass 1 (mu held): false when one runs or is held off. */
+static bool pass1_begin(pager *p, uint64_t *gen, uint64_t *from, uint64_t *to) {
+  if (p->ck_busy || p->ck_hold || p->poison) return false;
+  *gen = p->log_gen;
+  *from = p->ck_done_gen == p->log_gen ? p->ck_done_off : 0;
+  *to = p->dur == NX_DURABILITY_FULL ? p->synced_off : p->app_off;
+  if (*to <= *from) return false;
+  p->ck_busy = true;
+  return true;
+}
+
+static void pass1_end(pager *p, int rc, uint64_t gen, uint64_t to) {
+  p->ck_busy = false;
+  if (rc == NX_OK && gen == p->log_gen) {
+    p->ck_done_gen = gen;
+    p->ck_done_off = to;
+  }
+  pthread_cond_broadcast(&p->ck_cv);
+}
+
+int wasp_ck_pass1(pager *p) {
+  uint64_t gen, from, to;
+  pthread_mutex_lock(&p->mu);
+  bool go = pass1_begin(p, &gen, &from, &to);
+  pthread_mutex_unlock(&p->mu);
+  if (!go) return NX_OK;
+  int rc = pass1(p, from, to);
+  pthread_mutex_lock(&p->mu);
+  pass1_end(p, rc, gen, to);
+  pthread_mutex_unlock(&p->mu);
+  return rc;
+}
+
+static void *ck_main(void *arg) {
+  pager *p = arg;
+  pthread_mutex_lock(&p->mu);
+  for (;;) {
+    while (!p->ck_stop && !p->ck_want) pthread_cond_wait(&p->ck_cv, &p->mu);
+    if (p->ck_stop) break;
+    p->ck_want = false;
+    uint64_t gen, from, to;
+    if (p->app_off - WASP_HDR <= p->ckpt_bytes) continue; /* a checkpoint ran meanwhile */
+    if (!pass1_begin(p, &gen, &from, &to)) continue;
+    pthread_mutex_unlock(&p->mu);
+    int rc = pass1(p, from, to);
+    pthread_mutex_lock(&p->mu);
+    pass1_end(p, rc, gen, to);
+    bool go = rc == NX_OK && gen == p->log_gen && !p->ck_stop;
+    /* what was committed during the pass is pass 2's to copy under the writer lock: while that
+     * is much, another pass 1 shrinks it (twice at most, so a fast writer cannot keep us here) */
+    for (int again = 0; go && again < 2 && (p->dur == NX_DURABILITY_FULL ? p->synced_off : p->app_off) - to > p->ckpt_bytes / 16;
+         again++) {
+      if (!pass1_begin(p, &gen, &from, &to)) break;
+      pthread_mutex_unlock(&p->mu);
+      rc = pass1(p, from, to);
+      pthread_mutex_lock(&p->mu);
+      pass1_end(p, rc, gen, to);
+      go = rc == NX_OK && gen == p->log_gen && !p->ck_stop;
+    }
+    pthread_mutex_unlock(&p->mu);
+    if (go) {
+      /* pass 2: short, under the writer lock (errors poison the handle or wait for the next
+       * checkpoint, which reports them to its caller) */
+      pthread_mutex_lock(&p->wmu);
+      pthread_mutex_lock(&p->mu);
+      bool same = gen == p->log_gen;
+      pthread_mutex_unlock(&p->mu);
+      if (same && wasp_checkpoint_locked(p, NX_CHECKPOINT_PASSIVE) == NX_OK) atomic_fetch_add(&p->ckpts_bg, 1);
+      pthread_mutex_unlock(&p->wmu);
+    }
+    pthread_mutex_lock(&p->mu);
+  }
+  pthread_mutex_unlock(&p->mu);
+  return NULL;
+}
+
+int wasp_ck_start(pager *p) {
+  if (pthread_create(&p->ck_thread, NULL, ck_main, p) != 0)
+    return nx_err(NX_NOMEM, "%s: cannot start the checkpoint thread", p->path);
+  p->ck_thread_on = true;
+  return NX_OK;
+}
+
+void wasp_ck_stop(pager *p) {
+  if (!p->ck_thread_on) return;
+  pthread_mutex_lock(&p->mu);
+  p->ck_stop = true;
+  pthread_cond_broadcast(&p->ck_cv);
+  pthread_mutex_unlock(&p->mu);
+  pthread_join(p->ck_thread, NULL);
+  p->ck_thread_on = false;
 }
