@@ -137,6 +137,9 @@ static void bench_nx(const char *dir, int n, figures *f) {
   nx_open_opts o = NX_OPEN_OPTS_INIT;
   o.durability = NX_DURABILITY_FULL;
   o.cache_bytes = 64u << 20;
+  /* automatic checkpoints in the background thread (the option a write-heavy application sets;
+   * NX_BENCH_CKPT_INLINE=1 measures the default, checkpoints in the committing thread) */
+  o.checkpoint_thread = getenv("NX_BENCH_CKPT_INLINE") == NULL;
   nx_db *db;
   int rc = nx_open(path, &o, &db);
   if (rc) die_nx(NULL, "nx_open", rc);
@@ -366,7 +369,8 @@ int main(int argc, char **argv) {
   gen_doc(0, sample, sizeof sample, &b);
   bson_destroy(&b);
   printf("bench_docs: %d documents, sample (%zu bytes of JSON): %s\n", n, strlen(sample), sample);
-  printf("SQLite %s, NexusLite %s, directory %s\n", sqlite3_libversion(), nx_version(), dir);
+  printf("SQLite %s, NexusLite %s, directory %s, NexusLite checkpoints %s\n", sqlite3_libversion(), nx_version(), dir,
+         getenv("NX_BENCH_CKPT_INLINE") ? "in the committing thread (NX_BENCH_CKPT_INLINE)" : "in the background thread");
   figures nx = {0}, sq = {0};
   bench_sqlite(dir, n, &sq);
   bench_nx(dir, n, &nx);

@@ -64,6 +64,7 @@ int main(int argc, char **argv) {
   if (nx_checkpoint(db, NX_CHECKPOINT_FULL) != NX_OK) return fail("nx_checkpoint", db);
   if (nx_close(db) != NX_OK) return fail("nx_close", NULL);
 
+  opts.checkpoint_thread = true; /* this time automatic checkpoints run in a background thread */
   if (nx_open(path, &opts, &db) != NX_OK) return fail("nx_open (again)", NULL);
   print_stats("after reopening", db);
   printf("entries found after reopening:\n");
