@@ -754,14 +754,28 @@ static void *point_reader(void *arg) {
       memcpy(b, m.p, m.n < 15 ? m.n : 15);
       R = atoi(b);
     }
+    /* the parked-txn reader also reads in two steps: it locates the next key's leaf (holding
+     * the leaf through its second hazard slot while it reads the slot array) before reading
+     * the current key from the leaf located one step earlier */
+    st_loc loc[2];
+    char kbuf[2][16];
+    a->seed = a->seed * 1103515245u + 12345u;
+    snprintf(kbuf[0], sizeof kbuf[0], "%06d", (int)((a->seed >> 8) % PR_KEYS));
+    if (a->keep && st_locate(r, t, sv(kbuf[0]), &loc[0]) != NX_OK) a->bad++;
     for (int j = 0; j < 200; j++) {
+      char *k = kbuf[j & 1], want[32];
       a->seed = a->seed * 1103515245u + 12345u;
-      int i = (int)((a->seed >> 8) % PR_KEYS);
-      char k[16], want[32];
-      snprintf(k, sizeof k, "%06d", i);
+      snprintf(kbuf[(j + 1) & 1], sizeof kbuf[0], "%06d", (int)((a->seed >> 8) % PR_KEYS));
+      int i = atoi(k);
       snprintf(want, sizeof want, "%d:%d", i, pr_expected_round(i, R));
       st_val v;
-      int rc = st_get(r, t, sv(k), &v);
+      int rc;
+      if (a->keep) {
+        if (st_locate(r, t, sv(kbuf[(j + 1) & 1]), &loc[(j + 1) & 1]) != NX_OK) a->bad++;
+        rc = st_get_located(r, t, &loc[j & 1], sv(k), &v);
+      } else {
+        rc = st_get(r, t, sv(k), &v);
+      }
       a->gets++;
       if (rc != NX_OK || v.n != strlen(want) || memcmp(v.p, want, v.n) != 0) {
         if (!a->bad++)

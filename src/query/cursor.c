@@ -176,7 +176,22 @@ static int next_match(nx_cursor *c) {
       st_val ik;
       rc = plan_next(c->plan, &ik);
       if (rc == NX_NOTFOUND) return NX_DONE;
-      if (rc == NX_OK) rc = st_get(c->t->st, c->coll->tree, ik, &v);
+      if (rc == NX_OK && !c->t->write && c->limit == 0) { /* (a limit may stop early: no entries examined ahead) */
+        /* read-ahead: locate the next ids' leaves first (their misses overlap this read's) */
+        uint64_t n = ++c->ra_n;
+        bool have = c->ra_upto >= n;
+        st_loc here;
+        if (have) here = c->ra[n % Q_READ_AHEAD];
+        for (uint64_t m = c->ra_upto < n ? n + 1 : c->ra_upto + 1; m < n + Q_READ_AHEAD; m++) {
+          st_val nk;
+          if (plan_peek(c->plan, m - n, &nk) != NX_OK || st_locate(c->t->st, c->coll->tree, nk, &c->ra[m % Q_READ_AHEAD]) != NX_OK)
+            break; /* no more ids, or a failure the read itself will report */
+          c->ra_upto = m;
+        }
+        rc = have ? st_get_located(c->t->st, c->coll->tree, &here, ik, &v) : st_get(c->t->st, c->coll->tree, ik, &v);
+      } else if (rc == NX_OK) {
+        rc = st_get(c->t->st, c->coll->tree, ik, &v);
+      }
       if (rc == NX_NOTFOUND) return NX_CORRUPT_BKPT("collection '%s': an index entry names a missing document", c->coll->name);
       if (rc != NX_OK) return rc;
     } else {

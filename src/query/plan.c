@@ -673,6 +673,7 @@ void plan_free(q_plan *p) {
   nx_buf_free(&p->grp);
   nx_buf_free(&p->grp_vals);
   nx_buf_free(&p->pending);
+  for (size_t i = 0; i < PLAN_RA; i++) nx_buf_free(&p->ra_buf[i]);
   nx_free(p->grp_off);
   if (p->collected || p->ids.data) nx_buf_free(&p->ids);
   nx_free(p->id_off);

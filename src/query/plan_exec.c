@@ -245,15 +245,60 @@ static int gather(q_plan *p) {
   return NX_OK;
 }
 
+/* Reads one more id of a walk into the ring (p->ra_n < PLAN_RA - 1). */
+static int ra_fill(q_plan *p) {
+  if (p->ra_err) return p->ra_err;
+  st_val k;
+  int rc = scan_next(p, &k);
+  if (rc != NX_OK) {
+    p->ra_err = rc;
+    return rc;
+  }
+  nx_buf *b = &p->ra_buf[(p->ra_head + p->ra_n) % PLAN_RA];
+  if (!b->max) nx_buf_init(b, 0);
+  b->len = 0;
+  rc = nx_buf_append(b, k.p, k.n);
+  if (rc != NX_OK) return p->ra_err = rc;
+  p->ra_n++;
+  return NX_OK;
+}
+
 int plan_next(q_plan *p, st_val *id_key) {
   if (!p->ixscan) return NX_NOTFOUND;
-  if (!p->collect) return scan_next(p, id_key);
+  if (!p->collect) {
+    /* the walk's key is borrowed from the storage cursor, which a read-ahead moves: copy it */
+    if (p->ra_n == 0) {
+      int rc = ra_fill(p);
+      if (rc != NX_OK) return rc;
+    }
+    p->ra_cur = p->ra_head;
+    p->ra_head = (p->ra_head + 1) % PLAN_RA;
+    p->ra_n--;
+    *id_key = (st_val){p->ra_buf[p->ra_cur].data, p->ra_buf[p->ra_cur].len};
+    return NX_OK;
+  }
   if (!p->collected) {
     int rc = gather(p);
     if (rc != NX_OK) return rc;
   }
   if (p->id_at >= p->nids) return NX_NOTFOUND;
   const uint8_t *r = p->ids.data + p->id_off[p->id_at++].off;
+  *id_key = (st_val){r + 2, nx_get16(r)};
+  return NX_OK;
+}
+
+int plan_peek(q_plan *p, size_t ahead, st_val *id_key) {
+  if (!p->ixscan || ahead == 0) return NX_NOTFOUND;
+  if (!p->collect) {
+    if (ahead >= PLAN_RA) return NX_NOTFOUND;
+    while (p->ra_n < ahead)
+      if (ra_fill(p) != NX_OK) return NX_NOTFOUND; /* the end, or an error plan_next will return */
+    nx_buf *b = &p->ra_buf[(p->ra_head + ahead - 1) % PLAN_RA];
+    *id_key = (st_val){b->data, b->len};
+    return NX_OK;
+  }
+  if (!p->collected || p->id_at + ahead - 1 >= p->nids) return NX_NOTFOUND;
+  const uint8_t *r = p->ids.data + p->id_off[p->id_at + ahead - 1].off;
   *id_key = (st_val){r + 2, nx_get16(r)};
   return NX_OK;
 }

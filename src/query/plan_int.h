@@ -48,6 +48,7 @@ typedef struct plan_idref {
   size_t off;
 } plan_idref;
 
+#define PLAN_RA 4 /* plan_peek sees up to PLAN_RA - 1 ids ahead */
 struct q_plan {
   bool ixscan;          /* index scan (else collection scan) */
   bool idhack;          /* the executor's own _id point lookup */
@@ -85,6 +86,11 @@ struct q_plan {
   nx_buf pending;       /* the entry that ended the group: first of the next */
   size_t pending_idlen; /* its _id suffix length */
   bool has_pending;
+  /* a walk without gathering (plan_next / plan_peek): ids read ahead of plan_next, copied into
+   * a ring of PLAN_RA slots (the one plan_next returned last stays untouched until the next) */
+  nx_buf ra_buf[PLAN_RA];
+  size_t ra_head, ra_n, ra_cur; /* oldest queued slot, queued ids, slot returned last */
+  int ra_err;                   /* how the walk ended once it has (NX_NOTFOUND at the end) */
 };
 
 #endif

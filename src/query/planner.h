@@ -47,6 +47,10 @@ bool plan_needs_filter(const q_plan *p);
 /** Next candidate: *id_key (borrowed until the next call) is the collection tree key of a
  *  document. NX_OK, NX_NOTFOUND at the end, or an error. */
 int plan_next(q_plan *p, st_val *id_key);
+/* The id key plan_next returns `ahead` (1 .. PLAN_RA - 1) calls after its last one, when there
+ * is one (else NX_NOTFOUND): for read-ahead. A walk that does not gather reads ahead of
+ * plan_next to answer (keys examined counts those entries then). */
+int plan_peek(q_plan *p, size_t ahead, st_val *id_key);
 /** Counts a document fetched and examined by the executor. */
 void plan_note_doc(q_plan *p);
 void plan_free(q_plan *p); /* accepts NULL */

@@ -43,6 +43,7 @@ void q_sorter_free(q_sorter *s);
 bool q_id_only(const bson_t *filter, bson_iter_t *it);
 
 /* The cursor. */
+#define Q_READ_AHEAD 4
 struct nx_cursor {
   nx_txn *t;            /* transaction (owned when own_txn) */
   bool own_txn;         /* end t at close */
@@ -76,6 +77,12 @@ struct nx_cursor {
   struct q_plan *plan;    /* the chosen plan, owned; NULL when the collection is missing */
   eng_txn_watch watch;    /* registered on a caller's txn (not own_txn): detach at its end */
   bool watching;          /* watch is registered */
+  /* fetch read-ahead of a gathered index scan (read txns; cursor.c next_match): the leaves of
+   * the next Q_READ_AHEAD - 1 ids are located (and their first lines requested) before the
+   * current id is read, so their memory misses overlap */
+  uint64_t ra_n;          /* ids fetched so far */
+  uint64_t ra_upto;       /* ids located so far (ra[i % Q_READ_AHEAD] holds id i's leaf) */
+  st_loc ra[Q_READ_AHEAD];
 };
 
 #endif

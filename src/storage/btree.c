@@ -409,46 +409,58 @@ int bt_get(pg_txn *t, const bt_desc *d, const uint8_t *key, size_t klen, bt_read
   return bt_get_cached(t, NULL, d, key, klen, r, val, vlen);
 }
 
-int bt_get_cached(pg_txn *t, bt_pincache *pc, const bt_desc *d, const uint8_t *key, size_t klen,
-                  bt_read *r, const uint8_t **val, size_t *vlen) {
-  bt_read_release(t, r);
-  if (d->root == 0) return NX_NOTFOUND;
+/* The descent of a point read to its leaf: *pgno and *txn, and with a pin cache where the
+ * leaf's hint lives (slot, child index; *has_hint false when there is none). */
+static int descend(pg_txn *t, bt_pincache *pc, const bt_desc *d, const uint8_t *key, size_t klen, uint32_t *leaf,
+                   uint64_t *leaf_txn, uint32_t *hslot, uint32_t *hci, bool *has_hint) {
   if (d->depth == 0 || d->depth > BT_MAX_DEPTH) return NX_CORRUPT_BKPT("btree: depth %u", d->depth);
   uint32_t ps = pager_page_size(pg_pager(t));
   uint32_t pgno = d->root;
   uint64_t txn = d->root_txn;
-  pg_page p;
-  pg_hint *hint = NULL;
-  for (uint32_t lvl = 0;; lvl++) {
-    bool leaf = lvl + 1 == d->depth;
+  *has_hint = false;
+  for (uint32_t lvl = 0; lvl + 1 < d->depth; lvl++) {
     int rc;
-    if (pc && !leaf) {
+    uint32_t ci;
+    if (pc) {
       const uint8_t *b;
-      uint32_t ci, bp = pgno, slot;
+      uint32_t bp = pgno, slot;
       rc = pc_branch(t, pc, pgno, txn, &b, &slot);
       if (rc == NX_OK) rc = bt_branch_find(b, ps, bp, key, klen, &ci);
       if (rc) return rc;
       child_ref(b, ci, &pgno, &txn);
-      if (lvl + 2 == d->depth) hint = pc_hint(pc, slot, ci);
+      if (lvl + 2 == d->depth) {
+        *hslot = slot;
+        *hci = ci;
+        *has_hint = true;
+      }
       continue;
     }
-    if (leaf) { /* the one page a point read holds: no pin when the pager can avoid it */
-      rc = pg_get_point(t, pgno, txn, hint, &p);
-      if (rc == NX_OK) rc = node_type_ok(t, pgno, true, &p);
-      if (rc) return rc;
-      break;
-    }
+    pg_page p;
     rc = bt_get_node(t, pgno, txn, false, &p);
     if (rc) return rc;
-    uint32_t ci;
     rc = bt_branch_find(p.data, ps, p.pgno, key, klen, &ci);
     if (rc == NX_OK) child_ref(p.data, ci, &pgno, &txn);
     pg_release(t, &p);
     if (rc) return rc;
   }
+  *leaf = pgno;
+  *leaf_txn = txn;
+  return NX_OK;
+}
+
+/* The leaf part of a point read: the leaf (held in r through the pager's point path) and the
+ * value of key in it. */
+static int leaf_get(pg_txn *t, uint32_t pgno, uint64_t txn, pg_hint *hint, const uint8_t *key, size_t klen,
+                    bt_read *r, const uint8_t **val, size_t *vlen) {
+  uint32_t ps = pager_page_size(pg_pager(t));
+  pg_page p;
+  /* the one page a point read holds: no pin when the pager can avoid it */
+  int rc = pg_get_point(t, pgno, txn, hint, &p);
+  if (rc == NX_OK) rc = node_type_ok(t, pgno, true, &p);
+  if (rc) return rc;
   uint32_t i;
   bool exact;
-  int rc = bt_leaf_find(p.data, ps, p.pgno, key, klen, &i, &exact);
+  rc = bt_leaf_find(p.data, ps, p.pgno, key, klen, &i, &exact);
   if (rc || !exact) {
     pg_release(t, &p);
     return rc ? rc : NX_NOTFOUND;
@@ -480,6 +492,57 @@ int bt_get_cached(pg_txn *t, bt_pincache *pc, const bt_desc *d, const uint8_t *k
   *vlen = vl;
   return NX_OK;
 }
+
+int bt_get_cached(pg_txn *t, bt_pincache *pc, const bt_desc *d, const uint8_t *key, size_t klen,
+                  bt_read *r, const uint8_t **val, size_t *vlen) {
+  bt_read_release(t, r);
+  if (d->root == 0) return NX_NOTFOUND;
+  uint32_t leaf = 0, hslot = 0, hci = 0;
+  uint64_t txn = 0;
+  bool has_hint;
+  int rc = descend(t, pc, d, key, klen, &leaf, &txn, &hslot, &hci, &has_hint);
+  if (rc) return rc;
+  return leaf_get(t, leaf, txn, has_hint ? pc_hint(pc, hslot, hci) : NULL, key, klen, r, val, vlen);
+}
+
+int bt_locate_cached(pg_txn *t, bt_pincache *pc, const bt_desc *d, const uint8_t *key, size_t klen, bt_loc *loc) {
+  memset(loc, 0, sizeof *loc);
+  if (!pc || d->root == 0) return NX_OK; /* bt_get_located then does the whole read */
+  bool has_hint;
+  int rc = descend(t, pc, d, key, klen, &loc->leaf, &loc->txn, &loc->slot, &loc->ci, &has_hint);
+  if (rc) {
+    loc->leaf = 0;
+    return rc;
+  }
+  loc->root = d->root;
+  loc->root_txn = d->root_txn;
+  loc->has_hint = has_hint;
+  pg_hint *h = has_hint ? pc_hint(pc, loc->slot, loc->ci) : NULL;
+  const uint8_t *data = pg_peek_hold(t, h, loc->leaf);
+  if (data) {
+    /* the read comes a few results later: ask for the cells its binary search will probe now
+     * (reading the slot array waits for the header's line; the cells' lines then load in
+     * parallel, overlapping the reads in between) */
+    uint32_t ps = pager_page_size(pg_pager(t)), n = bt_n(data);
+    if (n > 32) n = 32; /* a leaf of small cells: its probes are few lines apart anyway */
+    for (uint32_t j = 0; j < n && BT_HDR_END + 2 * j + 2 <= ps; j++) __builtin_prefetch(data + bt_slot(data, j));
+    pg_peek_release(t);
+  } else if ((data = pg_hint_peek(t, h, loc->leaf)) != NULL) {
+    __builtin_prefetch(data); /* held by nobody: its address only */
+    __builtin_prefetch(data + 64);
+  }
+  return NX_OK;
+}
+
+int bt_get_located(pg_txn *t, bt_pincache *pc, const bt_desc *d, const bt_loc *loc, const uint8_t *key, size_t klen,
+                   bt_read *r, const uint8_t **val, size_t *vlen) {
+  if (!pc || !loc->leaf || loc->root != d->root || loc->root_txn != d->root_txn)
+    return bt_get_cached(t, pc, d, key, klen, r, val, vlen);
+  bt_read_release(t, r);
+  return leaf_get(t, loc->leaf, loc->txn, loc->has_hint ? pc_hint(pc, loc->slot, loc->ci) : NULL, key, klen, r, val,
+                  vlen);
+}
+
 
 /* ---- Paths ---- */
 static void path_release(pg_txn *t, bt_path *p) {

@@ -141,6 +141,22 @@ int bt_get(pg_txn *t, const bt_desc *d, const uint8_t *key, size_t klen, bt_read
 /* The same through a read txn's pin cache (pc must belong to t; t must be a read txn). */
 int bt_get_cached(pg_txn *t, bt_pincache *pc, const bt_desc *d, const uint8_t *key, size_t klen,
                   bt_read *r, const uint8_t **val, size_t *vlen);
+/* A point read in two steps, for a caller that knows its next keys (an index scan's fetches):
+ * bt_locate_cached descends to the leaf that holds key through the pin cache and starts fetching
+ * the leaf's first lines; bt_get_located, later in the same txn, reads from that leaf without a
+ * second descent. Several locations may be outstanding. Without a pin cache (write txns) the
+ * location is empty and bt_get_located does the whole read. */
+typedef struct bt_loc {
+  uint32_t leaf;        /* 0: unknown */
+  uint64_t txn;         /* the leaf's txn id (from its parent) */
+  uint32_t root;        /* the tree it was found in */
+  uint64_t root_txn;
+  uint32_t slot, ci;    /* where its hint lives in the pin cache */
+  bool has_hint;
+} bt_loc;
+int bt_locate_cached(pg_txn *t, bt_pincache *pc, const bt_desc *d, const uint8_t *key, size_t klen, bt_loc *loc);
+int bt_get_located(pg_txn *t, bt_pincache *pc, const bt_desc *d, const bt_loc *loc, const uint8_t *key, size_t klen,
+                   bt_read *r, const uint8_t **val, size_t *vlen);
 /* Inserts or replaces. *added is true when the key was new. noover: NX_EXISTS if present. */
 int bt_put(pg_txn *t, bt_scratch *s, bt_desc *d, const uint8_t *key, size_t klen,
            const uint8_t *val, size_t vlen, bool noover, bool *added);

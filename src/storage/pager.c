@@ -1035,6 +1035,26 @@ int pg_get_point(pg_txn *t, uint32_t pgno, uint64_t expect_txnid, pg_hint *h, pg
   return NX_OK;
 }
 
+const uint8_t *pg_hint_peek(pg_txn *t, const pg_hint *h, uint32_t pgno) {
+  if (!h || h->pgno != pgno || h->gen != atomic_load_explicit(&t->p->cache_gen, memory_order_relaxed)) return NULL;
+  return h->data;
+}
+
+const uint8_t *pg_peek_hold(pg_txn *t, const pg_hint *h, uint32_t pgno) {
+  if (t->write || t->hz < 0 || !h || h->pgno != pgno) return NULL;
+  pager *p = t->p;
+  if (h->gen != atomic_load_explicit(&p->cache_gen, memory_order_relaxed)) return NULL;
+  pg_hazard *hz = &p->hz[t->hz + (int)HZ_SLOTS];
+  atomic_store(&hz->e, (pg_ent *)(uintptr_t)h->e);
+  if (atomic_load(&p->cache_gen) == h->gen) return h->data;
+  atomic_store_explicit(&hz->e, NULL, memory_order_release);
+  return NULL;
+}
+
+void pg_peek_release(pg_txn *t) {
+  if (t->hz >= 0) atomic_store_explicit(&t->p->hz[t->hz + (int)HZ_SLOTS].e, NULL, memory_order_release);
+}
+
 void pg_release(pg_txn *t, pg_page *pg) {
   if (pg->priv == PG_HAZARD_TAG) {
     atomic_store_explicit(&t->p->hz[t->hz].e, NULL, memory_order_release);

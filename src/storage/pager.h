@@ -124,6 +124,14 @@ typedef struct pg_hint {
   uint64_t gen;         /* the cache's removal generation when it was made */
 } pg_hint;
 int pg_get_point(pg_txn *t, uint32_t pgno, uint64_t expect_txnid, pg_hint *h, pg_page *out);
+/* The image h recorded for pgno if no cached page has been removed since, else NULL: only an
+ * address to prefetch (nothing protects it; a prefetch never faults), never to read. */
+const uint8_t *pg_hint_peek(pg_txn *t, const pg_hint *h, uint32_t pgno);
+/* The image h recorded for pgno, readable until pg_peek_release, or NULL (no valid hint, or the
+ * txn has no hazard slots): a read txn's second hazard slot protects it, so it may be held
+ * beside the page of a point read (pager_cache.c note 7). One at a time. */
+const uint8_t *pg_peek_hold(pg_txn *t, const pg_hint *h, uint32_t pgno);
+void pg_peek_release(pg_txn *t);
 void pg_release(pg_txn *t, pg_page *pg);
 /* A new zeroed page of the given type, writable, pinned. */
 int pg_alloc(pg_txn *t, uint8_t type, pg_page *out);

@@ -109,9 +109,9 @@ void pc_free(pager *p) {
 /* Hands the buffers and structs of retired entries that no hazard slot names back for reuse.
  * retire_mu held. */
 static void reclaim_locked(pager *p) {
-  pg_ent *held[HZ_SLOTS];
+  pg_ent *held[2 * HZ_SLOTS];
   uint32_t nh = 0;
-  for (uint32_t i = 0; i < HZ_SLOTS; i++) {
+  for (uint32_t i = 0; i < 2 * HZ_SLOTS; i++) {
     pg_ent *h = atomic_load(&p->hz[i].e);
     if (h) held[nh++] = h;
   }

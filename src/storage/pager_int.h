@@ -243,7 +243,7 @@ struct pager {
   /* Lock-free point reads (pager_cache.c note 6): hazard slots, entries out of the table that a
    * hazard may still name, and entry structs for reuse (they are never returned to malloc while
    * the pager is open, so a reader walking a stale chain always reads an entry). */
-  pg_hazard hz[HZ_SLOTS];
+  pg_hazard hz[2 * HZ_SLOTS];    /* a read txn owning slot i also owns i + HZ_SLOTS (pg_peek_hold) */
   /* Bumped whenever an entry leaves a table (pager_cache.c note 7); on its own cache line, which
    * readers share and nothing writes while no page leaves the cache. */
   _Atomic uint64_t cache_gen;

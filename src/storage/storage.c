@@ -530,6 +530,28 @@ int st_get(st_txn *t, st_tree tree, st_val key, st_val *val) {
   return bt_get_cached(t->pt, pg_is_write(t->pt) ? NULL : &t->pc, &o->d, key.p, key.n, &t->rd, &val->p, &val->n);
 }
 
+_Static_assert(sizeof(bt_loc) <= sizeof(st_loc), "st_loc holds a bt_loc");
+
+int st_locate(st_txn *t, st_tree tree, st_val key, st_loc *loc) {
+  memset(loc, 0, sizeof *loc);
+  st_open_tree *o = tree_of(t, tree);
+  if (!o) return nx_err(NX_MISUSE, "tree handle %u is not open in this transaction", tree);
+  if (pg_is_write(t->pt)) return NX_OK; /* st_get_located reads it all */
+  bt_loc l;
+  int rc = bt_locate_cached(t->pt, &t->pc, &o->d, key.p, key.n, &l);
+  memcpy(loc, &l, sizeof l);
+  return rc;
+}
+
+int st_get_located(st_txn *t, st_tree tree, const st_loc *loc, st_val key, st_val *val) {
+  st_open_tree *o = tree_of(t, tree);
+  if (!o) return nx_err(NX_MISUSE, "tree handle %u is not open in this transaction", tree);
+  if (pg_is_write(t->pt)) return bt_get_cached(t->pt, NULL, &o->d, key.p, key.n, &t->rd, &val->p, &val->n);
+  bt_loc l;
+  memcpy(&l, loc, sizeof l);
+  return bt_get_located(t->pt, &t->pc, &o->d, &l, key.p, key.n, &t->rd, &val->p, &val->n);
+}
+
 int st_put(st_txn *t, st_tree tree, st_val key, st_val val, unsigned flags) {
   st_open_tree *o = tree_of(t, tree);
   if (!o) return nx_err(NX_MISUSE, "tree handle %u is not open in this transaction", tree);

@@ -78,6 +78,15 @@ int st_tree_pages(st_txn *t, st_tree tree, uint64_t *out);
 /* ---- Entries ---- */
 #define ST_NOOVERWRITE 0x1u /* st_put fails with NX_EXISTS if the key is present */
 int st_get(st_txn *t, st_tree tree, st_val key, st_val *val);   /* NX_NOTFOUND */
+/* st_get in two steps for a caller that knows its next keys: st_locate finds the leaf of key
+ * (read txns: through the branch pin cache) and starts its memory fetch; st_get_located, later
+ * in the same txn and on the same tree, reads key from it without a second descent. Results are
+ * those of st_get; any number of locations may be outstanding. */
+typedef struct st_loc {
+  uint64_t w[6]; /* opaque */
+} st_loc;
+int st_locate(st_txn *t, st_tree tree, st_val key, st_loc *loc);
+int st_get_located(st_txn *t, st_tree tree, const st_loc *loc, st_val key, st_val *val); /* NX_NOTFOUND */
 int st_put(st_txn *t, st_tree tree, st_val key, st_val val, unsigned flags);
 int st_del(st_txn *t, st_tree tree, st_val key);                 /* NX_NOTFOUND */
 
