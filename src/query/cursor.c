@@ -188,6 +188,8 @@ static int next_match(nx_cursor *c) {
             break; /* no more ids, or a failure the read itself will report */
           c->ra_upto = m;
         }
+        /* the id two ahead was located a result ago: its header has arrived, request its cells */
+        if (c->ra_upto >= n + 2) st_prefetch_located(c->t->st, &c->ra[(n + 2) % Q_READ_AHEAD]);
         rc = have ? st_get_located(c->t->st, c->coll->tree, &here, ik, &v) : st_get(c->t->st, c->coll->tree, ik, &v);
       } else if (rc == NX_OK) {
         rc = st_get(c->t->st, c->coll->tree, ik, &v);

@@ -517,21 +517,24 @@ int bt_locate_cached(pg_txn *t, bt_pincache *pc, const bt_desc *d, const uint8_t
   loc->root = d->root;
   loc->root_txn = d->root_txn;
   loc->has_hint = has_hint;
-  pg_hint *h = has_hint ? pc_hint(pc, loc->slot, loc->ci) : NULL;
-  const uint8_t *data = pg_peek_hold(t, h, loc->leaf);
-  if (data) {
-    /* the read comes a few results later: ask for the cells its binary search will probe now
-     * (reading the slot array waits for the header's line; the cells' lines then load in
-     * parallel, overlapping the reads in between) */
-    uint32_t ps = pager_page_size(pg_pager(t)), n = bt_n(data);
-    if (n > 32) n = 32; /* a leaf of small cells: its probes are few lines apart anyway */
-    for (uint32_t j = 0; j < n && BT_HDR_END + 2 * j + 2 <= ps; j++) __builtin_prefetch(data + bt_slot(data, j));
-    pg_peek_release(t);
-  } else if ((data = pg_hint_peek(t, h, loc->leaf)) != NULL) {
-    __builtin_prefetch(data); /* held by nobody: its address only */
+  const uint8_t *data = has_hint ? pg_hint_peek(t, pc_hint(pc, loc->slot, loc->ci), loc->leaf) : NULL;
+  if (data) { /* its address only (nothing holds it): a prefetch never faults */
+    __builtin_prefetch(data);
     __builtin_prefetch(data + 64);
   }
   return NX_OK;
+}
+
+void bt_prefetch_located(pg_txn *t, bt_pincache *pc, const bt_loc *loc) {
+  if (!pc || !loc->leaf || !loc->has_hint) return;
+  const uint8_t *data = pg_peek_hold(t, pc_hint(pc, loc->slot, loc->ci), loc->leaf);
+  if (!data) return;
+  /* the read comes a few results later: ask for the cells its binary search will probe now
+   * (the header's line was requested by bt_locate_cached one result earlier) */
+  uint32_t ps = pager_page_size(pg_pager(t)), n = bt_n(data);
+  if (n > 32) n = 32; /* a leaf of small cells: its probes are few lines apart anyway */
+  for (uint32_t j = 0; j < n && BT_HDR_END + 2 * j + 2 <= ps; j++) __builtin_prefetch(data + bt_slot(data, j));
+  pg_peek_release(t);
 }
 
 int bt_get_located(pg_txn *t, bt_pincache *pc, const bt_desc *d, const bt_loc *loc, const uint8_t *key, size_t klen,

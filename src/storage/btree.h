@@ -157,6 +157,9 @@ typedef struct bt_loc {
 int bt_locate_cached(pg_txn *t, bt_pincache *pc, const bt_desc *d, const uint8_t *key, size_t klen, bt_loc *loc);
 int bt_get_located(pg_txn *t, bt_pincache *pc, const bt_desc *d, const bt_loc *loc, const uint8_t *key, size_t klen,
                    bt_read *r, const uint8_t **val, size_t *vlen);
+/* The second step of a read-ahead, a result or two after bt_locate_cached: reads the located
+ * leaf's slot array (held through the txn's second hazard slot) and requests its cells. */
+void bt_prefetch_located(pg_txn *t, bt_pincache *pc, const bt_loc *loc);
 /* Inserts or replaces. *added is true when the key was new. noover: NX_EXISTS if present. */
 int bt_put(pg_txn *t, bt_scratch *s, bt_desc *d, const uint8_t *key, size_t klen,
            const uint8_t *val, size_t vlen, bool noover, bool *added);

@@ -543,6 +543,13 @@ int st_locate(st_txn *t, st_tree tree, st_val key, st_loc *loc) {
   return rc;
 }
 
+void st_prefetch_located(st_txn *t, const st_loc *loc) {
+  if (pg_is_write(t->pt)) return;
+  bt_loc l;
+  memcpy(&l, loc, sizeof l);
+  bt_prefetch_located(t->pt, &t->pc, &l);
+}
+
 int st_get_located(st_txn *t, st_tree tree, const st_loc *loc, st_val key, st_val *val) {
   st_open_tree *o = tree_of(t, tree);
   if (!o) return nx_err(NX_MISUSE, "tree handle %u is not open in this transaction", tree);

@@ -87,6 +87,8 @@ typedef struct st_loc {
 } st_loc;
 int st_locate(st_txn *t, st_tree tree, st_val key, st_loc *loc);
 int st_get_located(st_txn *t, st_tree tree, const st_loc *loc, st_val key, st_val *val); /* NX_NOTFOUND */
+/* Between the two: requests the located leaf's cells (its header was requested by st_locate). */
+void st_prefetch_located(st_txn *t, const st_loc *loc);
 int st_put(st_txn *t, st_tree tree, st_val key, st_val val, unsigned flags);
 int st_del(st_txn *t, st_tree tree, st_val key);                 /* NX_NOTFOUND */
 
