@@ -523,3 +523,37 @@ Test(btree, ascending_inserts_fill_pages) {
   fix_close(&g);
   fix_close(&f);
 }
+
+/* bt_cmp takes shortcuts (the first 8 bytes as one word, the last 8 common bytes as another);
+ * it must order exactly as memcmp on the common prefix, then the shorter key first. Keys share
+ * prefixes of every length so that each shortcut meets equal and unequal words. */
+static int ref_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn) {
+  size_t m = an < bn ? an : bn;
+  int c = m ? memcmp(a, b, m) : 0;
+  if (c) return c < 0 ? -1 : 1;
+  return an < bn ? -1 : (an > bn ? 1 : 0);
+}
+
+Test(btree, key_compare_orders_as_memcmp_then_length) {
+  uint32_t seed = 12345;
+  uint8_t a[40], b[40];
+  for (int iter = 0; iter < 200000; iter++) {
+    size_t an = 0, bn = 0, shared;
+    seed = seed * 1103515245u + 12345u;
+    an = (seed >> 8) % 25;
+    seed = seed * 1103515245u + 12345u;
+    bn = (seed >> 8) % 25;
+    seed = seed * 1103515245u + 12345u;
+    shared = (seed >> 8) % 25;
+    for (size_t i = 0; i < sizeof a; i++) {
+      seed = seed * 1103515245u + 12345u;
+      a[i] = (uint8_t)(seed >> 16) & 3; /* few byte values: many equal bytes */
+      seed = seed * 1103515245u + 12345u;
+      b[i] = i < shared ? a[i] : (uint8_t)(seed >> 16) & 3;
+    }
+    int want = ref_cmp(a, an, b, bn), got = bt_cmp(a, an, b, bn);
+    got = got < 0 ? -1 : got > 0;
+    cr_assert_eq(got, want, "lengths %zu and %zu, shared prefix %zu: bt_cmp %d, memcmp order %d", an, bn, shared, got,
+                 want);
+  }
+}

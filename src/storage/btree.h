@@ -126,6 +126,21 @@ static inline int bt_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t b
 #endif
       return x < y ? -1 : 1;
     }
+    if (m <= 16) {
+      /* the rest fits one more word: compare the last 8 common bytes, which overlap the equal
+       * first word, so their big-endian order is the order of the first differing byte (no call
+       * into memcmp for the short keys that _id and index keys mostly are) */
+      memcpy(&x, a + m - 8, 8);
+      memcpy(&y, b + m - 8, 8);
+      if (x != y) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        x = __builtin_bswap64(x);
+        y = __builtin_bswap64(y);
+#endif
+        return x < y ? -1 : 1;
+      }
+      return an < bn ? -1 : (an > bn ? 1 : 0);
+    }
     c = memcmp(a + 8, b + 8, m - 8);
   } else if (m) {
     c = memcmp(a, b, m);
