@@ -983,3 +983,51 @@ Test(storage_api, background_checkpoints_keep_every_commit) {
   cr_assert_eq(st_close(e), NX_OK);
   rm_tmp();
 }
+
+/* Point reads in a read txn descend through the pin cache's separator words (btree.c
+ * pc_branch_find): keys that are prefixes of each other, that share their first 8 bytes or
+ * differ only after them, and empty-padded short keys must all be found, and absent keys not. */
+static size_t pfx_key(char *k, int i) {
+  static const char *stems[] = {"", "a", "ab", "abcdefgh", "abcdefghi", "abcdefgh\x01", "abcdefg", "zz"};
+  int n = snprintf(k, 40, "%s", stems[i % 8]);
+  for (int j = i / 8; j > 0; j /= 3) k[n++] = (char)('0' + j % 3); /* varying tails, some empty */
+  k[n] = '\0';
+  return (size_t)n;
+}
+
+Test(storage_api, point_reads_find_keys_that_share_prefixes_through_cached_branches) {
+  mkdir_tmp();
+  char path[300];
+  path_in(path, sizeof path, "pfx.db");
+  st_env *e = open_env(path, 4096);
+  st_txn *w;
+  st_tree t;
+  char k[48];
+  char v[300];
+  memset(v, 'v', sizeof v);
+  cr_assert_eq(st_txn_begin(e, true, &w), NX_OK);
+  cr_assert_eq(st_tree_open(w, "t", true, &t), NX_OK);
+  for (int i = 0; i < 24000; i += 2) { /* even ones stored; 300-byte values: a 3-level tree */
+    size_t n = pfx_key(k, i);
+    int rc = st_put(w, t, (st_val){(const uint8_t *)k, n}, (st_val){(const uint8_t *)v, 100 + (size_t)i % 200}, 0);
+    cr_assert(rc == NX_OK, "put %d: %s", i, nx_err_msg());
+  }
+  cr_assert_eq(st_txn_commit(w), NX_OK);
+  cr_assert_eq(st_txn_begin(e, false, &w), NX_OK);
+  cr_assert_eq(st_tree_open(w, "t", false, &t), NX_OK);
+  for (int pass = 0; pass < 2; pass++) /* the second pass hits the cached branches */
+    for (int i = 0; i < 24000; i++) {
+      size_t n = pfx_key(k, i);
+      char k2[48];
+      bool stored = false;
+      for (int j = i % 2 ? i - 1 : i; j >= 0 && j >= i - 1 && !stored; j -= 2) /* a duplicate key of an even i? */
+        stored = j % 2 == 0 && pfx_key(k2, j) == n && memcmp(k2, k, n) == 0;
+      st_val got;
+      int rc = st_get(w, t, (st_val){(const uint8_t *)k, n}, &got);
+      if (i % 2 == 0) cr_assert_eq(rc, NX_OK, "key %d (%zu bytes) not found", i, n);
+      else if (!stored) cr_assert_eq(rc, NX_NOTFOUND, "absent key %d (%zu bytes): %d", i, n, rc);
+    }
+  st_txn_abort(w);
+  cr_assert_eq(st_close(e), NX_OK);
+  rm_tmp();
+}

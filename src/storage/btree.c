@@ -355,7 +355,71 @@ void bt_pincache_free(pg_txn *t, bt_pincache *pc) {
     nx_free(pc->hint[i]);
     pc->hint[i] = NULL;
     pc->nhint[i] = 0;
+    nx_free(pc->pfx[i]);
+    pc->pfx[i] = NULL;
+    pc->npfx[i] = pc->cpfx[i] = 0;
   }
+}
+
+/* A key's first 8 bytes as a big-endian word, zero padded. Comparing two such words orders
+ * the keys whenever the words differ (a shorter key's padding is below any byte the other has
+ * there only when it is a prefix, and then it is smaller too); equal words need the full
+ * compare. */
+static inline uint64_t key_word(const uint8_t *k, size_t n) {
+  uint8_t w[8] = {0};
+  memcpy(w, k, n < 8 ? n : 8);
+  uint64_t x;
+  memcpy(&x, w, 8);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  x = __builtin_bswap64(x);
+#endif
+  return x;
+}
+
+/* Builds slot's separator words for branch page b (leaves npfx 0 when it cannot). */
+static void pfx_build(bt_pincache *pc, uint32_t slot, const uint8_t *b, uint32_t ps) {
+  pc->npfx[slot] = 0;
+  uint32_t n = bt_n(b);
+  if (n == 0 || !bt_hdr_ok(b, ps)) return; /* the cell search reports it */
+  if (n > pc->cpfx[slot]) {
+    uint64_t *v = nx_realloc(pc->pfx[slot], n * sizeof *v);
+    if (!v) return;
+    pc->pfx[slot] = v;
+    pc->cpfx[slot] = n;
+  }
+  for (uint32_t i = 1; i < n; i++) {
+    const uint8_t *k;
+    size_t kn;
+    if (!bt_key(b, ps, false, i, &k, &kn)) return;
+    pc->pfx[slot][i] = key_word(k, kn);
+  }
+  pc->npfx[slot] = n;
+}
+
+/* bt_branch_find through the slot's separator words. */
+static int pc_branch_find(bt_pincache *pc, uint32_t slot, const uint8_t *b, uint32_t ps, uint32_t pgno,
+                          const uint8_t *key, size_t klen, uint32_t *child) {
+  uint32_t n = pc->npfx[slot];
+  if (n == 0) return bt_branch_find(b, ps, pgno, key, klen, child);
+  const uint64_t *w = pc->pfx[slot];
+  uint64_t kw = key_word(key, klen);
+  uint32_t lo = 1, hi = n;
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    int c;
+    if (w[mid] != kw) {
+      c = w[mid] < kw ? -1 : 1;
+    } else {
+      const uint8_t *k;
+      size_t kn;
+      if (!bt_key(b, ps, false, mid, &k, &kn)) return NX_CORRUPT_BKPT("btree branch %u: cell %u out of page", pgno, mid);
+      c = bt_cmp(k, kn, key, klen);
+    }
+    if (c <= 0) lo = mid + 1;
+    else hi = mid;
+  }
+  *child = lo - 1;
+  return NX_OK;
 }
 
 /* The hint for child ci of the branch in slot (NULL when there is no room for one). */
@@ -400,6 +464,7 @@ static int pc_branch(pg_txn *t, bt_pincache *pc, uint32_t pgno, uint64_t txn, co
   pc->pg[slot] = p;
   pc->pgno[slot] = pgno;
   pc->used[slot / 64] |= 1ull << (slot % 64);
+  pfx_build(pc, slot, p.data, pager_page_size(pg_pager(t)));
   *out = p.data;
   return NX_OK;
 }
@@ -425,7 +490,7 @@ static int descend(pg_txn *t, bt_pincache *pc, const bt_desc *d, const uint8_t *
       const uint8_t *b;
       uint32_t bp = pgno, slot;
       rc = pc_branch(t, pc, pgno, txn, &b, &slot);
-      if (rc == NX_OK) rc = bt_branch_find(b, ps, bp, key, klen, &ci);
+      if (rc == NX_OK) rc = pc_branch_find(pc, slot, b, ps, bp, key, klen, &ci);
       if (rc) return rc;
       child_ref(b, ci, &pgno, &txn);
       if (lvl + 2 == d->depth) {

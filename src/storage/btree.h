@@ -107,6 +107,11 @@ typedef struct bt_pincache {
    * made them: a slot's array is reused, not cleared, when the slot changes. */
   pg_hint *hint[BT_PC_SLOTS];
   uint32_t nhint[BT_PC_SLOTS];
+  /* Per slot: the first 8 bytes of each separator of its branch as a big-endian word (zero
+   * padded), so that a descent binary-searches one contiguous array instead of decoding cells
+   * all over the page; npfx 0: not built (the cell search is used). */
+  uint64_t *pfx[BT_PC_SLOTS];
+  uint32_t npfx[BT_PC_SLOTS], cpfx[BT_PC_SLOTS];
 } bt_pincache;
 void bt_pincache_release(pg_txn *t, bt_pincache *pc); /* drops every pin */
 void bt_pincache_free(pg_txn *t, bt_pincache *pc);    /* drops every pin and frees the hints */
