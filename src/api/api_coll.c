@@ -118,7 +118,7 @@ static int coll_sizes(nx_txn *t, eng_coll *c, uint64_t *count, uint64_t *bytes, 
     if (rc == NX_OK) rc = eng_doc_decode(c->name, v, &scratch, &d);
     if (rc != NX_OK) break;
     *stored += k.n + v.n;
-    if (eng_doc_expired(&d.meta, t->now_ms)) continue;
+    if (eng_doc_expired_in(&d.meta, t)) continue;
     (*count)++;
     *bytes += d.doc.len;
   }

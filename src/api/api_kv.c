@@ -246,7 +246,7 @@ int nx_kv_keys(nx_db *db, nx_txn *txn, const char *prefix, char ***keys, size_t 
       uint32_t n;
       const char *id = bson_iter_utf8(&it, &n);
       if (n < plen || memcmp(id, prefix, plen) != 0) break;
-      if (eng_doc_expired(&d.meta, t->now_ms)) continue;
+      if (eng_doc_expired_in(&d.meta, t)) continue;
       rc = kv_push(&s, id, n);
       if (rc != NX_OK) break;
     }

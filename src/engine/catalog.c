@@ -209,7 +209,7 @@ static int create_entry(nx_txn *t, const char *name, const bson_t *options) {
   BSON_APPEND_UTF8(&entry, "name", name);
   BSON_APPEND_DOCUMENT(&entry, "options", options ? options : &empty);
   BSON_APPEND_INT32(&entry, "formatVersion", NX_FORMAT_VERSION);
-  BSON_APPEND_DATE_TIME(&entry, "created", t->now_ms);
+  BSON_APPEND_DATE_TIME(&entry, "created", eng_now(t));
   rc = eng_catalog_put(t, name, &entry);
   bson_destroy(&entry);
   bson_destroy(&empty);

@@ -202,6 +202,6 @@ int eng_doc_get(nx_txn *t, eng_coll *c, st_val key, nx_buf *scratch, eng_doc *ou
   if (rc != NX_OK) return rc;
   rc = eng_doc_decode(c->name, v, scratch, out);
   if (rc != NX_OK) return rc;
-  if (eng_doc_expired(&out->meta, t->now_ms)) return NX_NOTFOUND;
+  if (eng_doc_expired_in(&out->meta, t)) return NX_NOTFOUND;
   return NX_OK;
 }

@@ -101,7 +101,10 @@ struct nx_txn {
   bool write;              /* NX_TXN_WRITE */
   bool user;               /* begun by nx_txn_begin (else auto-commit inside one call) */
   bool poisoned;           /* a write failed half-way: only abort is allowed */
-  int64_t now_ms;          /* the clock, read once at begin (expiry, metadata, $currentDate) */
+  int64_t now_ms;          /* the clock, read once per txn at first use (eng_now): expiry,
+                            * metadata, $currentDate; a point read of a document without a TTL
+                            * never reads it */
+  bool now_set;            /* now_ms has been read */
   uint64_t writes;         /* st_* writes so far (cursor re-seek, see invariant 4) */
   eng_coll *colls;         /* collections opened in this txn, owned */
   nx_buf enc;              /* scratch: the encoded value of the document being written */
@@ -182,6 +185,18 @@ int eng_doc_encode(const bson_t *doc, const nx_doc_meta *meta, unsigned compress
 /** True when a document with this meta is expired at now_ms (invisible to reads). */
 static inline bool eng_doc_expired(const nx_doc_meta *m, int64_t now_ms) {
   return m->expires_ms != 0 && m->expires_ms <= now_ms;
+}
+/** The txn's clock: read at its first use, then the same for the whole txn. */
+static inline int64_t eng_now(nx_txn *t) {
+  if (!t->now_set) {
+    t->now_ms = nx_now_ms();
+    t->now_set = true;
+  }
+  return t->now_ms;
+}
+/** eng_doc_expired at the txn's clock, reading the clock only for a document with a TTL. */
+static inline bool eng_doc_expired_in(const nx_doc_meta *m, nx_txn *t) {
+  return m->expires_ms != 0 && m->expires_ms <= eng_now(t);
 }
 
 /** Encodes the tree key of an _id value into out (reset first). */

@@ -99,7 +99,7 @@ int eng_txn_begin(nx_db *db, bool write, bool user, nx_txn **out) {
   t->poisoned = false;
   t->writes = 0;
   t->watchers = NULL;
-  t->now_ms = nx_now_ms();
+  t->now_set = false; /* read at first use (eng_now) */
   *out = t;
   return NX_OK;
 }

@@ -96,7 +96,7 @@ static int insert_collision(nx_txn *t, eng_coll *c, st_val key, const bson_value
   nx_buf scratch;
   nx_buf_init(&scratch, ST_MAX_VALUE);
   rc = eng_doc_decode(c->name, v, &scratch, &old);
-  if (rc == NX_OK && eng_doc_expired(&old.meta, t->now_ms)) {
+  if (rc == NX_OK && eng_doc_expired_in(&old.meta, t)) {
     bson_t copy;
     bson_copy_to(&old.doc, &copy);
     nx_doc_meta m = old.meta;
@@ -131,7 +131,7 @@ int eng_scan_docs(void *ctx, idx_each_doc_fn each, void *each_ctx) {
     }
     if (rc == NX_OK) rc = eng_doc_decode(sc->c->name, v, &scratch, &d);
     if (rc != NX_OK) break;
-    if (sc->with_expired || !eng_doc_expired(&d.meta, sc->t->now_ms)) {
+    if (sc->with_expired || !eng_doc_expired_in(&d.meta, sc->t)) {
       rc = each(each_ctx, &d.doc);
       if (rc != NX_OK) break;
     }
@@ -211,8 +211,8 @@ int eng_doc_write(nx_txn *t, eng_coll *c, eng_op op, const bson_t *old_doc,
 
   nx_doc_meta meta = {0};
   if (op != ENG_DELETE) {
-    meta.created_ms = op == ENG_INSERT ? t->now_ms : old_meta->created_ms;
-    meta.updated_ms = t->now_ms;
+    meta.created_ms = op == ENG_INSERT ? eng_now(t) : old_meta->created_ms;
+    meta.updated_ms = eng_now(t);
     meta.version = op == ENG_INSERT ? 1 : old_meta->version + 1;
     meta.expires_ms = expires_ms;
     if (expires_ms && !c->has_expiry) {

@@ -211,7 +211,7 @@ static int next_match(nx_cursor *c) {
     rc = eng_doc_decode(c->coll->name, v, &c->scratch, &c->cur);
     if (rc != NX_OK) return rc;
     plan_note_doc(c->plan);
-    if (eng_doc_expired(&c->cur.meta, c->t->now_ms)) continue;
+    if (eng_doc_expired_in(&c->cur.meta, c->t)) continue;
     bool m = true;
     if (!filter_is_empty(c->filter) && plan_needs_filter(c->plan)) {
       rc = filter_match(c->filter, &c->cur.doc, &m);

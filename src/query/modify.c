@@ -57,7 +57,7 @@ static int do_upsert(nx_txn *t, const char *coll, const filter_t *f, const updat
   rc = update_build_upsert_seed(f, &seed);
   if (rc != NX_OK) return nx_err_prefix(rc, "%s: upsert: ", what);
   bool changed;
-  rc = update_apply(u, &seed, f, true, t->now_ms, &nd, &changed);
+  rc = update_apply(u, &seed, f, true, eng_now(t), &nd, &changed);
   bson_destroy(&seed);
   if (rc != NX_OK) return nx_err_prefix(rc, "%s: upsert: ", what);
   rc = eng_prepare_insert(t, ec, &nd, &fin);
@@ -80,7 +80,7 @@ static int apply_one(nx_txn *t, eng_coll *c, const update_t *u, const filter_t *
                      const nx_doc_meta *meta, const char *what, bool *modified, bson_t *after) {
   bson_t nd;
   bool changed = false, in_place = false;
-  int rc = update_apply_ex(u, old, f, false, t->now_ms, 0, &nd, &changed, &in_place);
+  int rc = update_apply_ex(u, old, f, false, eng_now(t), 0, &nd, &changed, &in_place);
   if (rc != NX_OK) return nx_err_prefix(rc, "%s in '%s': ", what, c->name);
   if (changed) {
     /* a stored document passed validation (engine.h invariant 2); an in-place result only has
