@@ -3,8 +3,9 @@
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+TSAN_BUILD ?= build-tsan
 
-.PHONY: all deps build build-asan check test test-plain test-asan demo bench install clean
+.PHONY: all deps build build-asan check test test-plain test-asan tsan demo bench install clean
 
 all: build
 
@@ -36,6 +37,15 @@ test: deps
 	@$(MAKE) --no-print-directory test-plain
 	@$(MAKE) --no-print-directory test-asan
 
+# ThreadSanitizer over the concurrency stress (tests/helpers/stress_concurrency.c): lock-free
+# reads, read hints, two-step reads and the background checkpointer. A standalone program, since
+# Criterion does not start under TSan here; not part of `make test` (a third build).
+tsan: deps
+	@CC=clang cmake -S . -B $(TSAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCMAKE_C_FLAGS=-fsanitize=thread -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread >/dev/null
+	@cmake --build $(TSAN_BUILD) --target stress_concurrency -j $(JOBS)
+	@TSAN_OPTIONS=halt_on_error=1:exitcode=66 $(TSAN_BUILD)/tests/stress_concurrency
+
 demo: deps build
 	@if [ -x $(BUILD)/nexuslite ]; then bash scripts/demo $(BUILD); else $(BUILD)/examples/ex_storage_basics demo.db; fi
 
@@ -47,4 +57,4 @@ install: build
 	@cmake --install $(BUILD)
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(TSAN_BUILD)
