@@ -48,7 +48,17 @@ echo "fuzzing fuzz_filter for ${SECONDS_TO_RUN}s from $(ls "$SRC/fuzz/corpus/fil
 rc=$?
 tail -n 25 fuzz.log
 if [ $rc -ne 0 ]; then
-  echo "FAIL: libFuzzer found a problem (exit $rc); the crashing input is in $OUT (crash-*)"
+  # keep the finding where the next run's rm -rf does not reach, and show it in the test log
+  KEEP="$BUILD/fuzz-findings/filter-$(date +%Y%m%d-%H%M%S)"
+  mkdir -p "$KEEP"
+  cp fuzz.log "$KEEP/" 2>/dev/null
+  cp crash-* leak-* timeout-* oom-* slow-unit-* "$KEEP/" 2>/dev/null
+  echo "---- the report (fuzz.log) ----"
+  grep -n -A30 -E "ERROR|runtime error|SUMMARY|ALARM|out-of-memory|leak" fuzz.log | head -80
+  for f in "$KEEP"/crash-* "$KEEP"/leak-* "$KEEP"/timeout-* "$KEEP"/oom-*; do
+    [ -f "$f" ] && { echo "---- $f ----"; od -A d -c "$f" | head -40; }
+  done
+  echo "FAIL: libFuzzer found a problem (exit $rc); the input and log are kept in $KEEP"
   exit 1
 fi
 echo "OK: fuzz_filter ran ${SECONDS_TO_RUN}s without findings"

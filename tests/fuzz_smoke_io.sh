@@ -56,7 +56,12 @@ for t in csv ndjson bson; do
   rc=$?
   tail -n 4 "$OUT/fuzz_$t.log"
   if [ $rc -ne 0 ]; then
-    echo "FAIL: libFuzzer found a problem in fuzz_$t (exit $rc); see $OUT/fuzz_$t.log and crash-* there"
+    KEEP="$BUILD/fuzz-findings/$t-$(date +%Y%m%d-%H%M%S)"
+    mkdir -p "$KEEP"
+    cp "$OUT/fuzz_$t.log" "$KEEP/" 2>/dev/null
+    cp "$OUT"/crash-* "$OUT"/leak-* "$OUT"/timeout-* "$OUT"/oom-* "$KEEP/" 2>/dev/null
+    grep -n -A30 -E "ERROR|runtime error|SUMMARY|ALARM|out-of-memory|leak" "$OUT/fuzz_$t.log" | head -80
+    echo "FAIL: libFuzzer found a problem in fuzz_$t (exit $rc); the input and log are kept in $KEEP"
     fail=$((fail + 1))
   else
     echo "OK: fuzz_$t ran ${SECONDS_TO_RUN}s without findings"
