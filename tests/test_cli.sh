@@ -294,6 +294,14 @@ grep -q "Three things to try" "$T/demo.out" && ok "demo prints the commands to t
 grep -q "Decimal128(" "$T/demo.out" && ok "demo ran an example query" || bad "demo example output"
 run --db demo/demo.db count orders; expect "demo database has orders" 0 "500"
 run --db demo/demo.db index list users; has "demo indexes exist" out "age_1"
+# a demo.db this build cannot open (an earlier format, damage) is set aside and made again
+mkdir demo2 && head -c 8192 /dev/urandom >demo2/demo.db
+(cd demo2 && bash "$SRC/scripts/demo" "$BUILD" </dev/null >"$T/demo2.out" 2>&1)
+drc=$?
+[ $drc -eq 0 ] && ok "scripts/demo recreates an unreadable demo.db" || { bad "scripts/demo over junk: exit $drc"; tail -5 "$T/demo2.out"; }
+ls demo2/demo.db.unreadable-* >/dev/null 2>&1 && ok "the unreadable demo.db is kept aside" || bad "no demo.db.unreadable-*"
+grep -q "cannot be opened by this build" "$T/demo2.out" && ok "demo says why it set the file aside" || bad "demo2 message"
+run --db demo2/demo.db count orders; expect "recreated demo database has orders" 0 "500"
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
