@@ -116,34 +116,33 @@ typedef struct bt_pincache {
 void bt_pincache_release(pg_txn *t, bt_pincache *pc); /* drops every pin */
 void bt_pincache_free(pg_txn *t, bt_pincache *pc);    /* drops every pin and frees the hints */
 
+/* The 8 bytes at a and at b, both read as big-endian words: 0 when equal, else -1 or 1 in
+ * memcmp order. */
+static inline int bt_word_cmp(const uint8_t *a, const uint8_t *b) {
+  uint64_t x, y;
+  memcpy(&x, a, 8);
+  memcpy(&y, b, 8);
+  if (x == y) return 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  x = __builtin_bswap64(x);
+  y = __builtin_bswap64(y);
+#endif
+  return x < y ? -1 : 1;
+}
+
 /* Key comparison: memcmp order, a prefix sorts first. */
 static inline int bt_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn) {
   size_t m = an < bn ? an : bn;
   int c = 0;
   if (m >= 8) { /* most keys differ in their first 8 bytes: compare them as one big-endian word */
-    uint64_t x, y;
-    memcpy(&x, a, 8);
-    memcpy(&y, b, 8);
-    if (x != y) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-      x = __builtin_bswap64(x);
-      y = __builtin_bswap64(y);
-#endif
-      return x < y ? -1 : 1;
-    }
+    c = bt_word_cmp(a, b);
+    if (c) return c;
     if (m <= 16) {
       /* the rest fits one more word: compare the last 8 common bytes, which overlap the equal
        * first word, so their big-endian order is the order of the first differing byte (no call
        * into memcmp for the short keys that _id and index keys mostly are) */
-      memcpy(&x, a + m - 8, 8);
-      memcpy(&y, b + m - 8, 8);
-      if (x != y) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        x = __builtin_bswap64(x);
-        y = __builtin_bswap64(y);
-#endif
-        return x < y ? -1 : 1;
-      }
+      c = bt_word_cmp(a + m - 8, b + m - 8);
+      if (c) return c;
       return an < bn ? -1 : (an > bn ? 1 : 0);
     }
     c = memcmp(a + 8, b + 8, m - 8);
