@@ -292,11 +292,6 @@ static void put_be64(uint8_t *p, uint64_t v) {
   }
 }
 
-static uint64_t get_be64(const uint8_t *p) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; i++) v = (v << 8) | p[i];
-  return v;
-}
 
 static uint64_t double_image(double f) {
   if (f == 0) f = 0.0; /* -0.0 -> +0.0 */
@@ -635,7 +630,7 @@ static int rd_number(rd *r, bson_value_t *out) {
   size_t start = r->pos;
   uint8_t b[NUM_MAX];
   if (!rd_bytes(r, b, 9)) return CORRUPT(r);
-  uint64_t img = get_be64(b);
+  uint64_t img = nx_get64be(b);
   if (img == 0) { /* NaN */
     if (b[8] != 0) return CORRUPT(r);
     out->value_type = BSON_TYPE_DOUBLE;
@@ -795,7 +790,7 @@ static int rd_value(rd *r, uint8_t t, bson_value_t *out, int depth) {
   case KT_DATE:
     if (!rd_bytes(r, b, 8)) return CORRUPT(r);
     out->value_type = BSON_TYPE_DATE_TIME;
-    out->value.v_datetime = (int64_t)(get_be64(b) ^ 0x8000000000000000ull);
+    out->value.v_datetime = (int64_t)(nx_get64be(b) ^ 0x8000000000000000ull);
     return NX_OK;
   case KT_TIMESTAMP:
     if (!rd_be32(r, &u) || !rd_be32(r, &u2)) return CORRUPT(r);

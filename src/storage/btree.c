@@ -368,12 +368,7 @@ void bt_pincache_free(pg_txn *t, bt_pincache *pc) {
 static inline uint64_t key_word(const uint8_t *k, size_t n) {
   uint8_t w[8] = {0};
   memcpy(w, k, n < 8 ? n : 8);
-  uint64_t x;
-  memcpy(&x, w, 8);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-  x = __builtin_bswap64(x);
-#endif
-  return x;
+  return nx_get64be(w);
 }
 
 /* Builds slot's separator words for branch page b (leaves npfx 0 when it cannot). */

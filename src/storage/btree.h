@@ -119,15 +119,8 @@ void bt_pincache_free(pg_txn *t, bt_pincache *pc);    /* drops every pin and fre
 /* The 8 bytes at a and at b, both read as big-endian words: 0 when equal, else -1 or 1 in
  * memcmp order. */
 static inline int bt_word_cmp(const uint8_t *a, const uint8_t *b) {
-  uint64_t x, y;
-  memcpy(&x, a, 8);
-  memcpy(&y, b, 8);
-  if (x == y) return 0;
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-  x = __builtin_bswap64(x);
-  y = __builtin_bswap64(y);
-#endif
-  return x < y ? -1 : 1;
+  uint64_t x = nx_get64be(a), y = nx_get64be(b);
+  return x == y ? 0 : x < y ? -1 : 1;
 }
 
 /* Key comparison: memcmp order, a prefix sorts first. */
