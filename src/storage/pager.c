@@ -1002,17 +1002,27 @@ int pg_get(pg_txn *t, uint32_t pgno, uint64_t expect_txnid, pg_page *out) {
   return NX_OK;
 }
 
+/* True when h describes pgno and no cached page has been removed since it was made (a quick
+ * check: nothing holds the page yet). */
+static inline bool hint_fresh(pager *p, const pg_hint *h, uint32_t pgno) {
+  return h && h->pgno == pgno && h->gen == atomic_load_explicit(&p->cache_gen, memory_order_relaxed);
+}
+
+/* The image h recorded for pgno, protected by hazard slot hz, or NULL (hz left empty): note 7,
+ * publish the hazard, then confirm that nothing has left the cache since the hint. */
+static const uint8_t *hint_hold(pager *p, pg_hazard *hz, const pg_hint *h, uint32_t pgno) {
+  if (!hint_fresh(p, h, pgno)) return NULL;
+  atomic_store(&hz->e, (pg_ent *)(uintptr_t)h->e);
+  if (atomic_load(&p->cache_gen) == h->gen) return h->data;
+  atomic_store_explicit(&hz->e, NULL, memory_order_release);
+  return NULL;
+}
+
 int pg_get_point(pg_txn *t, uint32_t pgno, uint64_t expect_txnid, pg_hint *h, pg_page *out) {
   if (t->write || t->hz < 0 || t->hz_held) return pg_get(t, pgno, expect_txnid, out);
   pager *p = t->p;
   pg_hazard *hz = &p->hz[t->hz];
-  const uint8_t *data = NULL;
-  if (h && h->pgno == pgno && h->gen == atomic_load_explicit(&p->cache_gen, memory_order_relaxed)) {
-    /* note 7: publish the hazard, then confirm that nothing left the cache since the hint */
-    atomic_store(&hz->e, (pg_ent *)(uintptr_t)h->e);
-    if (atomic_load(&p->cache_gen) == h->gen) data = h->data;
-    else atomic_store_explicit(&hz->e, NULL, memory_order_release);
-  }
+  const uint8_t *data = hint_hold(p, hz, h, pgno);
   if (!data) {
     uint64_t gen = atomic_load(&p->cache_gen); /* before the lookup validates the entry */
     pg_ent *e = pc_peek(p, pgno, hz);
@@ -1036,19 +1046,12 @@ int pg_get_point(pg_txn *t, uint32_t pgno, uint64_t expect_txnid, pg_hint *h, pg
 }
 
 const uint8_t *pg_hint_peek(pg_txn *t, const pg_hint *h, uint32_t pgno) {
-  if (!h || h->pgno != pgno || h->gen != atomic_load_explicit(&t->p->cache_gen, memory_order_relaxed)) return NULL;
-  return h->data;
+  return hint_fresh(t->p, h, pgno) ? h->data : NULL;
 }
 
 const uint8_t *pg_peek_hold(pg_txn *t, const pg_hint *h, uint32_t pgno) {
-  if (t->write || t->hz < 0 || !h || h->pgno != pgno) return NULL;
-  pager *p = t->p;
-  if (h->gen != atomic_load_explicit(&p->cache_gen, memory_order_relaxed)) return NULL;
-  pg_hazard *hz = &p->hz[t->hz + (int)HZ_SLOTS];
-  atomic_store(&hz->e, (pg_ent *)(uintptr_t)h->e);
-  if (atomic_load(&p->cache_gen) == h->gen) return h->data;
-  atomic_store_explicit(&hz->e, NULL, memory_order_release);
-  return NULL;
+  if (t->write || t->hz < 0) return NULL;
+  return hint_hold(t->p, &t->p->hz[t->hz + (int)HZ_SLOTS], h, pgno);
 }
 
 void pg_peek_release(pg_txn *t) {
