@@ -469,15 +469,14 @@ int bt_get(pg_txn *t, const bt_desc *d, const uint8_t *key, size_t klen, bt_read
   return bt_get_cached(t, NULL, d, key, klen, r, val, vlen);
 }
 
-/* The descent of a point read to its leaf: *pgno and *txn, and with a pin cache where the
- * leaf's hint lives (slot, child index; *has_hint false when there is none). */
-static int descend(pg_txn *t, bt_pincache *pc, const bt_desc *d, const uint8_t *key, size_t klen, uint32_t *leaf,
-                   uint64_t *leaf_txn, uint32_t *hslot, uint32_t *hci, bool *has_hint) {
+/* The descent of a point read to its leaf: loc gets the leaf, its txn id, the tree and, with a
+ * pin cache, where the leaf's hint lives. */
+static int descend(pg_txn *t, bt_pincache *pc, const bt_desc *d, const uint8_t *key, size_t klen, bt_loc *loc) {
+  memset(loc, 0, sizeof *loc);
   if (d->depth == 0 || d->depth > BT_MAX_DEPTH) return NX_CORRUPT_BKPT("btree: depth %u", d->depth);
   uint32_t ps = pager_page_size(pg_pager(t));
   uint32_t pgno = d->root;
   uint64_t txn = d->root_txn;
-  *has_hint = false;
   for (uint32_t lvl = 0; lvl + 1 < d->depth; lvl++) {
     int rc;
     uint32_t ci;
@@ -489,9 +488,9 @@ static int descend(pg_txn *t, bt_pincache *pc, const bt_desc *d, const uint8_t *
       if (rc) return rc;
       child_ref(b, ci, &pgno, &txn);
       if (lvl + 2 == d->depth) {
-        *hslot = slot;
-        *hci = ci;
-        *has_hint = true;
+        loc->slot = slot;
+        loc->ci = ci;
+        loc->has_hint = true;
       }
       continue;
     }
@@ -503,9 +502,16 @@ static int descend(pg_txn *t, bt_pincache *pc, const bt_desc *d, const uint8_t *
     pg_release(t, &p);
     if (rc) return rc;
   }
-  *leaf = pgno;
-  *leaf_txn = txn;
+  loc->leaf = pgno;
+  loc->txn = txn;
+  loc->root = d->root;
+  loc->root_txn = d->root_txn;
   return NX_OK;
+}
+
+/* The hint of a located leaf, or NULL. */
+static pg_hint *loc_hint(bt_pincache *pc, const bt_loc *loc) {
+  return pc && loc->has_hint ? pc_hint(pc, loc->slot, loc->ci) : NULL;
 }
 
 /* The leaf part of a point read: the leaf (held in r through the pager's point path) and the
@@ -557,27 +563,21 @@ int bt_get_cached(pg_txn *t, bt_pincache *pc, const bt_desc *d, const uint8_t *k
                   bt_read *r, const uint8_t **val, size_t *vlen) {
   bt_read_release(t, r);
   if (d->root == 0) return NX_NOTFOUND;
-  uint32_t leaf = 0, hslot = 0, hci = 0;
-  uint64_t txn = 0;
-  bool has_hint;
-  int rc = descend(t, pc, d, key, klen, &leaf, &txn, &hslot, &hci, &has_hint);
+  bt_loc loc;
+  int rc = descend(t, pc, d, key, klen, &loc);
   if (rc) return rc;
-  return leaf_get(t, leaf, txn, has_hint ? pc_hint(pc, hslot, hci) : NULL, key, klen, r, val, vlen);
+  return leaf_get(t, loc.leaf, loc.txn, loc_hint(pc, &loc), key, klen, r, val, vlen);
 }
 
 int bt_locate_cached(pg_txn *t, bt_pincache *pc, const bt_desc *d, const uint8_t *key, size_t klen, bt_loc *loc) {
   memset(loc, 0, sizeof *loc);
   if (!pc || d->root == 0) return NX_OK; /* bt_get_located then does the whole read */
-  bool has_hint;
-  int rc = descend(t, pc, d, key, klen, &loc->leaf, &loc->txn, &loc->slot, &loc->ci, &has_hint);
+  int rc = descend(t, pc, d, key, klen, loc);
   if (rc) {
     loc->leaf = 0;
     return rc;
   }
-  loc->root = d->root;
-  loc->root_txn = d->root_txn;
-  loc->has_hint = has_hint;
-  const uint8_t *data = has_hint ? pg_hint_peek(t, pc_hint(pc, loc->slot, loc->ci), loc->leaf) : NULL;
+  const uint8_t *data = pg_hint_peek(t, loc_hint(pc, loc), loc->leaf);
   if (data) { /* its address only (nothing holds it): a prefetch never faults */
     __builtin_prefetch(data);
     __builtin_prefetch(data + 64);
@@ -586,8 +586,8 @@ int bt_locate_cached(pg_txn *t, bt_pincache *pc, const bt_desc *d, const uint8_t
 }
 
 void bt_prefetch_located(pg_txn *t, bt_pincache *pc, const bt_loc *loc) {
-  if (!pc || !loc->leaf || !loc->has_hint) return;
-  const uint8_t *data = pg_peek_hold(t, pc_hint(pc, loc->slot, loc->ci), loc->leaf);
+  if (!loc->leaf) return;
+  const uint8_t *data = pg_peek_hold(t, loc_hint(pc, loc), loc->leaf);
   if (!data) return;
   /* the read comes a few results later: ask for the cells its binary search will probe now
    * (the header's line was requested by bt_locate_cached one result earlier) */
@@ -602,10 +602,8 @@ int bt_get_located(pg_txn *t, bt_pincache *pc, const bt_desc *d, const bt_loc *l
   if (!pc || !loc->leaf || loc->root != d->root || loc->root_txn != d->root_txn)
     return bt_get_cached(t, pc, d, key, klen, r, val, vlen);
   bt_read_release(t, r);
-  return leaf_get(t, loc->leaf, loc->txn, loc->has_hint ? pc_hint(pc, loc->slot, loc->ci) : NULL, key, klen, r, val,
-                  vlen);
+  return leaf_get(t, loc->leaf, loc->txn, loc_hint(pc, loc), key, klen, r, val, vlen);
 }
-
 
 /* ---- Paths ---- */
 static void path_release(pg_txn *t, bt_path *p) {

@@ -553,10 +553,9 @@ void st_prefetch_located(st_txn *t, const st_loc *loc) {
 int st_get_located(st_txn *t, st_tree tree, const st_loc *loc, st_val key, st_val *val) {
   st_open_tree *o = tree_of(t, tree);
   if (!o) return nx_err(NX_MISUSE, "tree handle %u is not open in this transaction", tree);
-  if (pg_is_write(t->pt)) return bt_get_cached(t->pt, NULL, &o->d, key.p, key.n, &t->rd, &val->p, &val->n);
   bt_loc l;
-  memcpy(&l, loc, sizeof l);
-  return bt_get_located(t->pt, &t->pc, &o->d, &l, key.p, key.n, &t->rd, &val->p, &val->n);
+  memcpy(&l, loc, sizeof l); /* a write txn's location is empty: the whole read, as st_get */
+  return bt_get_located(t->pt, pg_is_write(t->pt) ? NULL : &t->pc, &o->d, &l, key.p, key.n, &t->rd, &val->p, &val->n);
 }
 
 int st_put(st_txn *t, st_tree tree, st_val key, st_val val, unsigned flags) {
