@@ -182,22 +182,35 @@ int bt_page_validate(const uint8_t *pg, uint32_t ps, bool leaf, uint32_t pgno) {
   return NX_OK;
 }
 
-/* First index in [1, n) whose key is > key, minus one: the child covering key. */
-int bt_branch_find(const uint8_t *pg, uint32_t ps, uint32_t pgno, const uint8_t *key,
-                       size_t klen, uint32_t *child) {
+/* bt_branch_find, optionally through `words`, the separators' first 8 bytes as big-endian
+ * words (see key_word; NULL: none): unequal words order two keys, equal ones need the cells. */
+static int branch_search(const uint8_t *pg, uint32_t ps, uint32_t pgno, const uint64_t *words, uint64_t kw,
+                         const uint8_t *key, size_t klen, uint32_t *child) {
   uint32_t n = bt_n(pg);
   if (n == 0 || !bt_hdr_ok(pg, ps)) return NX_CORRUPT_BKPT("btree branch %u: empty or bad header", pgno);
   uint32_t lo = 1, hi = n;
   while (lo < hi) {
     uint32_t mid = lo + (hi - lo) / 2;
-    const uint8_t *k;
-    size_t kn;
-    if (!bt_key(pg, ps, false, mid, &k, &kn)) return NX_CORRUPT_BKPT("btree branch %u: cell %u out of page", pgno, mid);
-    if (bt_cmp(k, kn, key, klen) <= 0) lo = mid + 1;
+    int c;
+    if (words && words[mid] != kw) {
+      c = words[mid] < kw ? -1 : 1;
+    } else {
+      const uint8_t *k;
+      size_t kn;
+      if (!bt_key(pg, ps, false, mid, &k, &kn)) return NX_CORRUPT_BKPT("btree branch %u: cell %u out of page", pgno, mid);
+      c = bt_cmp(k, kn, key, klen);
+    }
+    if (c <= 0) lo = mid + 1;
     else hi = mid;
   }
   *child = lo - 1;
   return NX_OK;
+}
+
+/* First index in [1, n) whose key is > key, minus one: the child covering key. */
+int bt_branch_find(const uint8_t *pg, uint32_t ps, uint32_t pgno, const uint8_t *key,
+                       size_t klen, uint32_t *child) {
+  return branch_search(pg, ps, pgno, NULL, 0, key, klen, child);
 }
 
 /* First index whose key is >= key; *exact when equal. */
@@ -391,30 +404,11 @@ static void pfx_build(bt_pincache *pc, uint32_t slot, const uint8_t *b, uint32_t
   pc->npfx[slot] = n;
 }
 
-/* bt_branch_find through the slot's separator words. */
+/* bt_branch_find through the slot's separator words (built for exactly this page's n cells). */
 static int pc_branch_find(bt_pincache *pc, uint32_t slot, const uint8_t *b, uint32_t ps, uint32_t pgno,
                           const uint8_t *key, size_t klen, uint32_t *child) {
-  uint32_t n = pc->npfx[slot];
-  if (n == 0) return bt_branch_find(b, ps, pgno, key, klen, child);
-  const uint64_t *w = pc->pfx[slot];
-  uint64_t kw = key_word(key, klen);
-  uint32_t lo = 1, hi = n;
-  while (lo < hi) {
-    uint32_t mid = lo + (hi - lo) / 2;
-    int c;
-    if (w[mid] != kw) {
-      c = w[mid] < kw ? -1 : 1;
-    } else {
-      const uint8_t *k;
-      size_t kn;
-      if (!bt_key(b, ps, false, mid, &k, &kn)) return NX_CORRUPT_BKPT("btree branch %u: cell %u out of page", pgno, mid);
-      c = bt_cmp(k, kn, key, klen);
-    }
-    if (c <= 0) lo = mid + 1;
-    else hi = mid;
-  }
-  *child = lo - 1;
-  return NX_OK;
+  bool built = pc->npfx[slot] != 0;
+  return branch_search(b, ps, pgno, built ? pc->pfx[slot] : NULL, built ? key_word(key, klen) : 0, key, klen, child);
 }
 
 /* The hint for child ci of the branch in slot (NULL when there is no room for one). */
