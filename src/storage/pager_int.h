@@ -262,8 +262,8 @@ struct pager {
   bool ck_busy;                  /* pass 1 is copying (without wmu) */
   uint32_t ck_hold;              /* > 0: pass 1 must not start (a checkpoint or compaction runs) */
   uint64_t log_gen;              /* log generations started (bumped at each restart) */
-  uint64_t ck_done_gen, ck_done_off; /* frames below ck_done_off of generation ck_done_gen are in
-                                      * the main file and synced (pass 1) */
+  uint64_t ck_done_off;          /* frames of this generation below it are in the main file and
+                                  * synced (pass 1); 0 at each log restart */
 
   /* figures */
   _Atomic uint64_t hits, misses, commits, ckpts, fsyncs, ckpts_bg;

@@ -599,7 +599,7 @@ static int checkpoint_locked(pager *p, nx_checkpoint_mode mode) {
   uint64_t X = p->last_txn;
   /* 1. frames into the main file (but those a background pass 1 already copied and synced) */
   pthread_mutex_lock(&p->mu);
-  uint64_t from = p->ck_done_gen == p->log_gen ? p->ck_done_off : 0;
+  uint64_t from = p->ck_done_off;
   pthread_mutex_unlock(&p->mu);
   rc = copy_frames(p, from);
   if (rc) return nx_err_prefix(rc, "checkpoint of %s: ", p->path);
@@ -677,6 +677,7 @@ static int checkpoint_locked(pager *p, nx_checkpoint_mode mode) {
   pthread_rwlock_unlock(&p->idx_lock);
   pthread_mutex_lock(&p->mu);
   p->log_gen++; /* what a pass 1 copied belongs to the old generation */
+  p->ck_done_off = 0;
   pthread_mutex_unlock(&p->mu);
   p->log_base = X;
   if (mode == NX_CHECKPOINT_TRUNCATE && !p->memory) {
@@ -750,35 +751,33 @@ static int pass1(pager *p, uint64_t from, uint64_t to) {
   return rc;
 }
 
-/* Claims pass 1 (mu held): false when one runs or is held off. */
-static bool pass1_begin(pager *p, uint64_t *gen, uint64_t *from, uint64_t *to) {
-  if (p->ck_busy || p->ck_hold || p->poison) return false;
-  *gen = p->log_gen;
-  *from = p->ck_done_gen == p->log_gen ? p->ck_done_off : 0;
-  *to = p->dur == NX_DURABILITY_FULL ? p->synced_off : p->app_off;
-  if (*to <= *from) return false;
-  p->ck_busy = true;
-  return true;
-}
+/* The end of the log's committed frames that a pass 1 may copy (mu held): the durable ones, or
+ * all appended ones when commits are not synced. */
+static uint64_t pass1_limit(const pager *p) { return p->dur == NX_DURABILITY_FULL ? p->synced_off : p->app_off; }
 
-static void pass1_end(pager *p, int rc, uint64_t gen, uint64_t to) {
+/* One pass 1 (mu held, released while it copies): copies what the generation has beyond
+ * ck_done_off. *ran false (and NX_OK) when none may start now; *same false when the log
+ * restarted meanwhile, so that what it copied belongs to no checkpoint to come. */
+static int pass1_round(pager *p, bool *ran, bool *same) {
+  *ran = *same = false;
+  uint64_t gen = p->log_gen, from = p->ck_done_off, to = pass1_limit(p);
+  if (p->ck_busy || p->ck_hold || p->poison || to <= from) return NX_OK;
+  p->ck_busy = true;
+  pthread_mutex_unlock(&p->mu);
+  int rc = pass1(p, from, to);
+  pthread_mutex_lock(&p->mu);
   p->ck_busy = false;
-  if (rc == NX_OK && gen == p->log_gen) {
-    p->ck_done_gen = gen;
-    p->ck_done_off = to;
-  }
+  *ran = true;
+  *same = gen == p->log_gen;
+  if (rc == NX_OK && *same) p->ck_done_off = to;
   pthread_cond_broadcast(&p->ck_cv);
+  return rc;
 }
 
 int wasp_ck_pass1(pager *p) {
-  uint64_t gen, from, to;
+  bool ran, same;
   pthread_mutex_lock(&p->mu);
-  bool go = pass1_begin(p, &gen, &from, &to);
-  pthread_mutex_unlock(&p->mu);
-  if (!go) return NX_OK;
-  int rc = pass1(p, from, to);
-  pthread_mutex_lock(&p->mu);
-  pass1_end(p, rc, gen, to);
+  int rc = pass1_round(p, &ran, &same);
   pthread_mutex_unlock(&p->mu);
   return rc;
 }
@@ -790,24 +789,18 @@ static void *ck_main(void *arg) {
     while (!p->ck_stop && !p->ck_want) pthread_cond_wait(&p->ck_cv, &p->mu);
     if (p->ck_stop) break;
     p->ck_want = false;
-    uint64_t gen, from, to;
     if (p->app_off - WASP_HDR <= p->ckpt_bytes) continue; /* a checkpoint ran meanwhile */
-    if (!pass1_begin(p, &gen, &from, &to)) continue;
-    pthread_mutex_unlock(&p->mu);
-    int rc = pass1(p, from, to);
-    pthread_mutex_lock(&p->mu);
-    pass1_end(p, rc, gen, to);
-    bool go = rc == NX_OK && gen == p->log_gen && !p->ck_stop;
-    /* what was committed during the pass is pass 2's to copy under the writer lock: while that
-     * is much, another pass 1 shrinks it (twice at most, so a fast writer cannot keep us here) */
-    for (int again = 0; go && again < 2 && (p->dur == NX_DURABILITY_FULL ? p->synced_off : p->app_off) - to > p->ckpt_bytes / 16;
-         again++) {
-      if (!pass1_begin(p, &gen, &from, &to)) break;
-      pthread_mutex_unlock(&p->mu);
-      rc = pass1(p, from, to);
-      pthread_mutex_lock(&p->mu);
-      pass1_end(p, rc, gen, to);
-      go = rc == NX_OK && gen == p->log_gen && !p->ck_stop;
+    uint64_t gen = p->log_gen;
+    bool go = false;
+    /* what was committed during a pass is pass 2's to copy under the writer lock: while that
+     * is much, another pass 1 shrinks it (two more at most, so a fast writer cannot keep us
+     * here); a round that may not start leaves what the earlier ones did to pass 2 */
+    for (int round = 0; round < 3 && (round == 0 || pass1_limit(p) - p->ck_done_off > p->ckpt_bytes / 16); round++) {
+      bool ran, same;
+      int rc = pass1_round(p, &ran, &same);
+      if (!ran) break;
+      go = rc == NX_OK && same && !p->ck_stop;
+      if (!go) break;
     }
     pthread_mutex_unlock(&p->mu);
     if (go) {
