@@ -263,44 +263,47 @@ static int ra_fill(q_plan *p) {
   return NX_OK;
 }
 
-int plan_next(q_plan *p, st_val *id_key) {
-  if (!p->ixscan) return NX_NOTFOUND;
+/* The id plan_next returns `ahead` (>= 1) calls from now, without taking it; errors as
+ * plan_next's (a gathered plan has gathered). */
+static int peek(q_plan *p, size_t ahead, st_val *id_key) {
   if (!p->collect) {
-    /* the walk's key is borrowed from the storage cursor, which a read-ahead moves: copy it */
-    if (p->ra_n == 0) {
+    if (ahead >= PLAN_RA) return NX_NOTFOUND;
+    while (p->ra_n < ahead) {
       int rc = ra_fill(p);
       if (rc != NX_OK) return rc;
     }
-    p->ra_cur = p->ra_head;
-    p->ra_head = (p->ra_head + 1) % PLAN_RA;
-    p->ra_n--;
-    *id_key = (st_val){p->ra_buf[p->ra_cur].data, p->ra_buf[p->ra_cur].len};
+    const nx_buf *b = &p->ra_buf[(p->ra_head + ahead - 1) % PLAN_RA];
+    *id_key = (st_val){b->data, b->len};
     return NX_OK;
   }
-  if (!p->collected) {
-    int rc = gather(p);
-    if (rc != NX_OK) return rc;
-  }
-  if (p->id_at >= p->nids) return NX_NOTFOUND;
-  const uint8_t *r = p->ids.data + p->id_off[p->id_at++].off;
+  if (p->id_at + ahead - 1 >= p->nids) return NX_NOTFOUND;
+  const uint8_t *r = p->ids.data + p->id_off[p->id_at + ahead - 1].off;
   *id_key = (st_val){r + 2, nx_get16(r)};
   return NX_OK;
 }
 
-int plan_peek(q_plan *p, size_t ahead, st_val *id_key) {
-  if (!p->ixscan || ahead == 0) return NX_NOTFOUND;
-  if (!p->collect) {
-    if (ahead >= PLAN_RA) return NX_NOTFOUND;
-    while (p->ra_n < ahead)
-      if (ra_fill(p) != NX_OK) return NX_NOTFOUND; /* the end, or an error plan_next will return */
-    nx_buf *b = &p->ra_buf[(p->ra_head + ahead - 1) % PLAN_RA];
-    *id_key = (st_val){b->data, b->len};
-    return NX_OK;
+int plan_next(q_plan *p, st_val *id_key) {
+  if (!p->ixscan) return NX_NOTFOUND;
+  if (p->collect && !p->collected) {
+    int rc = gather(p);
+    if (rc != NX_OK) return rc;
   }
-  if (!p->collected || p->id_at + ahead - 1 >= p->nids) return NX_NOTFOUND;
-  const uint8_t *r = p->ids.data + p->id_off[p->id_at + ahead - 1].off;
-  *id_key = (st_val){r + 2, nx_get16(r)};
+  /* a walk's key is borrowed from the storage cursor, which a read-ahead moves: peek returns
+   * the copy in the ring */
+  int rc = peek(p, 1, id_key);
+  if (rc != NX_OK) return rc;
+  if (p->collect) {
+    p->id_at++;
+  } else {
+    p->ra_head = (p->ra_head + 1) % PLAN_RA;
+    p->ra_n--;
+  }
   return NX_OK;
+}
+
+int plan_peek(q_plan *p, size_t ahead, st_val *id_key) {
+  if (!p->ixscan || ahead == 0 || (p->collect && !p->collected)) return NX_NOTFOUND;
+  return peek(p, ahead, id_key) == NX_OK ? NX_OK : NX_NOTFOUND; /* the end, or an error plan_next returns */
 }
 
 /* The next entry of the walk in its direction: *key (borrowed until the next step) and the

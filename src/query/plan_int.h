@@ -87,9 +87,10 @@ struct q_plan {
   size_t pending_idlen; /* its _id suffix length */
   bool has_pending;
   /* a walk without gathering (plan_next / plan_peek): ids read ahead of plan_next, copied into
-   * a ring of PLAN_RA slots (the one plan_next returned last stays untouched until the next) */
+   * a ring of PLAN_RA slots; at most PLAN_RA - 1 are queued, so the slot plan_next returned last
+   * (just before ra_head) stays untouched until the next call */
   nx_buf ra_buf[PLAN_RA];
-  size_t ra_head, ra_n, ra_cur; /* oldest queued slot, queued ids, slot returned last */
+  size_t ra_head, ra_n;         /* oldest queued slot, queued ids */
   int ra_err;                   /* how the walk ended once it has (NX_NOTFOUND at the end) */
 };
 
