@@ -362,8 +362,7 @@ void bt_pincache_release(pg_txn *t, bt_pincache *pc) {
     }
 }
 
-void bt_pincache_free(pg_txn *t, bt_pincache *pc) {
-  if (t) bt_pincache_release(t, pc);
+void bt_pincache_free(bt_pincache *pc) {
   for (uint32_t i = 0; i < BT_PC_SLOTS; i++) {
     nx_free(pc->hint[i]);
     pc->hint[i] = NULL;

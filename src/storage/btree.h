@@ -114,7 +114,7 @@ typedef struct bt_pincache {
   uint32_t npfx[BT_PC_SLOTS], cpfx[BT_PC_SLOTS];
 } bt_pincache;
 void bt_pincache_release(pg_txn *t, bt_pincache *pc); /* drops every pin */
-void bt_pincache_free(pg_txn *t, bt_pincache *pc);    /* drops every pin and frees the hints */
+void bt_pincache_free(bt_pincache *pc); /* frees the hints and separator words (pins already dropped) */
 
 /* The 8 bytes at a and at b, both read as big-endian words: 0 when equal, else -1 or 1 in
  * memcmp order. */

@@ -189,7 +189,7 @@ static void trees_forget(st_txn *t) {
 }
 
 static void txn_free(st_txn *t) {
-  bt_pincache_free(NULL, &t->pc); /* its pins were dropped with the pager txn */
+  bt_pincache_free(&t->pc); /* its pins were dropped with the pager txn */
   trees_forget(t);
   nx_free(t->trees);
   nx_buf_free(&t->rd.buf);
