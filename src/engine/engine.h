@@ -196,7 +196,7 @@ static inline int64_t eng_now(nx_txn *t) {
 }
 /** eng_doc_expired at the txn's clock, reading the clock only for a document with a TTL. */
 static inline bool eng_doc_expired_in(const nx_doc_meta *m, nx_txn *t) {
-  return m->expires_ms != 0 && m->expires_ms <= eng_now(t);
+  return m->expires_ms != 0 && eng_doc_expired(m, eng_now(t));
 }
 
 /** Encodes the tree key of an _id value into out (reset first). */

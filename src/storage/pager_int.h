@@ -254,8 +254,9 @@ struct pager {
   uint32_t nretired;
   pg_ent *ent_free;              /* retire_mu: linked through next; gone = 1 */
 
-  /* The background checkpointer (wasp.c, "background checkpoint"); fields under mu. */
-  bool ck_thread_on;             /* the thread runs */
+  /* The background checkpointer (wasp.c, "background checkpoint"); the fields after
+   * ck_thread under mu. */
+  bool ck_thread_on;             /* the thread runs (set at open, cleared at close: no lock) */
   pthread_t ck_thread;
   pthread_cond_t ck_cv;          /* wakes the thread; signals the end of a pass 1 */
   bool ck_want, ck_stop;         /* a checkpoint is due; the thread must exit */
