@@ -310,7 +310,7 @@ int wasp_create_header(pager *p);              /* new salt, writes and syncs the
 /* Appends page frames for ents at the log end; spill=true also releases their buffers. */
 int wasp_write_frames(pager *p, pg_txn *t, pg_ent **ents, size_t n, bool spill);
 int wasp_commit(pg_txn *t);                    /* appends, syncs (by durability), publishes */
-int wasp_sync_upto(pager *p, uint64_t off);    /* group commit */
+int wasp_sync_upto(pager *p, uint64_t gen, uint64_t off); /* group commit: off of log generation gen */
 int wasp_checkpoint_locked(pager *p, nx_checkpoint_mode mode);
 int wasp_ck_start(pager *p);                   /* starts the background checkpointer */
 void wasp_ck_stop(pager *p);                   /* stops and joins it (no lock held) */

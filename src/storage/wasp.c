@@ -304,6 +304,7 @@ int wasp_commit(pg_txn *t) {
     return rc;
   }
   pthread_mutex_lock(&p->mu);
+  uint64_t gen = p->log_gen;
   p->app_off = end;
   p->app_txn = t->txnid;
   memcpy(p->app_roots, t->roots, PG_ROOTS);
@@ -314,7 +315,7 @@ int wasp_commit(pg_txn *t) {
   pthread_mutex_unlock(&p->mu);
   if (p->dur == NX_DURABILITY_FULL) {
     pthread_mutex_unlock(&p->wmu);
-    rc = wasp_sync_upto(p, end);
+    rc = wasp_sync_upto(p, gen, end);
     if (rc) return rc;
     if (end - WASP_HDR > p->ckpt_bytes && !ck_delegate(p, end) && pthread_mutex_trylock(&p->wmu) == 0) {
       (void)wasp_checkpoint_locked(p, NX_CHECKPOINT_PASSIVE);
@@ -327,10 +328,15 @@ int wasp_commit(pg_txn *t) {
   return NX_OK;
 }
 
-int wasp_sync_upto(pager *p, uint64_t off) {
+int wasp_sync_upto(pager *p, uint64_t gen, uint64_t off) {
   int rc = NX_OK;
   pthread_mutex_lock(&p->mu);
-  while (p->synced_off < off) {
+  /* A newer log generation means a checkpoint made everything appended in generation gen
+   * durable (it syncs the log first, then the main file and the meta, then restarts the log,
+   * which resets synced_off): offsets of gen are not comparable with the new ones, and waiting
+   * for synced_off to pass off would spin on fsyncs for ever (found by stress_concurrency under
+   * ASan: a committer waiting here while the checkpoint thread's pass 2 restarted the log). */
+  while (p->log_gen == gen && p->synced_off < off) {
     if (p->poison) {
       rc = NX_FATAL;
       break;
@@ -341,7 +347,7 @@ int wasp_sync_upto(pager *p, uint64_t off) {
     }
     /* lead: fsync up to the highest appended offset for everyone waiting */
     p->syncing = true;
-    uint64_t target = p->app_off;
+    uint64_t target = p->app_off, lgen = p->log_gen;
     uint64_t ttxn = p->app_txn;
     uint8_t roots[PG_ROOTS];
     memcpy(roots, p->app_roots, PG_ROOTS);
@@ -356,7 +362,7 @@ int wasp_sync_upto(pager *p, uint64_t off) {
       pthread_mutex_unlock(&p->mu);
       return nx_err_prefix(src, "fsync of the log failed; the handle is poisoned until reopened: ");
     }
-    if (target > p->synced_off) p->synced_off = target;
+    if (lgen == p->log_gen && target > p->synced_off) p->synced_off = target;
     if (ttxn > p->vis_txn) {
       p->vis_txn = ttxn;
       memcpy(p->vis_roots, roots, PG_ROOTS);
@@ -580,9 +586,9 @@ static int checkpoint_locked(pager *p, nx_checkpoint_mode mode) {
   if (p->read_only) return NX_OK;
   if (p->dur == NX_DURABILITY_FULL) {
     pthread_mutex_lock(&p->mu);
-    uint64_t a = p->app_off;
+    uint64_t a = p->app_off, gen = p->log_gen;
     pthread_mutex_unlock(&p->mu);
-    rc = wasp_sync_upto(p, a);
+    rc = wasp_sync_upto(p, gen, a);
     if (rc) return rc;
   }
   pthread_mutex_lock(&p->mu);
