@@ -5,7 +5,9 @@
  *      checkpoint the writes cause (NexusLite writes every page twice: log, then main file);
  *   2. single-entry durable commits: p50 and p99 latency, commits/s;
  *   3. random point reads, 1 and 2 threads (lookups/s);
- *   4. full scan (entries/s).
+ *   4. full scan (entries/s), ten passes.
+ * The engines run side by side in one process: each phase is cut into ten rounds that alternate
+ * between them (see ROUNDS), and a figure is the engine's work over the sum of its rounds' time.
  * Durability is FULL for NexusLite and the default (sync at commit) for LMDB.
  *
  * Usage: bench_storage [-n ENTRIES] [-c COMMITS] [-r READS] [-d DIR]
@@ -57,7 +59,7 @@ static void make_val(uint32_t i, uint8_t *v) {
   }
 }
 
-static void die(const char *what, int rc, const char *msg) {
+_Noreturn static void die(const char *what, int rc, const char *msg) {
   fprintf(stderr, "bench_storage: %s failed: %d %s\n", what, rc, msg ? msg : "");
   exit(1);
 }
@@ -79,11 +81,16 @@ typedef struct figures {
 
 static uint32_t *g_order; /* read order: a permutation of [0, n) */
 
+/* The two engines run side by side: every phase is cut into ROUNDS rounds, and the rounds
+ * alternate between the engines (the first engine alternates too). A slow minute on a shared
+ * machine then falls on both engines' rounds instead of on one engine's whole phase. */
+#define ROUNDS 10
+
 /* ---------------------------------------------------------------- NexusLite */
 static st_env *g_env;
 
 typedef struct nx_reader {
-  uint32_t start;
+  uint32_t start, count;
   uint64_t found;
 } nx_reader;
 
@@ -94,7 +101,7 @@ static void *nx_read_thread(void *arg) {
   if (st_txn_begin(g_env, false, &t) || st_tree_open(t, "bench", false, &tr)) die("nx read begin", 1, nx_err_msg());
   uint8_t k[KEY_LEN];
   uint64_t found = 0; /* a local count: the two readers' structs share a cache line */
-  for (uint32_t i = 0; i < g_reads; i++) {
+  for (uint32_t i = 0; i < r->count; i++) {
     make_key(g_order[(r->start + i) % g_n], k);
     st_val v;
     if (st_get(t, tr, (st_val){k, KEY_LEN}, &v) == NX_OK && v.n == VAL_LEN) found++;
@@ -104,45 +111,57 @@ static void *nx_read_thread(void *arg) {
   return NULL;
 }
 
-static double nx_reads(int threads) {
+/* count reads per thread from position start of the read order; returns seconds */
+static double nx_reads(int threads, uint32_t start, uint32_t count) {
   pthread_t th[2];
-  nx_reader rd[2] = {{0, 0}, {g_n / 2, 0}};
+  nx_reader rd[2] = {{start, count, 0}, {start + g_n / 2, count, 0}};
   double t0 = now_s();
   for (int i = 0; i < threads; i++) pthread_create(&th[i], NULL, nx_read_thread, &rd[i]);
   for (int i = 0; i < threads; i++) pthread_join(th[i], NULL);
   double dt = now_s() - t0;
   for (int i = 0; i < threads; i++)
-    if (rd[i].found != g_reads) die("nx reads (missing keys)", (int)rd[i].found, "");
-  return (double)g_reads * threads / dt;
+    if (rd[i].found != count) die("nx reads (missing keys)", (int)rd[i].found, "");
+  return dt;
 }
 
-static void run_nx(figures *f) {
+static void nx_open_env(void) {
   char path[600];
   snprintf(path, sizeof path, "%s/nx.db", g_dir);
   nx_open_opts o = NX_OPEN_OPTS_INIT;
   o.durability = NX_DURABILITY_FULL;
   int rc = st_open(path, &o, &g_env);
   if (rc) die("st_open", rc, nx_err_msg());
+}
+
+/* Inserts entries [from, to) in txns of 1000; the last round ends with a full checkpoint, so
+ * the timed regions include the checkpoint work the writes cause. Returns seconds. */
+static double nx_insert(uint32_t from, uint32_t to, bool last) {
   uint8_t k[KEY_LEN], v[VAL_LEN];
   st_txn *t;
   st_tree tr;
-  /* 1. inserts in txns of 1000 */
+  int rc;
   double t0 = now_s();
-  for (uint32_t i = 0; i < g_n;) {
+  for (uint32_t i = from; i < to;) {
     if ((rc = st_txn_begin(g_env, true, &t)) || (rc = st_tree_open(t, "bench", true, &tr))) die("nx begin", rc, nx_err_msg());
-    for (uint32_t j = 0; j < 1000 && i < g_n; j++, i++) {
+    for (uint32_t j = 0; j < 1000 && i < to; j++, i++) {
       make_key(i, k);
       make_val(i, v);
       if ((rc = st_put(t, tr, (st_val){k, KEY_LEN}, (st_val){v, VAL_LEN}, 0))) die("st_put", rc, nx_err_msg());
     }
     if ((rc = st_txn_commit(t))) die("nx commit", rc, nx_err_msg());
   }
-  if ((rc = st_checkpoint(g_env, NX_CHECKPOINT_FULL))) die("nx checkpoint", rc, nx_err_msg());
-  f->insert_rate = g_n / (now_s() - t0);
-  /* 2. single-entry commits */
-  double *lat = malloc(sizeof(double) * g_commits);
-  t0 = now_s();
-  for (uint32_t c = 0; c < g_commits; c++) {
+  if (last && (rc = st_checkpoint(g_env, NX_CHECKPOINT_FULL))) die("nx checkpoint", rc, nx_err_msg());
+  return now_s() - t0;
+}
+
+/* Single-entry commits number [from, to) (entry g_n + c); lat[c] gets each latency. */
+static double nx_commits(uint32_t from, uint32_t to, bool last, double *lat) {
+  uint8_t k[KEY_LEN], v[VAL_LEN];
+  st_txn *t;
+  st_tree tr;
+  int rc;
+  double t0 = now_s();
+  for (uint32_t c = from; c < to; c++) {
     double s = now_s();
     uint32_t i = g_n + c;
     make_key(i, k);
@@ -152,35 +171,35 @@ static void run_nx(figures *f) {
       die("nx single commit", rc, nx_err_msg());
     lat[c] = now_s() - s;
   }
-  if ((rc = st_checkpoint(g_env, NX_CHECKPOINT_FULL))) die("nx checkpoint", rc, nx_err_msg());
-  f->commit_rate = g_commits / (now_s() - t0);
-  qsort(lat, g_commits, sizeof *lat, cmp_double);
-  f->commit_p50 = lat[g_commits / 2];
-  f->commit_p99 = lat[(size_t)g_commits * 99 / 100];
-  free(lat);
-  /* 3. point reads (warm the cache once first, as LMDB's mmap is warm) */
-  nx_reads(1);
-  f->read1_rate = nx_reads(1);
-  f->read2_rate = nx_reads(2);
-  /* 4. full scan */
-  if ((rc = st_txn_begin(g_env, false, &t)) || (rc = st_tree_open(t, "bench", false, &tr))) die("nx begin", rc, nx_err_msg());
+  if (last && (rc = st_checkpoint(g_env, NX_CHECKPOINT_FULL))) die("nx checkpoint", rc, nx_err_msg());
+  return now_s() - t0;
+}
+
+/* One pass over the whole tree; returns seconds, adds the entries to *seen. */
+static double nx_scan(uint64_t *seen) {
+  st_txn *t;
+  st_tree tr;
   st_cursor *c;
+  int rc;
+  if ((rc = st_txn_begin(g_env, false, &t)) || (rc = st_tree_open(t, "bench", false, &tr))) die("nx begin", rc, nx_err_msg());
   if ((rc = st_cursor_open(t, tr, &c))) die("nx cursor", rc, nx_err_msg());
-  uint64_t seen = 0, bytes = 0;
-  t0 = now_s();
-  for (int pass = 0; pass < 5; pass++) {
-    for (rc = st_cursor_first(c); rc == NX_OK; rc = st_cursor_next(c)) {
-      st_val kk, vv;
-      st_cursor_get(c, &kk, &vv);
-      bytes += vv.n + kk.n;
-      seen++;
-    }
+  uint64_t n = 0, bytes = 0;
+  double t0 = now_s();
+  for (rc = st_cursor_first(c); rc == NX_OK; rc = st_cursor_next(c)) {
+    st_val kk, vv;
+    st_cursor_get(c, &kk, &vv);
+    bytes += vv.n + kk.n;
+    n++;
   }
-  f->scan_rate = (double)seen / (now_s() - t0);
-  if (seen != 5ull * (g_n + g_commits)) die("nx scan count", (int)seen, "");
-  (void)bytes;
+  double dt = now_s() - t0;
+  if (n != g_n + g_commits || bytes != n * (KEY_LEN + VAL_LEN)) die("nx scan count", (int)n, "");
+  *seen += n;
   st_cursor_close(c);
   st_txn_abort(t);
+  return dt;
+}
+
+static void nx_close_env(void) {
   nx_stats s;
   st_stats(g_env, &s);
   printf("nexuslite: %" PRIu64 " pages of %u bytes, %" PRIu64 " commits, %" PRIu64 " checkpoints, %" PRIu64 " log fsyncs\n",
@@ -193,7 +212,7 @@ static MDB_env *g_menv;
 static MDB_dbi g_dbi;
 
 typedef struct lm_reader {
-  uint32_t start;
+  uint32_t start, count;
   uint64_t found;
 } lm_reader;
 
@@ -204,7 +223,7 @@ static void *lm_read_thread(void *arg) {
   if (rc) die("mdb read begin", rc, mdb_strerror(rc));
   uint8_t k[KEY_LEN];
   uint64_t found = 0;
-  for (uint32_t i = 0; i < g_reads; i++) {
+  for (uint32_t i = 0; i < r->count; i++) {
     make_key(g_order[(r->start + i) % g_n], k);
     MDB_val kk = {KEY_LEN, k}, vv;
     if (mdb_get(t, g_dbi, &kk, &vv) == 0 && vv.mv_size == VAL_LEN) found++;
@@ -214,19 +233,19 @@ static void *lm_read_thread(void *arg) {
   return NULL;
 }
 
-static double lm_reads(int threads) {
+static double lm_reads(int threads, uint32_t start, uint32_t count) {
   pthread_t th[2];
-  lm_reader rd[2] = {{0, 0}, {g_n / 2, 0}};
+  lm_reader rd[2] = {{start, count, 0}, {start + g_n / 2, count, 0}};
   double t0 = now_s();
   for (int i = 0; i < threads; i++) pthread_create(&th[i], NULL, lm_read_thread, &rd[i]);
   for (int i = 0; i < threads; i++) pthread_join(th[i], NULL);
   double dt = now_s() - t0;
   for (int i = 0; i < threads; i++)
-    if (rd[i].found != g_reads) die("lmdb reads (missing keys)", (int)rd[i].found, "");
-  return (double)g_reads * threads / dt;
+    if (rd[i].found != count) die("lmdb reads (missing keys)", (int)rd[i].found, "");
+  return dt;
 }
 
-static void run_lmdb(figures *f) {
+static void lm_open_env(void) {
   char path[600];
   snprintf(path, sizeof path, "%s/lmdb", g_dir);
   if (mkdir(path, 0700) && errno != EEXIST) die("mkdir", errno, path);
@@ -238,11 +257,17 @@ static void run_lmdb(figures *f) {
   MDB_txn *t;
   if ((rc = mdb_txn_begin(g_menv, NULL, 0, &t)) || (rc = mdb_dbi_open(t, NULL, 0, &g_dbi)) || (rc = mdb_txn_commit(t)))
     die("mdb dbi", rc, mdb_strerror(rc));
+}
+
+static double lm_insert(uint32_t from, uint32_t to, bool last) {
+  (void)last; /* LMDB has no checkpoint: its pages are written in place at commit */
   uint8_t k[KEY_LEN], v[VAL_LEN];
+  MDB_txn *t;
+  int rc;
   double t0 = now_s();
-  for (uint32_t i = 0; i < g_n;) {
+  for (uint32_t i = from; i < to;) {
     if ((rc = mdb_txn_begin(g_menv, NULL, 0, &t))) die("mdb begin", rc, mdb_strerror(rc));
-    for (uint32_t j = 0; j < 1000 && i < g_n; j++, i++) {
+    for (uint32_t j = 0; j < 1000 && i < to; j++, i++) {
       make_key(i, k);
       make_val(i, v);
       MDB_val kk = {KEY_LEN, k}, vv = {VAL_LEN, v};
@@ -250,10 +275,16 @@ static void run_lmdb(figures *f) {
     }
     if ((rc = mdb_txn_commit(t))) die("mdb commit", rc, mdb_strerror(rc));
   }
-  f->insert_rate = g_n / (now_s() - t0);
-  double *lat = malloc(sizeof(double) * g_commits);
-  t0 = now_s();
-  for (uint32_t c = 0; c < g_commits; c++) {
+  return now_s() - t0;
+}
+
+static double lm_commits(uint32_t from, uint32_t to, bool last, double *lat) {
+  (void)last;
+  uint8_t k[KEY_LEN], v[VAL_LEN];
+  MDB_txn *t;
+  int rc;
+  double t0 = now_s();
+  for (uint32_t c = from; c < to; c++) {
     double s = now_s();
     uint32_t i = g_n + c;
     make_key(i, k);
@@ -263,32 +294,107 @@ static void run_lmdb(figures *f) {
       die("mdb single commit", rc, mdb_strerror(rc));
     lat[c] = now_s() - s;
   }
-  f->commit_rate = g_commits / (now_s() - t0);
-  qsort(lat, g_commits, sizeof *lat, cmp_double);
-  f->commit_p50 = lat[g_commits / 2];
-  f->commit_p99 = lat[(size_t)g_commits * 99 / 100];
-  free(lat);
-  lm_reads(1);
-  f->read1_rate = lm_reads(1);
-  f->read2_rate = lm_reads(2);
-  if ((rc = mdb_txn_begin(g_menv, NULL, MDB_RDONLY, &t))) die("mdb begin", rc, mdb_strerror(rc));
+  return now_s() - t0;
+}
+
+static double lm_scan(uint64_t *seen) {
+  MDB_txn *t;
   MDB_cursor *c;
+  int rc;
+  if ((rc = mdb_txn_begin(g_menv, NULL, MDB_RDONLY, &t))) die("mdb begin", rc, mdb_strerror(rc));
   if ((rc = mdb_cursor_open(t, g_dbi, &c))) die("mdb cursor", rc, mdb_strerror(rc));
-  uint64_t seen = 0, bytes = 0;
-  t0 = now_s();
-  for (int pass = 0; pass < 5; pass++) {
-    MDB_val kk, vv;
-    for (rc = mdb_cursor_get(c, &kk, &vv, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &kk, &vv, MDB_NEXT)) {
-      bytes += vv.mv_size + kk.mv_size;
-      seen++;
-    }
+  uint64_t n = 0, bytes = 0;
+  double t0 = now_s();
+  MDB_val kk, vv;
+  for (rc = mdb_cursor_get(c, &kk, &vv, MDB_FIRST); rc == 0; rc = mdb_cursor_get(c, &kk, &vv, MDB_NEXT)) {
+    bytes += vv.mv_size + kk.mv_size;
+    n++;
   }
-  f->scan_rate = (double)seen / (now_s() - t0);
-  if (seen != 5ull * (g_n + g_commits)) die("lmdb scan count", (int)seen, "");
-  (void)bytes;
+  double dt = now_s() - t0;
+  if (n != g_n + g_commits || bytes != n * (KEY_LEN + VAL_LEN)) die("lmdb scan count", (int)n, "");
+  *seen += n;
   mdb_cursor_close(c);
   mdb_txn_abort(t);
-  mdb_env_close(g_menv);
+  return dt;
+}
+
+static void lm_close_env(void) { mdb_env_close(g_menv); }
+
+/* ---------------------------------------------------------------- both, round by round */
+typedef struct engine {
+  double (*insert)(uint32_t from, uint32_t to, bool last);
+  double (*commits)(uint32_t from, uint32_t to, bool last, double *lat);
+  double (*reads)(int threads, uint32_t start, uint32_t count);
+  double (*scan)(uint64_t *seen);
+} engine;
+
+static const engine g_eng[2] = {{nx_insert, nx_commits, nx_reads, nx_scan},
+                                {lm_insert, lm_commits, lm_reads, lm_scan}};
+
+/* Round r of a phase runs engine (r + e) % 2 e-th: each engine goes first in half the rounds. */
+static int order(int r, int e) { return (r + e) % 2; }
+
+/* Part r of [0, n) cut into ROUNDS parts, each a multiple of unit (the last takes the rest). */
+static void part(uint32_t n, uint32_t unit, int r, uint32_t *from, uint32_t *to) {
+  uint32_t per = (n / ROUNDS + unit - 1) / unit * unit;
+  *from = per * (uint32_t)r < n ? per * (uint32_t)r : n;
+  *to = r == ROUNDS - 1 ? n : (per * (uint32_t)(r + 1) < n ? per * (uint32_t)(r + 1) : n);
+}
+
+static void run_both(figures f[2]) {
+  double dt[2] = {0, 0};
+  /* 1. inserts in txns of 1000 */
+  for (int r = 0; r < ROUNDS; r++)
+    for (int e = 0; e < 2; e++) {
+      int w = order(r, e);
+      uint32_t from, to;
+      part(g_n, 1000, r, &from, &to);
+      dt[w] += g_eng[w].insert(from, to, r == ROUNDS - 1);
+    }
+  for (int w = 0; w < 2; w++) f[w].insert_rate = g_n / dt[w];
+  /* 2. single-entry commits */
+  double *lat[2] = {malloc(sizeof(double) * g_commits), malloc(sizeof(double) * g_commits)};
+  dt[0] = dt[1] = 0;
+  for (int r = 0; r < ROUNDS; r++)
+    for (int e = 0; e < 2; e++) {
+      int w = order(r, e);
+      uint32_t from, to;
+      part(g_commits, 1, r, &from, &to);
+      dt[w] += g_eng[w].commits(from, to, r == ROUNDS - 1, lat[w]);
+    }
+  for (int w = 0; w < 2; w++) {
+    f[w].commit_rate = g_commits / dt[w];
+    qsort(lat[w], g_commits, sizeof *lat[w], cmp_double);
+    f[w].commit_p50 = lat[w][g_commits / 2];
+    f[w].commit_p99 = lat[w][(size_t)g_commits * 99 / 100];
+    free(lat[w]);
+  }
+  /* 3. point reads (warm the cache once first, as LMDB's mmap is warm) */
+  for (int w = 0; w < 2; w++) g_eng[w].reads(1, 0, g_reads);
+  for (int threads = 1; threads <= 2; threads++) {
+    dt[0] = dt[1] = 0;
+    for (int r = 0; r < ROUNDS; r++)
+      for (int e = 0; e < 2; e++) {
+        int w = order(r, e);
+        uint32_t from, to;
+        part(g_reads, 1, r, &from, &to);
+        dt[w] += g_eng[w].reads(threads, from, to - from);
+      }
+    for (int w = 0; w < 2; w++) {
+      double rate = (double)g_reads * threads / dt[w];
+      if (threads == 1) f[w].read1_rate = rate;
+      else f[w].read2_rate = rate;
+    }
+  }
+  /* 4. full scan: ROUNDS passes each */
+  uint64_t seen[2] = {0, 0};
+  dt[0] = dt[1] = 0;
+  for (int r = 0; r < ROUNDS; r++)
+    for (int e = 0; e < 2; e++) {
+      int w = order(r, e);
+      dt[w] += g_eng[w].scan(&seen[w]);
+    }
+  for (int w = 0; w < 2; w++) f[w].scan_rate = (double)seen[w] / dt[w];
 }
 
 static void row(const char *name, double nx, double lm, const char *unit, bool lower_better, double target) {
@@ -339,11 +445,14 @@ int main(int argc, char **argv) {
   }
   printf("bench_storage: %u entries (%d-byte keys, %d-byte values), %u single commits, %u reads per thread, in %s\n",
          g_n, KEY_LEN, VAL_LEN, g_commits, g_reads, g_dir);
-  figures nx, lm;
-  memset(&nx, 0, sizeof nx);
-  memset(&lm, 0, sizeof lm);
-  run_nx(&nx);
-  run_lmdb(&lm);
+  figures f[2];
+  memset(f, 0, sizeof f);
+  nx_open_env();
+  lm_open_env();
+  run_both(f);
+  nx_close_env();
+  lm_close_env();
+  const figures nx = f[0], lm = f[1];
   printf("%-34s %14s %14s %-10s %7s\n", "figure", "nexuslite", "lmdb", "unit", "ratio");
   row("inserts, durable txns of 1000", nx.insert_rate, lm.insert_rate, "entries/s", false, 1.0);
   row("single-entry durable commits", nx.commit_rate, lm.commit_rate, "commits/s", false, 2.0);
