@@ -81,8 +81,7 @@ void pc_free(pager *p) {
       pg_ent *e = s->lru.next;
       while (e && e != &s->lru) {
         pg_ent *n = e->next;
-        nx_free(e->data);
-        nx_free(e);
+        nx_free(e); /* its data is in a chunk, freed with the chunks */
         e = n;
       }
       nx_free(s->ht);
@@ -94,7 +93,6 @@ void pc_free(pager *p) {
   }
   for (pg_ent *e = p->retired, *n; e; e = n) {
     n = e->next;
-    nx_free(e->data);
     nx_free(e);
   }
   for (pg_ent *e = p->ent_free, *n; e; e = n) {
