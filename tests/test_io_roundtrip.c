@@ -223,7 +223,7 @@ Test(io_rt, bson_export_writes_mongodump_layout_with_metadata) {
   bson_destroy(&m);
   free(meta);
   /* a second export refuses to overwrite, and leaves the files alone */
-  size_t n1, n2;
+  size_t n1 = 0, n2 = 0;
   char *before = read_file(path_of("dump/people.bson"), &n1);
   cr_assert_eq(nx_insert_one(g_db, NULL, "people", nx_json("{\"_id\": 99}"), NULL), NX_OK);
   cr_assert_eq(nx_export(g_db, "people", path_of("dump"), NULL, NULL), NX_EXISTS);

@@ -267,7 +267,7 @@ int proj_parse(const bson_t *spec, proj_t **out) {
       rc = doc_path_parse("_id", -1, path);
       if (rc == NX_OK) {
         pj->npaths++;
-        pnode *leaf;
+        pnode *leaf = NULL;
         rc = insert_path(pj, path, 1, "_id", &leaf);
         if (rc == NX_OK) leaf->kind = id_mode == 0 ? PN_EXCLUDE : PN_INCLUDE;
       }
@@ -277,7 +277,7 @@ int proj_parse(const bson_t *spec, proj_t **out) {
     rc = doc_path_parse("_id", -1, path);
     if (rc == NX_OK) {
       pj->npaths++;
-      pnode *leaf;
+      pnode *leaf = NULL;
       if (!kid_find(&pj->root, "_id", 3)) {
         rc = insert_path(pj, path, 1, "_id", &leaf);
         if (rc == NX_OK) leaf->kind = PN_INCLUDE;

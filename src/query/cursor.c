@@ -280,7 +280,7 @@ static int next_raw(nx_cursor *c, const bson_t **doc, nx_doc_meta *meta) {
 int q_next_raw(nx_cursor *c, const bson_t **doc, nx_doc_meta *meta) { return next_raw(c, doc, meta); }
 
 int q_next(nx_cursor *c, const bson_t **doc) {
-  const bson_t *raw;
+  const bson_t *raw = NULL;
   int rc = next_raw(c, &raw, NULL);
   if (rc != NX_ROW) return rc;
   if (!c->proj) {

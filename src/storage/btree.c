@@ -472,7 +472,7 @@ static int descend(pg_txn *t, bt_pincache *pc, const bt_desc *d, const uint8_t *
   uint64_t txn = d->root_txn;
   for (uint32_t lvl = 0; lvl + 1 < d->depth; lvl++) {
     int rc;
-    uint32_t ci;
+    uint32_t ci = 0;
     if (pc) {
       const uint8_t *b;
       uint32_t bp = pgno, slot;

@@ -79,8 +79,8 @@ static int cur_descend_edge(bt_cursor *c, bool right) {
       c->valid = true;
       return NX_OK;
     }
-    uint32_t pgno;
-    uint64_t txn;
+    uint32_t pgno = 0;
+    uint64_t txn = 0;
     int rc = cur_child(c, lvl, c->idx[lvl], &pgno, &txn);
     if (rc == NX_OK) rc = cur_push(c, pgno, txn);
     if (rc) return rc;

@@ -172,10 +172,10 @@ static bool string_raw(rx *r, sbuf *s) {
       break;
     }
     case 'u': {
-      uint32_t cp;
+      uint32_t cp = 0;
       if (!hex4(r, &cp)) return false;
       if (cp >= 0xD800 && cp < 0xDC00 && r->p[0] == '\\' && r->p[1] == 'u') {
-        uint32_t lo;
+        uint32_t lo = 0;
         r->p += 2;
         if (!hex4(r, &lo)) return false;
         if (lo >= 0xDC00 && lo < 0xE000) cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
