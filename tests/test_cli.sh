@@ -25,7 +25,8 @@ trap cleanup EXIT
 cd "$T" || exit 1
 export HOME="$T" XDG_CONFIG_HOME="$T/xdg" NO_COLOR=1
 unset NEXUSLITE_DB NEXUSLITE_DURABILITY NEXUSLITE_PRETTY NEXUSLITE_QUIET NEXUSLITE_COLOR \
-  NEXUSLITE_KEY NEXUSLITE_KEY_FILE NEXUSLITE_HISTORY NEXUSLITE_CACHE_MB NEXUSLITE_PAGE_SIZE
+  NEXUSLITE_KEY NEXUSLITE_KEY_FILE NEXUSLITE_HISTORY NEXUSLITE_CACHE_MB NEXUSLITE_PAGE_SIZE \
+  NEXUSLITE_CHECKPOINT_THREAD
 
 # run CMD...: runs nexuslite with stdin from /dev/null unless IN is set; sets rc, out, err.
 run() {
@@ -219,6 +220,15 @@ rm nexuslite.conf
 mkdir -p xdg/nexuslite && printf 'db = xdg.db\n' >xdg/nexuslite/config
 run config; has "XDG config file used" out "xdg.db"
 rm -r xdg
+# the checkpoint thread (nx_open_opts.checkpoint_thread): a setting like cache_mb, off by default
+run config; has "checkpoint_thread listed, off by default" out "checkpoint_thread"
+NEXUSLITE_CHECKPOINT_THREAD=true run config; has "checkpoint_thread from the environment" out "environment NEXUSLITE_CHECKPOINT_THREAD"
+NEXUSLITE_CHECKPOINT_THREAD=maybe run $DB count users; expect "checkpoint_thread must be a boolean" 2
+has "bad checkpoint_thread named" err "checkpoint_thread takes true or false (not 'maybe')"
+NEXUSLITE_CHECKPOINT_THREAD=true run $DB insert users '{"_id": 99, "name": "bg"}'; expect "insert with the checkpoint thread" 0
+NEXUSLITE_CHECKPOINT_THREAD=true run $DB count users; expect "count with the checkpoint thread" 0 "5"
+run $DB delete users '{"_id": 99}'; expect "delete after the checkpoint thread" 0
+run $DB info; has "info reports background checkpoints" out '"checkpointsBackground"'
 printf 'this line is wrong\n' >broken.conf
 run --config broken.conf version; expect "malformed config file" 2; has "config line named" err "broken.conf:1"
 

@@ -160,6 +160,7 @@ int cmd_info(cli *c, int argc, char **argv) {
   BSON_APPEND_INT64(&info, "cacheMisses", (int64_t)s.cache_misses);
   BSON_APPEND_INT64(&info, "commits", (int64_t)s.commits);
   BSON_APPEND_INT64(&info, "checkpoints", (int64_t)s.checkpoints);
+  BSON_APPEND_INT64(&info, "checkpointsBackground", (int64_t)s.checkpoints_background);
   BSON_APPEND_INT64(&info, "txnId", (int64_t)s.txn_id);
   BSON_APPEND_ARRAY_BEGIN(&info, "collections", &colls);
   bson_t *cst = bsonx_array(n);
@@ -186,8 +187,8 @@ int cmd_info(cli *c, int argc, char **argv) {
     uint64_t acc = s.cache_hits + s.cache_misses;
     kv_line("page cache", "%" PRIu64 " hits, %" PRIu64 " misses (%.1f%% hits)", s.cache_hits, s.cache_misses,
             acc ? 100.0 * (double)s.cache_hits / (double)acc : 0.0);
-    kv_line("commits", "%" PRIu64 " since open; last txn %" PRIu64 "; %" PRIu64 " checkpoints", s.commits,
-            s.txn_id, s.checkpoints);
+    kv_line("commits", "%" PRIu64 " since open; last txn %" PRIu64 "; %" PRIu64 " checkpoints (%" PRIu64
+            " by the checkpoint thread)", s.commits, s.txn_id, s.checkpoints, s.checkpoints_background);
     kv_line("collections", "%zu", n);
     if (n) {
       putchar('\n');
@@ -217,7 +218,7 @@ static void print_config(cli *c, const char *indent) {
     sb_init(&v);
     cfg_show(&c->cfg, i, &v);
     char lab[600];
-    printf("%s%-13s %-28s %s\n", indent, cfg_key_name(i), sb_str(&v),
+    printf("%s%-17s %-28s %s\n", indent, cfg_key_name(i), sb_str(&v),
            source_label(c->cfg.e[i].source, lab, sizeof lab));
     sb_free(&v);
   }

@@ -143,7 +143,7 @@ typedef struct cfg_entry {
 } cfg_entry;
 
 enum { CFG_DB, CFG_DURABILITY, CFG_PRETTY, CFG_QUIET, CFG_COLOR, CFG_CACHE_MB, CFG_PAGE_SIZE,
-       CFG_HISTORY, CFG_KEY, CFG_KEY_FILE, CFG_COUNT };
+       CFG_CKPT_THREAD, CFG_HISTORY, CFG_KEY, CFG_KEY_FILE, CFG_COUNT };
 
 typedef struct cli_cfg {
   cfg_entry e[CFG_COUNT];
@@ -171,6 +171,7 @@ typedef struct cli {
   cli_cfg cfg;
   const char *db_path; /* from cfg */
   nx_durability durability;
+  bool checkpoint_thread; /* automatic checkpoints in a background thread (nx_open_opts) */
   bool pretty, quiet;
   bool tty_out;        /* stdout is a terminal */
   out_opts oo;         /* pretty/colour for stdout */

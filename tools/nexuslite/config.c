@@ -32,6 +32,7 @@ static const struct {
     [CFG_COLOR] = {"color", "NEXUSLITE_COLOR", "auto", false},
     [CFG_CACHE_MB] = {"cache_mb", "NEXUSLITE_CACHE_MB", "64", false},
     [CFG_PAGE_SIZE] = {"page_size", "NEXUSLITE_PAGE_SIZE", "4096", false},
+    [CFG_CKPT_THREAD] = {"checkpoint_thread", "NEXUSLITE_CHECKPOINT_THREAD", "false", false},
     [CFG_HISTORY] = {"history_file", "NEXUSLITE_HISTORY", NULL, false},
     [CFG_KEY] = {"key", "NEXUSLITE_KEY", NULL, true},
     [CFG_KEY_FILE] = {"key_file", "NEXUSLITE_KEY_FILE", NULL, false},

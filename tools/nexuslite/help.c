@@ -107,9 +107,10 @@ static const char *config_text =
     "Settings come from, highest first: command-line flags, NEXUSLITE_* environment variables, the "
     "config file, defaults. The config file (./nexuslite.conf, else $XDG_CONFIG_HOME/nexuslite/config, "
     "else ~/.config/nexuslite/config) holds 'key = value' lines and # comments. Keys: db, durability, "
-    "pretty, quiet, color, cache_mb, page_size, history_file, key_file. Environment: NEXUSLITE_DB, "
+    "pretty, quiet, color, cache_mb, page_size, checkpoint_thread (true: automatic checkpoints in a "
+    "background thread), history_file, key_file. Environment: NEXUSLITE_DB, "
     "NEXUSLITE_DURABILITY, NEXUSLITE_PRETTY, NEXUSLITE_QUIET, NEXUSLITE_COLOR, NEXUSLITE_CACHE_MB, "
-    "NEXUSLITE_PAGE_SIZE, NEXUSLITE_HISTORY, NEXUSLITE_KEY, NEXUSLITE_KEY_FILE.\n"
+    "NEXUSLITE_PAGE_SIZE, NEXUSLITE_CHECKPOINT_THREAD, NEXUSLITE_HISTORY, NEXUSLITE_KEY, NEXUSLITE_KEY_FILE.\n"
     "Secrets: the encryption key comes only from NEXUSLITE_KEY or a key file (key_file); a key in a "
     "config file is ignored with a warning. Keys are never printed: doctor and config show them masked.";
 

@@ -95,6 +95,7 @@ int cli_open(cli *c, bool create) {
   if (c->db) return CLI_EXIT_OK;
   nx_open_opts o = NX_OPEN_OPTS_INIT;
   o.durability = c->durability;
+  o.checkpoint_thread = c->checkpoint_thread;
   o.create_if_missing = create;
   uint64_t v;
   if (parse_u64(cfg_get(&c->cfg, CFG_CACHE_MB), &v) && v > 0 && v < (1u << 20)) o.cache_bytes = v << 20;
@@ -233,6 +234,10 @@ static bool apply_config(cli *c, char *err, size_t errlen) {
   if (!cfg_bool(cfg_get(&c->cfg, CFG_PRETTY), &c->pretty) ||
       !cfg_bool(cfg_get(&c->cfg, CFG_QUIET), &c->quiet)) {
     snprintf(err, errlen, "pretty and quiet take true or false");
+    return false;
+  }
+  if (!cfg_bool(cfg_get(&c->cfg, CFG_CKPT_THREAD), &c->checkpoint_thread)) {
+    snprintf(err, errlen, "checkpoint_thread takes true or false (not '%s')", cfg_get(&c->cfg, CFG_CKPT_THREAD));
     return false;
   }
   const char *col = cfg_get(&c->cfg, CFG_COLOR);
