@@ -718,3 +718,24 @@ Test(pager, damaged_log_header_is_detected_torn_restart_is_not) {
   free(wl0.b);
   pt_cleanup(path);
 }
+
+/* Page buffers come from chunks that grow with the cache (pager.c, slab_grow): a database that
+ * touches a few pages must not take a big chunk at once. With the default 64 MiB cache, an
+ * 8 MiB chunk at the first page made every small open cost 8 MiB and its page faults. */
+Test(pager, page_buffers_grow_with_use_not_with_the_cache_size) {
+  char path[256];
+  pt_tmpfile(path, sizeof path, "small.db");
+  nx_alloc_stats a0, a1, a2;
+  nx_alloc_get_stats(&a0);
+  pager *p = open_db(path, NX_DURABILITY_FULL, 0, 0); /* default cache: 64 MiB */
+  for (int i = 0; i < 3; i++) step(p, 1);
+  nx_alloc_get_stats(&a1);
+  size_t small = a1.current > a0.current ? a1.current - a0.current : 0;
+  cr_assert(small < (size_t)1 << 20, "three small commits hold %zu bytes", small);
+  /* and the chunks do grow: a few thousand pages later the cache holds them */
+  for (int i = 0; i < 40; i++) step(p, 100);
+  nx_alloc_get_stats(&a2);
+  cr_log_info("page buffers: %zu bytes after 3 small commits, %zu after 4,000 more pages", small, a2.current - a0.current);
+  cr_assert_gt(a2.current, a1.current + ((size_t)4 << 20), "pages cached: %zu bytes", a2.current - a1.current);
+  cr_assert_eq(pager_close(p), NX_OK);
+}

@@ -43,7 +43,9 @@
 #include <sanitizer/asan_interface.h>
 #define BUF_POISON(p, b) ASAN_POISON_MEMORY_REGION((b) + sizeof(void *), (p)->ps - sizeof(void *))
 #define BUF_UNPOISON(p, b) ASAN_UNPOISON_MEMORY_REGION((b), (p)->ps)
+#define BUF_POISON_CHUNK(c, n) ASAN_POISON_MEMORY_REGION((c), (n))
 #else
+#define BUF_POISON_CHUNK(c, n) ((void)0)
 #define BUF_POISON(p, b) ((void)0)
 #define BUF_UNPOISON(p, b) ((void)0)
 #endif
@@ -365,8 +367,15 @@ static char *cat(const char *a, const char *b) {
 
 static void txn_free(pg_txn *t);
 
-/* A new chunk of slab_pages buffers (bufmu held): all but the first go on the free stack; the
- * first is returned. NULL when out of memory. */
+/* Buffers one cache line more than a page apart: at a stride of exactly the page size every
+ * image's header would fall in the same few cache sets (4 KiB aliasing), and a get reads little
+ * else of a leaf than its header and a few cells. */
+static size_t buf_stride(const pager *p) { return (size_t)p->ps + 64; }
+
+/* A new chunk (bufmu held), twice the last one's size up to slab_pages buffers, so a small
+ * database never holds a big chunk. Returns its first buffer; the rest are handed out in order
+ * by pg_buf_alloc (slab_next, slab_left), so a buffer is touched only when first used. NULL
+ * when out of memory. */
 static uint8_t *slab_grow(pager *p) {
   if (p->nslabs == p->slabs_cap) {
     uint32_t nc = p->slabs_cap ? p->slabs_cap * 2 : 16;
@@ -375,11 +384,10 @@ static uint8_t *slab_grow(pager *p) {
     p->slabs = nv;
     p->slabs_cap = nc;
   }
-  uint32_t n = p->slab_pages ? p->slab_pages : 1; /* 0 until open has read the page size */
-  /* Buffers one cache line more than a page apart: at a stride of exactly the page size every
-   * image's header would fall in the same few cache sets (4 KiB aliasing), and a get reads
-   * little else of a leaf than its header and a few cells. */
-  size_t stride = (size_t)p->ps + 64, bytes = (size_t)n * stride;
+  uint32_t max = p->slab_pages ? p->slab_pages : 1; /* 0 until open has read the page size */
+  uint32_t n = p->slab_step < 16 ? 16 : p->slab_step;
+  if (n > max) n = max;
+  size_t stride = buf_stride(p), bytes = (size_t)n * stride;
   uint8_t *c = nx_malloc(bytes);
   if (!c) return NULL;
 #ifdef MADV_HUGEPAGE
@@ -391,13 +399,11 @@ static uint8_t *slab_grow(pager *p) {
     if (hi > lo) (void)madvise((void *)lo, hi - lo, MADV_HUGEPAGE);
   }
 #endif
+  BUF_POISON_CHUNK(c + stride, bytes - stride);
   p->slabs[p->nslabs++] = c;
-  for (uint32_t i = n; i-- > 1;) {
-    uint8_t *b = c + (size_t)i * stride;
-    memcpy(b, &p->buf_free, sizeof(void *));
-    __atomic_store_n(&p->buf_free, (void *)b, __ATOMIC_RELAXED);
-    BUF_POISON(p, b);
-  }
+  p->slab_step = n * 2;
+  p->slab_next = c + stride;
+  p->slab_left = n - 1;
   return c;
 }
 
@@ -408,6 +414,11 @@ uint8_t *pg_buf_alloc(pager *p, bool zero) {
     void *next;
     memcpy(&next, b, sizeof next);
     __atomic_store_n(&p->buf_free, next, __ATOMIC_RELAXED);
+    BUF_UNPOISON(p, b);
+  } else if (p->slab_left) {
+    b = p->slab_next;
+    p->slab_next += buf_stride(p);
+    p->slab_left--;
     BUF_UNPOISON(p, b);
   } else {
     b = slab_grow(p);
@@ -535,7 +546,7 @@ int pager_open(const char *path, const nx_open_opts *opts, pager **out) {
     uint64_t cb = o.cache_bytes ? o.cache_bytes : (64u << 20);
     p->cap_pages = (size_t)(cb / p->ps);
     if (p->cap_pages < 64) p->cap_pages = 64;
-    /* an eighth of the cache per chunk, 8 MiB at most (pager_int.h, bufmu) */
+    /* chunks grow to an eighth of the cache, 8 MiB at most (pager_int.h, bufmu) */
     size_t sp = p->cap_pages / 8, spmax = ((size_t)8 << 20) / p->ps;
     p->slab_pages = (uint32_t)(sp < 1 ? 1 : sp > spmax ? spmax : sp);
     p->scratch_len = 16 * (size_t)(p->ps + FR_HDR);

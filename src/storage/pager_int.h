@@ -232,16 +232,19 @@ struct pager {
 
   /* cache */
   pc_stripe stripes[NSTRIPES];
-  /* Page buffers (pg_buf_alloc / pg_buf_free) are carved from chunks of slab_pages buffers,
-   * allocated as the cache grows and kept until close; a freed buffer goes back on the free
-   * stack. A miss or a new dirty page then costs no malloc of a page (glibc's took a fifth of a
-   * cold read) and, once the cache has grown, no page faults. Chunks of 4 MiB and more are
-   * advised to the kernel as huge pages (pager.c, pg_buf_alloc). */
+  /* Page buffers (pg_buf_alloc / pg_buf_free) are carved from chunks, allocated as the cache
+   * grows (each twice the last, up to slab_pages buffers) and kept until close; a freed buffer
+   * goes back on the free stack. A miss or a new dirty page then costs no malloc of a page
+   * (glibc's took a fifth of a cold read) and, once the cache has grown, no page faults. Chunks
+   * of 4 MiB and more are advised to the kernel as huge pages (pager.c, slab_grow). */
   pthread_mutex_t bufmu;
   void *buf_free;                /* bufmu: stack, linked through each buffer's first 8 bytes */
   uint8_t **slabs;               /* bufmu: the chunks */
   uint32_t nslabs, slabs_cap;    /* bufmu */
-  uint32_t slab_pages;           /* buffers per chunk (set at open) */
+  uint8_t *slab_next;            /* bufmu: the newest chunk's next unused buffer */
+  uint32_t slab_left;            /* bufmu: unused buffers from slab_next on */
+  uint32_t slab_step;            /* bufmu: buffers in the next chunk */
+  uint32_t slab_pages;           /* buffers per chunk at most (set at open) */
   _Atomic uint32_t evict_hand;   /* next stripe global eviction visits (pager_cache.c note 3) */
   _Atomic size_t ncached;        /* clean entries */
   _Atomic size_t ndirty;         /* resident dirty entries of the writer */
