@@ -189,6 +189,11 @@ static int branch_search(const uint8_t *pg, uint32_t ps, uint32_t pgno, const ui
   uint32_t n = bt_n(pg);
   if (n == 0 || !bt_hdr_ok(pg, ps)) return NX_CORRUPT_BKPT("btree branch %u: empty or bad header", pgno);
   uint32_t lo = 1, hi = n;
+  if (words && n >= 32) {
+    /* the words of the first three probes' levels at once: the probes depend on each other,
+     * their fetches need not (as bt_leaf_find does with cells) */
+    for (uint32_t j = 1; j < 8; j++) __builtin_prefetch(words + 1 + (n - 1) * j / 8);
+  }
   while (lo < hi) {
     uint32_t mid = lo + (hi - lo) / 2;
     int c;
