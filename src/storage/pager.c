@@ -413,7 +413,7 @@ uint8_t *pg_buf_alloc(pager *p, bool zero) {
   if (b) {
     void *next;
     memcpy(&next, b, sizeof next);
-    __atomic_store_n(&p->buf_free, next, __ATOMIC_RELAXED);
+    p->buf_free = next;
     BUF_UNPOISON(p, b);
   } else if (p->slab_left) {
     b = p->slab_next;
@@ -432,7 +432,7 @@ void pg_buf_free(pager *p, uint8_t *b) {
   if (!b) return;
   pthread_mutex_lock(&p->bufmu);
   memcpy(b, &p->buf_free, sizeof(void *));
-  __atomic_store_n(&p->buf_free, (void *)b, __ATOMIC_RELAXED);
+  p->buf_free = b;
   BUF_POISON(p, b);
   pthread_mutex_unlock(&p->bufmu);
 }
