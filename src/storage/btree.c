@@ -568,9 +568,11 @@ int bt_get_cached(pg_txn *t, bt_pincache *pc, const bt_desc *d, const uint8_t *k
 }
 
 int bt_locate_cached(pg_txn *t, bt_pincache *pc, const bt_desc *d, const uint8_t *key, size_t klen, bt_loc *loc) {
-  memset(loc, 0, sizeof *loc);
-  if (!pc || d->root == 0) return NX_OK; /* bt_get_located then does the whole read */
-  int rc = descend(t, pc, d, key, klen, loc);
+  if (!pc || d->root == 0) { /* an empty location: bt_get_located then does the whole read */
+    memset(loc, 0, sizeof *loc);
+    return NX_OK;
+  }
+  int rc = descend(t, pc, d, key, klen, loc); /* clears loc first */
   if (rc) {
     loc->leaf = 0;
     return rc;
