@@ -564,6 +564,15 @@ int bt_get_cached(pg_txn *t, bt_pincache *pc, const bt_desc *d, const uint8_t *k
   bt_loc loc;
   int rc = descend(t, pc, d, key, klen, &loc);
   if (rc) return rc;
+  /* Request the whole leaf now, before the header's miss: its header, slots, the cells the search
+   * probes and the value all arrive in about one memory latency instead of three in a row
+   * (header, then keys, then value). For the 4 KiB leaves of ~300-byte documents this made
+   * random gets 6-12% faster (docs/design.md, "Point reads fetch the whole leaf"). */
+  const uint8_t *data = pg_hint_peek(t, loc_hint(pc, &loc), loc.leaf);
+  if (data) {
+    uint32_t ps = pager_page_size(pg_pager(t));
+    for (uint32_t l = 0; l < ps; l += 64) __builtin_prefetch(data + l);
+  }
   return leaf_get(t, loc.leaf, loc.txn, loc_hint(pc, &loc), key, klen, r, val, vlen);
 }
 

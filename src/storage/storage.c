@@ -140,9 +140,10 @@ uint32_t st_page_size(const st_env *env) { return env->ps; }
 /* ---- Transactions ---- */
 static int load_roots(st_txn *t) {
   const uint8_t *r = pg_roots(t->pt);
-  bool zero = true;
-  for (uint32_t i = 0; i < PG_ROOTS; i++) zero = zero && r[i] == 0;
-  if (zero) {
+  static const uint8_t k_zero[PG_ROOTS];
+  /* every read starts here: the magic decides at once; only a database with no tree yet has
+   * all-zero roots */
+  if (nx_get32(r + 24) != ST_ROOTS_MAGIC && memcmp(r, k_zero, PG_ROOTS) == 0) {
     memset(&t->cat, 0, sizeof t->cat);
     return NX_OK;
   }
