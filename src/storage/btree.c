@@ -437,12 +437,14 @@ static int pc_branch(pg_txn *t, bt_pincache *pc, uint32_t pgno, uint64_t txn, co
   h ^= h >> 15;
   h *= 0x85EBCA77u;
   h ^= h >> 13;
-  /* two ways per set, the less recently used one replaced: ~110 branches in 256 direct-mapped
-   * slots still evicted each other on every other read */
-  uint32_t s0 = (h & (BT_PC_SLOTS / 2 - 1)) * 2, slot;
-  for (slot = s0; slot < s0 + 2; slot++)
+  /* four ways per set, the least recently used one replaced. With 256 slots in sets of two,
+   * the ~140 branches of 200k documents still collided: one get in 14 re-pinned a branch and
+   * rebuilt its separator words (a walk over all its cells) and its children's hints. */
+  uint32_t s0 = (h & (BT_PC_SLOTS / BT_PC_WAYS - 1)) * BT_PC_WAYS, slot;
+  uint32_t now = ++pc->clock;
+  for (slot = s0; slot < s0 + BT_PC_WAYS; slot++)
     if (pc->pgno[slot] == pgno) {
-      pc->mru[s0 / 2] = (uint8_t)(slot - s0);
+      pc->stamp[slot] = now;
       *slot_out = slot;
       *out = pc->pg[slot].data;
       return NX_OK;
@@ -450,8 +452,10 @@ static int pc_branch(pg_txn *t, bt_pincache *pc, uint32_t pgno, uint64_t txn, co
   pg_page p;
   int rc = bt_get_node(t, pgno, txn, false, &p);
   if (rc) return rc;
-  slot = !pc->pgno[s0] ? s0 : !pc->pgno[s0 + 1] ? s0 + 1 : s0 + 1u - pc->mru[s0 / 2];
-  pc->mru[s0 / 2] = (uint8_t)(slot - s0);
+  slot = s0; /* an empty way, else the least recently used (stamps compared by age: the clock wraps) */
+  for (uint32_t w = s0; w < s0 + BT_PC_WAYS && pc->pgno[slot]; w++)
+    if (!pc->pgno[w] || now - pc->stamp[w] > now - pc->stamp[slot]) slot = w;
+  pc->stamp[slot] = now;
   *slot_out = slot;
   if (pc->pgno[slot]) pg_release(t, &pc->pg[slot]);
   pc->pg[slot] = p;

@@ -95,12 +95,15 @@ void bt_read_free(pg_txn *t, bt_read *r);
 /* Branch pages a read txn keeps pinned (direct-mapped by page number), so a point read costs
  * one pager lookup (the leaf) instead of one per level. Only for read txns: their snapshot never
  * changes, so a page number names one page image for the txn's life. */
-#define BT_PC_SLOTS 256 /* two-way sets; a 200k-document collection has ~110 branches */
+#define BT_PC_SLOTS 512 /* in sets of BT_PC_WAYS; a 200k-document collection has ~140 branches */
+#define BT_PC_WAYS 4
 typedef struct bt_pincache {
   uint32_t pgno[BT_PC_SLOTS]; /* page held in each slot; 0 = empty */
   pg_page pg[BT_PC_SLOTS];    /* the pinned pages */
   uint64_t used[BT_PC_SLOTS / 64]; /* bit i: slot i holds a page (release visits only those) */
-  uint8_t mru[BT_PC_SLOTS / 2];    /* per set of two slots: the way used last */
+  uint32_t stamp[BT_PC_SLOTS];     /* per slot: the clock at its last use (a miss replaces the
+                                    * set's least recently used way) */
+  uint32_t clock;
   /* Per slot, when its branch's children are leaves: a pager hint for each child (indexed by
    * child position), so that a repeated point read skips the cache lookup (pager_cache.c note
    * 7). Hints name their page and are validated by the pager, so they outlive the branch that
