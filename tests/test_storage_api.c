@@ -1031,3 +1031,62 @@ Test(storage_api, point_reads_find_keys_that_share_prefixes_through_cached_branc
   cr_assert_eq(st_close(e), NX_OK);
   rm_tmp();
 }
+
+/* Reads in key order start their branch search from the child the last search chose (btree.c
+ * finger_find) and gallop forward. Every order and stride must find exactly the stored keys:
+ * ascending, descending, strides from 1 to 5000, for keys whose first 8 bytes all differ (the
+ * words settle every step) and for keys that share them in runs of ten (the cells decide). */
+static size_t ord_key(char *k, int fam, uint32_t i) {
+  if (fam == 0) { /* 8-byte big-endian words, all different */
+    for (int b = 0; b < 8; b++) k[b] = (char)((uint64_t)i * 0x10001u >> (56 - 8 * b));
+    return 8;
+  }
+  return (size_t)snprintf(k, 24, "k%08u", i); /* "k000001" + 2 digits: shared first 8 bytes */
+}
+
+Test(storage_api, point_reads_in_key_order_from_the_last_child_find_every_key) {
+  mkdir_tmp();
+  char path[300];
+  path_in(path, sizeof path, "order.db");
+  st_env *e = open_env(path, 4096);
+  st_txn *w;
+  st_tree t[2];
+  char k[24], v[200];
+  memset(v, 'v', sizeof v);
+  const uint32_t N = 30000; /* even i stored; 200-byte values: three levels */
+  cr_assert_eq(st_txn_begin(e, true, &w), NX_OK);
+  cr_assert_eq(st_tree_open(w, "words", true, &t[0]), NX_OK);
+  cr_assert_eq(st_tree_open(w, "cells", true, &t[1]), NX_OK);
+  for (int fam = 0; fam < 2; fam++)
+    for (uint32_t i = 0; i < N; i += 2) {
+      size_t n = ord_key(k, fam, i);
+      cr_assert_eq(st_put(w, t[fam], (st_val){(const uint8_t *)k, n}, (st_val){(const uint8_t *)v, sizeof v}, 0), NX_OK);
+    }
+  cr_assert_eq(st_txn_commit(w), NX_OK);
+  cr_assert_eq(st_txn_begin(e, false, &w), NX_OK);
+  cr_assert_eq(st_tree_open(w, "words", false, &t[0]), NX_OK);
+  cr_assert_eq(st_tree_open(w, "cells", false, &t[1]), NX_OK);
+  static const uint32_t strides[] = {1, 3, 37, 501, 5003};
+  uint64_t reads = 0;
+  for (int fam = 0; fam < 2; fam++)
+    for (size_t s = 0; s < sizeof strides / sizeof *strides; s++)
+      for (int down = 0; down < 2; down++)
+        for (uint32_t start = 0; start < (strides[s] > 1 ? 2u : 1u); start++)
+          for (uint32_t x = start; x < N; x += strides[s]) {
+            uint32_t i = down ? N - 1 - x : x;
+            size_t n = ord_key(k, fam, i);
+            st_val got;
+            int rc = st_get(w, t[fam], (st_val){(const uint8_t *)k, n}, &got);
+            reads++;
+            if (i % 2 == 0)
+              cr_assert(rc == NX_OK && got.n == sizeof v, "family %d stride %u %s: key %u not found (%d)", fam,
+                        strides[s], down ? "down" : "up", i, rc);
+            else
+              cr_assert_eq(rc, NX_NOTFOUND, "family %d stride %u %s: absent key %u found", fam, strides[s],
+                           down ? "down" : "up", i);
+          }
+  cr_assert_gt(reads, 200000);
+  st_txn_abort(w);
+  cr_assert_eq(st_close(e), NX_OK);
+  rm_tmp();
+}

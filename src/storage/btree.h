@@ -115,6 +115,7 @@ typedef struct bt_pincache {
    * all over the page; npfx 0: not built (the cell search is used). */
   uint64_t *pfx[BT_PC_SLOTS];
   uint32_t npfx[BT_PC_SLOTS], cpfx[BT_PC_SLOTS];
+  uint32_t finger[BT_PC_SLOTS]; /* per slot: the child its last search chose (see finger_find) */
 } bt_pincache;
 void bt_pincache_release(pg_txn *t, bt_pincache *pc); /* drops every pin */
 void bt_pincache_free(bt_pincache *pc); /* frees the hints and separator words (pins already dropped) */
