@@ -409,7 +409,11 @@ static bson_t *fast_pass_sample(void) {
                 " \"o\": {\"i\": 7, \"l\": {\"$numberLong\": \"9000000000\"}, \"e\": {}},"
                 " \"a\": [1, \"x\", [true, false, null], {\"k\u00e9y\": \"v\"}], \"t\": {\"$timestamp\": {\"t\": 5, \"i\": 1}},"
                 " \"dt\": {\"$date\": \"2020-01-01T00:00:00Z\"}, \"dec\": {\"$numberDecimal\": \"1.25\"},"
-                " \"bin\": {\"$binary\": {\"base64\": \"AAECAw==\", \"subType\": \"00\"}}, \"$nested_ok\": 0}");
+                " \"bin\": {\"$binary\": {\"base64\": \"AAECAw==\", \"subType\": \"00\"}},"
+                /* strings around the 8-byte words str_ok reads (its masked short word, its last word) */
+                " \"s3\": \"abc\", \"s7\": \"abcdefg\", \"s8\": \"abcdefgh\", \"s9\": \"abcdefghi\","
+                " \"s15\": \"abcdefghijklmno\", \"s16\": \"abcdefghijklmnop\", \"s17\": \"abcdefghijklmnopq\","
+                " \"$nested_ok\": 0, \"end\": \"ab\"}");
   return b;
 }
 

@@ -105,16 +105,33 @@ static int walk(bson_iter_t *it, int depth, vpath *path, bool top, bool *exotic)
 #define W_ONES 0x0101010101010101ull
 #define W_HIGHS 0x8080808080808080ull
 
-/* utf8_ok, eight bytes at a time for pure ASCII without NUL. */
-static bool str_ok(const uint8_t *s, size_t n) {
+/* utf8_ok, eight bytes at a time for pure ASCII without NUL. cap (>= n) is how many bytes may be
+ * read from s: the tail is checked as one word, the last 8 bytes of the string (overlapping the
+ * words before it) or, for a string shorter than 8, the first 8 readable bytes masked to it. A
+ * zero-byte flag can be wrong only above a real zero byte, so masking keeps the test exact. */
+static bool str_ok(const uint8_t *s, size_t n, size_t cap) {
+  uint64_t v;
+  if (n < 8) {
+    if (n == 0) return true;
+    if (cap < 8) return utf8_ok((const char *)s, n);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(&v, s, 8);
+    uint64_t m = ((uint64_t)1 << (8 * n)) - 1; /* the string's bytes: the low n on little-endian */
+    if ((v | ((v - W_ONES) & ~v)) & W_HIGHS & m) return utf8_ok((const char *)s, n);
+    return true;
+#else
+    return utf8_ok((const char *)s, n);
+#endif
+  }
   size_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    uint64_t v;
     memcpy(&v, s + i, 8);
     if ((v | ((v - W_ONES) & ~v)) & W_HIGHS) return utf8_ok((const char *)s, n);
   }
-  for (; i < n; i++)
-    if (s[i] == 0 || s[i] >= 0x80) return utf8_ok((const char *)s, n);
+  if (i < n) {
+    memcpy(&v, s + n - 8, 8);
+    if ((v | ((v - W_ONES) & ~v)) & W_HIGHS) return utf8_ok((const char *)s, n);
+  }
   return true;
 }
 
@@ -174,7 +191,7 @@ static bool fast_ok(const uint8_t *d, uint32_t len, int depth, bool top) {
     case BSON_TYPE_UTF8: {
       if (rem < 4) return false;
       uint32_t l = nx_get32(d + v);
-      if (l < 1 || l > rem - 4 || d[v + 4 + l - 1] != 0 || !str_ok(d + v + 4, l - 1)) return false;
+      if (l < 1 || l > rem - 4 || d[v + 4 + l - 1] != 0 || !str_ok(d + v + 4, l - 1, len - (v + 4))) return false;
       need = 4 + l;
       break;
     }
