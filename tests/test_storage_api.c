@@ -1041,7 +1041,7 @@ static size_t ord_key(char *k, int fam, uint32_t i) {
     for (int b = 0; b < 8; b++) k[b] = (char)((uint64_t)i * 0x10001u >> (56 - 8 * b));
     return 8;
   }
-  return (size_t)snprintf(k, 24, "k%08u", i); /* "k000001" + 2 digits: shared first 8 bytes */
+  return (size_t)snprintf(k, 24, "k%08u", i); /* 9 bytes: runs of ten share the first 8 */
 }
 
 Test(storage_api, point_reads_in_key_order_from_the_last_child_find_every_key) {
