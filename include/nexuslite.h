@@ -93,7 +93,8 @@ NX_API const char *nx_code_name(int rc);
  */
 NX_API int nx_set_allocator(void *(*malloc_fn)(size_t), void *(*realloc_fn)(void *, size_t),
                             void (*free_fn)(void *));
-/** Frees memory that a NexusLite call returned as owned (strings, arrays). Accepts NULL. */
+/** Frees memory that a NexusLite call returned as owned (strings, arrays). Accepts NULL.
+ *  Example: `char *s = nx_to_json(doc, false); puts(s); nx_free(s);` */
 NX_API void nx_free(void *p);
 
 /* ---- Databases --------------------------------------------------------------------------- */
@@ -241,7 +242,8 @@ NX_API int nx_collection_exists(nx_db *db, const char *name, bool *out);
  * Example: `char **v; size_t n; nx_collection_list(db, &v, &n); ...; nx_free_strv(v, n);`
  */
 NX_API int nx_collection_list(nx_db *db, char ***names, size_t *count);
-/** Frees an array returned by nx_collection_list or nx_kv_keys. Accepts NULL. */
+/** Frees an array returned by nx_collection_list or nx_kv_keys. Accepts NULL.
+ *  Example: `char **v; size_t n; nx_kv_keys(db, NULL, "user:", &v, &n); nx_free_strv(v, n);` */
 NX_API void nx_free_strv(char **v, size_t count);
 /**
  * Statistics of a collection as a document: {name, count, size (bytes of BSON), avgObjSize,
@@ -328,7 +330,8 @@ NX_API int nx_find(nx_db *db, nx_txn *txn, const char *coll, nx_in filter, const
 /** Advances: NX_ROW with *doc borrowed until the next call on the cursor, NX_DONE at the end, or an
  *  error (the cursor is then finished). Example: see nx_find. */
 NX_API int nx_cursor_next(nx_cursor *c, const bson_t **doc);
-/** Closes a cursor and releases its snapshot. Accepts NULL. */
+/** Closes a cursor and releases its snapshot. Accepts NULL. Example: `nx_cursor_close(c);` (see
+ *  nx_find; also after nx_cursor_next failed) */
 NX_API void nx_cursor_close(nx_cursor *c);
 /** Finds the first matching document (after sort/skip) into *out (initialised by the call when
  *  found; bson_destroy it). NX_NOTFOUND when none.
@@ -361,10 +364,12 @@ typedef struct nx_fam_opts {
  *  Example: `nx_find_one_and_update(db, NULL, "ctr", nx_json("{\"_id\":\"n\"}"), nx_json("{\"$inc\":{\"v\":1}}"), &o, &d);` */
 NX_API int nx_find_one_and_update(nx_db *db, nx_txn *txn, const char *coll, nx_in filter, nx_in update,
                                   const nx_fam_opts *opts, bson_t *out);
-/** Like nx_find_one_and_update with a replacement document. */
+/** Like nx_find_one_and_update with a replacement document.
+ *  Example: `bson_t d; nx_find_one_and_replace(db, NULL, "users", nx_json("{\"_id\":1}"), nx_json("{\"name\":\"Ann\"}"), NULL, &d);` */
 NX_API int nx_find_one_and_replace(nx_db *db, nx_txn *txn, const char *coll, nx_in filter, nx_in replacement,
                                    const nx_fam_opts *opts, bson_t *out);
-/** Atomically deletes the first match and returns it in *out. NX_NOTFOUND when none. */
+/** Atomically deletes the first match and returns it in *out. NX_NOTFOUND when none.
+ *  Example: `bson_t d; if (nx_find_one_and_delete(db, NULL, "jobs", nx_json("{}"), NULL, &d) == NX_OK) bson_destroy(&d);` */
 NX_API int nx_find_one_and_delete(nx_db *db, nx_txn *txn, const char *coll, nx_in filter,
                                   const nx_fam_opts *opts, bson_t *out);
 
