@@ -292,7 +292,6 @@ static void put_be64(uint8_t *p, uint64_t v) {
   }
 }
 
-
 static uint64_t double_image(double f) {
   if (f == 0) f = 0.0; /* -0.0 -> +0.0 */
   uint64_t bits;
