@@ -120,7 +120,9 @@ typedef struct nx_open_opts {
   /** Run automatic checkpoints in a background thread (default false: in the committing
    *  thread). The thread copies the log's committed pages into the main file and fsyncs it
    *  while writers go on; only the short last step (pages committed meanwhile, the meta page,
-   *  the log restart) holds the writer lock. Durability is the same either way. */
+   *  the log restart) holds the writer lock. Durability is the same either way. With
+   *  NX_DURABILITY_FULL the thread also keeps the log's preallocated space (written zeros,
+   *  synced) ahead of the writer, so a commit's fsync flushes only its own frames. */
   bool checkpoint_thread;
 } nx_open_opts;
 

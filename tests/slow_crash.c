@@ -117,6 +117,12 @@ static void workload(const char *path, wl_result *r) {
       if (rc) goto out;
       r->acked = c;
     }
+    if (i % 4 == 3) {
+      /* the checkpoint thread's growth of the log ahead of the writer (zeros, then a sync) */
+      g_tr.act = ACT_CKPT;
+      rc = pager_grow_log_ahead(p);
+      if (rc) goto out;
+    }
     if (i % 2 == 0) {
       g_tr.act = ACT_CKPT;
       rc = pager_checkpoint(p, i % 10 == 0 ? NX_CHECKPOINT_TRUNCATE : NX_CHECKPOINT_FULL);

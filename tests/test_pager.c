@@ -11,6 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "pager_int.h"
 #include "pager_testutil.h"
 
 static bool asan_scale(void) {
@@ -738,4 +739,40 @@ Test(pager, page_buffers_grow_with_use_not_with_the_cache_size) {
   cr_log_info("page buffers: %zu bytes after 3 small commits, %zu after 4,000 more pages", small, a2.current - a0.current);
   cr_assert_gt(a2.current, a1.current + ((size_t)4 << 20), "pages cached: %zu bytes", a2.current - a1.current);
   cr_assert_eq(pager_close(p), NX_OK);
+}
+
+/* With the checkpoint thread, the log grows ahead of the writer in written, synced zeros
+ * (wasp_grow_ahead), so commits overwrite allocated, clean blocks and extend nothing themselves.
+ * The function is called directly here (the thread calls the same one), so the test does not
+ * depend on when the thread runs. A failed sync of the new space poisons the handle, as any
+ * failed fsync of the log does, and nothing committed is lost. */
+Test(pager, log_grown_ahead_is_used_by_commits_and_a_failed_sync_poisons) {
+  char path[256];
+  pt_tmpfile(path, sizeof path, "grow.db");
+  pager *p = open_db(path, NX_DURABILITY_FULL, 0, 0);
+  for (int i = 0; i < 10; i++) step(p, 3);
+  uint64_t end = p->log_end, size = 0; /* no writer runs: the writer's fields hold still */
+  cr_assert_eq(wasp_grow_ahead(p, end), NX_OK, "%s", nx_err_msg());
+  cr_assert_eq(os_size(p->log, &size), NX_OK);
+  cr_assert_geq(size, end + (4u << 20), "log of %llu bytes, end %llu", (unsigned long long)size,
+                (unsigned long long)end);
+  os_fault_reset();
+  uint64_t from = p->log_end;
+  int steps = 10;
+  while (p->log_end - from < (3u << 20)) {
+    step(p, 200);
+    steps++;
+  }
+  cr_assert_eq(os_fault_count(OS_OP_TRUNCATE), 0, "a commit grew the log itself");
+  cr_assert_leq(p->log_end, size);
+  /* the next growth's sync fails: the handle is poisoned, later commits refused */
+  os_fault_fail_nth(OS_OP_SYNC, 1, EIO);
+  cr_assert_neq(wasp_grow_ahead(p, p->log_end + (8u << 20)), NX_OK);
+  os_fault_reset();
+  cr_assert_eq(pt_step(p, 1, NULL), NX_FATAL);
+  (void)pager_close(p);
+  p = open_db(path, NX_DURABILITY_FULL, 0, 0);
+  cr_assert_eq(verify(p), (uint64_t)steps);
+  cr_assert_eq(pager_close(p), NX_OK);
+  pt_cleanup(path);
 }

@@ -467,6 +467,7 @@ static void pager_free(pager *p) {
   for (uint32_t i = 0; i < p->nslabs; i++) nx_free(p->slabs[i]); /* ASan's free repoisons */
   nx_free(p->slabs);
   pthread_mutex_destroy(&p->bufmu);
+  pthread_mutex_destroy(&p->grow_mu);
   li_free(&p->idx);
   rt_free(&p->rt);
   u32_free(&p->ready);
@@ -539,6 +540,7 @@ int pager_open(const char *path, const nx_open_opts *opts, pager **out) {
   pthread_rwlockattr_destroy(&ra);
   pthread_mutex_init(&p->mu, NULL);
   pthread_mutex_init(&p->bufmu, NULL);
+  pthread_mutex_init(&p->grow_mu, NULL);
   pthread_cond_init(&p->cv, NULL);
   pthread_cond_init(&p->ck_cv, NULL);
   p->memory = strcmp(path, ":memory:") == 0;
@@ -641,6 +643,16 @@ int pager_checkpoint_pass1(pager *p) {
   if (pager_poisoned(p, &rc)) return rc;
   if (p->read_only || p->memory) return NX_OK;
   return wasp_ck_pass1(p);
+}
+
+int pager_grow_log_ahead(pager *p) {
+  int rc;
+  if (pager_poisoned(p, &rc)) return rc;
+  if (p->read_only || p->memory) return NX_OK;
+  pthread_mutex_lock(&p->wmu);
+  uint64_t end = p->log_end;
+  pthread_mutex_unlock(&p->wmu);
+  return wasp_grow_ahead(p, end);
 }
 
 int pager_checkpoint(pager *p, nx_checkpoint_mode mode) {

@@ -68,6 +68,9 @@ int pager_checkpoint(pager *p, nx_checkpoint_mode mode);
  * yet copied into the main file and fsyncs it, without the writer lock; the next checkpoint
  * skips them. What the checkpoint thread runs; tests call it to place crashes inside it. */
 int pager_checkpoint_pass1(pager *p);
+/* The checkpoint thread's other job, in the calling thread: writes zeros 4 MiB past the log end
+ * and syncs them (wasp_grow_ahead). Tests call it to place crashes and failures inside it. */
+int pager_grow_log_ahead(pager *p);
 /* Rewrites live pages into a new file and renames it in place. `visit` enumerates the pages
  * reachable from roots (provided by the btree layer) so that free pages are dropped. Page
  * numbers are kept: the file shrinks to the highest reachable page (holes below become free).

@@ -221,7 +221,12 @@ struct pager {
   uint64_t log_base;             /* meta txn this generation builds on */
   uint64_t log_end;              /* append offset */
   uint32_t chain;                /* checksum chain after the last record */
-  uint64_t log_alloc;            /* preallocated bytes */
+  uint64_t log_alloc;            /* preallocated bytes the writer may append into */
+  /* The log file's size in written zeros (or records), grow_mu: the writer (log_reserve) and,
+   * with the checkpoint thread, that thread (wasp_grow_ahead) extend the file under it, so no
+   * zeros ever land on frames. Ahead of the writer, the thread also syncs what it wrote. */
+  pthread_mutex_t grow_mu;
+  uint64_t grown;                /* grow_mu */
   log_index idx;                 /* idx_lock */
   uint64_t app_off;              /* mu: end of the last appended commit */
   uint64_t app_txn;              /* mu: its txn id */
@@ -268,6 +273,8 @@ struct pager {
   pthread_t ck_thread;
   pthread_cond_t ck_cv;          /* wakes the thread; signals the end of a pass 1 */
   bool ck_want, ck_stop;         /* a checkpoint is due; the thread must exit */
+  bool grow_want;                /* the log should grow ahead of grow_from (wasp_grow_ahead), */
+  uint64_t grow_from, grow_gen;  /* asked in log generation grow_gen (stale once it restarted) */
   bool ck_busy;                  /* pass 1 is copying (without wmu) */
   uint32_t ck_hold;              /* > 0: pass 1 must not start (a checkpoint or compaction runs) */
   uint64_t log_gen;              /* log generations started (bumped at each restart) */
@@ -275,7 +282,7 @@ struct pager {
                                   * synced (pass 1); 0 at each log restart */
 
   /* figures */
-  _Atomic uint64_t hits, misses, commits, ckpts, fsyncs, ckpts_bg;
+  _Atomic uint64_t hits, misses, commits, ckpts, fsyncs, ckpts_bg, grows_bg;
   uint8_t *scratch;              /* wmu: I/O buffer for frames (SCRATCH bytes) */
   size_t scratch_len;
 };
@@ -325,6 +332,7 @@ void wasp_ck_stop(pager *p);                   /* stops and joins it (no lock he
 void wasp_ck_hold(pager *p);                   /* waits out a pass 1 and keeps others from starting */
 void wasp_ck_unhold(pager *p);
 int wasp_ck_pass1(pager *p);                   /* one pass 1 in the calling thread (tests) */
+int wasp_grow_ahead(pager *p, uint64_t end);   /* grows and syncs the log ahead of end (the thread; tests) */
 int wasp_read_frame_page(pager *p, uint64_t off, uint32_t pgno, uint8_t *buf);
 /* Writes the free-space map pages `pages` (chained, n runs of FM_ENTRY bytes, page txn id txn)
  * into f: the main file at checkpoint, the new file in compaction. */

@@ -99,17 +99,57 @@ int wasp_create_header(pager *p) {
   return NX_OK;
 }
 
+/* Extends the log file with written zeros up to want (grow_mu held). */
+static int grow_locked(pager *p, uint64_t want) {
+  if (want <= p->grown) return NX_OK;
+  int rc = os_preallocate(p->log, want);
+  if (rc == NX_OK) p->grown = want;
+  return rc;
+}
+
 /* Makes sure the log has room up to `end` (preallocated in steps so that commits overwrite
- * allocated blocks instead of growing the file). */
+ * allocated blocks instead of growing the file). The checkpoint thread may have grown it
+ * already (wasp_grow_ahead); else the writer grows it here. */
 static int log_reserve(pager *p, uint64_t end) {
   if (end <= p->log_alloc || p->memory) return NX_OK;
   /* steps of 1 MiB, smaller when checkpoints keep the log small */
   uint64_t step = p->ckpt_bytes / 2 < (1u << 20) ? p->ckpt_bytes / 2 : (1u << 20);
   if (step < 65536) step = 65536;
   uint64_t want = (end + step - 1) / step * step;
-  int rc = os_preallocate(p->log, want);
+  pthread_mutex_lock(&p->grow_mu);
+  int rc = NX_OK;
+  if (p->grown >= end) want = p->grown;
+  else rc = grow_locked(p, want);
+  pthread_mutex_unlock(&p->grow_mu);
   if (rc) return rc;
   p->log_alloc = want;
+  return NX_OK;
+}
+
+/* The log ahead of the writer (the checkpoint thread's second job). A commit whose frames land
+ * in zeros that are still dirty, or not yet written, makes its own fdatasync flush them and
+ * allocate their blocks. So, with a background thread and FULL durability, once the writer's
+ * room falls under half of WASP_GROW_AHEAD, the thread writes zeros up to WASP_GROW_AHEAD past
+ * the log end and syncs them: commits then only overwrite allocated, clean blocks, and the zeros
+ * leave the commit path. This matters in a log's first generation (a new database, a bulk load),
+ * because a checkpoint restarts the log in the space it already has. A failed extension is left
+ * to the writer, who meets it in log_reserve and reports it; a failed sync poisons the handle,
+ * as any failed fsync of the log does. */
+#define WASP_GROW_AHEAD ((uint64_t)4 << 20)
+int wasp_grow_ahead(pager *p, uint64_t end) {
+  uint64_t mib = (uint64_t)1 << 20, want = (end + WASP_GROW_AHEAD + mib - 1) / mib * mib;
+  pthread_mutex_lock(&p->grow_mu);
+  bool need = p->grown < want;
+  int rc = need ? grow_locked(p, want) : NX_OK;
+  pthread_mutex_unlock(&p->grow_mu);
+  if (!need || rc) return rc;
+  rc = os_sync(p->log);
+  atomic_fetch_add(&p->fsyncs, 1);
+  if (rc) {
+    pager_poison(p, rc);
+    return nx_err_prefix(rc, "%s: syncing the log's new space failed; the handle is poisoned: ", p->wasp_path);
+  }
+  atomic_fetch_add(&p->grows_bg, 1);
   return NX_OK;
 }
 
@@ -304,6 +344,12 @@ int wasp_commit(pg_txn *t) {
     return rc;
   }
   pthread_mutex_lock(&p->mu);
+  if (p->ck_thread_on && p->dur == NX_DURABILITY_FULL && p->log_alloc - end < WASP_GROW_AHEAD / 2 && !p->grow_want) {
+    p->grow_want = true; /* wasp_grow_ahead */
+    p->grow_from = end;
+    p->grow_gen = p->log_gen;
+    pthread_cond_broadcast(&p->ck_cv);
+  }
   uint64_t gen = p->log_gen;
   p->app_off = end;
   p->app_txn = t->txnid;
@@ -597,8 +643,10 @@ static int checkpoint_locked(pager *p, nx_checkpoint_mode mode) {
   pthread_mutex_unlock(&p->mu);
   if (p->log_end == WASP_HDR && p->last_txn == p->meta_txn[0] && p->last_txn == p->meta_txn[1] && !can_trim) {
     if (mode == NX_CHECKPOINT_TRUNCATE && p->log_alloc > WASP_HDR && !p->memory) {
+      pthread_mutex_lock(&p->grow_mu);
       rc = os_truncate(p->log, WASP_HDR);
-      if (rc == NX_OK) p->log_alloc = WASP_HDR;
+      if (rc == NX_OK) p->log_alloc = p->grown = WASP_HDR;
+      pthread_mutex_unlock(&p->grow_mu);
     }
     return rc;
   }
@@ -687,8 +735,10 @@ static int checkpoint_locked(pager *p, nx_checkpoint_mode mode) {
   pthread_mutex_unlock(&p->mu);
   p->log_base = X;
   if (mode == NX_CHECKPOINT_TRUNCATE && !p->memory) {
+    pthread_mutex_lock(&p->grow_mu);
     rc = os_truncate(p->log, WASP_HDR);
-    if (rc == NX_OK) p->log_alloc = WASP_HDR;
+    if (rc == NX_OK) p->log_alloc = p->grown = WASP_HDR;
+    pthread_mutex_unlock(&p->grow_mu);
   }
   if (rc == NX_OK) rc = wasp_create_header(p);
   if (rc) {
@@ -792,8 +842,17 @@ static void *ck_main(void *arg) {
   pager *p = arg;
   pthread_mutex_lock(&p->mu);
   for (;;) {
-    while (!p->ck_stop && !p->ck_want) pthread_cond_wait(&p->ck_cv, &p->mu);
+    while (!p->ck_stop && !p->ck_want && !p->grow_want) pthread_cond_wait(&p->ck_cv, &p->mu);
     if (p->ck_stop) break;
+    if (p->grow_want) {
+      uint64_t from = p->grow_from;
+      bool stale = p->grow_gen != p->log_gen; /* a restart (maybe a truncation) came between */
+      pthread_mutex_unlock(&p->mu);
+      if (!stale) (void)wasp_grow_ahead(p, from);
+      pthread_mutex_lock(&p->mu);
+      p->grow_want = false;
+      continue;
+    }
     p->ck_want = false;
     if (p->app_off - WASP_HDR <= p->ckpt_bytes) continue; /* a checkpoint ran meanwhile */
     uint64_t gen = p->log_gen;

@@ -365,6 +365,9 @@ int wasp_recover(pager *p, uint32_t *page_count, uint64_t meta_txn) {
   int rc = os_size(p->log, &s.size);
   if (rc) return rc;
   p->log_alloc = s.size;
+  pthread_mutex_lock(&p->grow_mu);
+  p->grown = s.size;
+  pthread_mutex_unlock(&p->grow_mu);
   uint8_t h[FR_HDR];
   size_t got = 0;
   int vrc = NX_OK;
