@@ -765,9 +765,21 @@ Test(pager, log_grown_ahead_is_used_by_commits_and_a_failed_sync_poisons) {
   }
   cr_assert_eq(os_fault_count(OS_OP_TRUNCATE), 0, "a commit grew the log itself");
   cr_assert_leq(p->log_end, size);
+  /* a truncating checkpoint truncates the grown space too, and a growth asked before it (its
+   * end now past the file) grows nothing */
+  uint64_t old_end = p->log_end;
+  cr_assert_eq(pager_checkpoint(p, NX_CHECKPOINT_TRUNCATE), NX_OK, "%s", nx_err_msg());
+  cr_assert_eq(pager_checkpoint(p, NX_CHECKPOINT_TRUNCATE), NX_OK, "%s", nx_err_msg());
+  cr_assert_eq(os_size(p->log, &size), NX_OK);
+  cr_assert_leq(size, 4096, "log of %llu bytes after a truncating checkpoint", (unsigned long long)size);
+  cr_assert_eq(wasp_grow_ahead(p, old_end), NX_OK);
+  cr_assert_eq(os_size(p->log, &size), NX_OK);
+  cr_assert_leq(size, 4096, "a stale growth grew the truncated log to %llu bytes", (unsigned long long)size);
+  step(p, 1);
+  steps++;
   /* the next growth's sync fails: the handle is poisoned, later commits refused */
   os_fault_fail_nth(OS_OP_SYNC, 1, EIO);
-  cr_assert_neq(wasp_grow_ahead(p, p->log_end + (8u << 20)), NX_OK);
+  cr_assert_neq(wasp_grow_ahead(p, p->log_end), NX_OK);
   os_fault_reset();
   cr_assert_eq(pt_step(p, 1, NULL), NX_FATAL);
   (void)pager_close(p);

@@ -139,7 +139,8 @@ static int log_reserve(pager *p, uint64_t end) {
 int wasp_grow_ahead(pager *p, uint64_t end) {
   uint64_t mib = (uint64_t)1 << 20, want = (end + WASP_GROW_AHEAD + mib - 1) / mib * mib;
   pthread_mutex_lock(&p->grow_mu);
-  bool need = p->grown < want;
+  /* end lies past the file only when a truncation came after the request: nothing to grow for */
+  bool need = end <= p->grown && p->grown < want;
   int rc = need ? grow_locked(p, want) : NX_OK;
   pthread_mutex_unlock(&p->grow_mu);
   if (!need || rc) return rc;
@@ -642,10 +643,12 @@ static int checkpoint_locked(pager *p, nx_checkpoint_mode mode) {
   bool can_trim = p->ready.n && p->ready.v[0] == atomic_load(&p->page_count) - 1;
   pthread_mutex_unlock(&p->mu);
   if (p->log_end == WASP_HDR && p->last_txn == p->meta_txn[0] && p->last_txn == p->meta_txn[1] && !can_trim) {
-    if (mode == NX_CHECKPOINT_TRUNCATE && p->log_alloc > WASP_HDR && !p->memory) {
-      pthread_mutex_lock(&p->grow_mu);
-      rc = os_truncate(p->log, WASP_HDR);
-      if (rc == NX_OK) p->log_alloc = p->grown = WASP_HDR;
+    if (mode == NX_CHECKPOINT_TRUNCATE && !p->memory) {
+      pthread_mutex_lock(&p->grow_mu); /* the checkpoint thread may have grown it past log_alloc */
+      if (p->log_alloc > WASP_HDR || p->grown > WASP_HDR) {
+        rc = os_truncate(p->log, WASP_HDR);
+        if (rc == NX_OK) p->log_alloc = p->grown = WASP_HDR;
+      }
       pthread_mutex_unlock(&p->grow_mu);
     }
     return rc;
