@@ -445,7 +445,7 @@ static int pc_branch_find(bt_pincache *pc, uint32_t slot, const uint8_t *b, uint
                           const uint8_t *key, size_t klen, uint32_t *child) {
   bool built = pc->npfx[slot] != 0;
   uint64_t kw = built ? key_word(key, klen) : 0;
-  if (built && bt_n(b) == pc->npfx[slot] && finger_find(pc->pfx[slot], pc->npfx[slot], pc->finger[slot], kw, child)) {
+  if (built && finger_find(pc->pfx[slot], pc->npfx[slot], pc->finger[slot], kw, child)) {
     pc->finger[slot] = *child;
     return NX_OK;
   }
@@ -611,12 +611,13 @@ int bt_get_cached(pg_txn *t, bt_pincache *pc, const bt_desc *d, const uint8_t *k
    * probes and the value all arrive in about one memory latency instead of three in a row
    * (header, then keys, then value). For the 4 KiB leaves of ~300-byte documents this made
    * random gets 6-12% faster (docs/design.md, "Point reads fetch the whole leaf"). */
-  const uint8_t *data = pg_hint_peek(t, loc_hint(pc, &loc), loc.leaf);
+  pg_hint *hint = loc_hint(pc, &loc);
+  const uint8_t *data = pg_hint_peek(t, hint, loc.leaf);
   if (data) {
     uint32_t ps = pager_page_size(pg_pager(t));
     for (uint32_t l = 0; l < ps; l += 64) __builtin_prefetch(data + l);
   }
-  return leaf_get(t, loc.leaf, loc.txn, loc_hint(pc, &loc), key, klen, r, val, vlen);
+  return leaf_get(t, loc.leaf, loc.txn, hint, key, klen, r, val, vlen);
 }
 
 int bt_locate_cached(pg_txn *t, bt_pincache *pc, const bt_desc *d, const uint8_t *key, size_t klen, bt_loc *loc) {

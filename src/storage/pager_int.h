@@ -241,7 +241,7 @@ struct pager {
    * grows (each twice the last, up to slab_pages buffers) and kept until close; a freed buffer
    * goes back on the free stack. A miss or a new dirty page then costs no malloc of a page
    * (glibc's took a fifth of a cold read) and, once the cache has grown, no page faults. Chunks
-   * of 4 MiB and more are advised to the kernel as huge pages (pager.c, slab_grow). */
+   * of 2 MiB and more are whole, aligned huge pages (pager.c, slab_grow). */
   pthread_mutex_t bufmu;
   void *buf_free;                /* bufmu: stack, linked through each buffer's first 8 bytes */
   uint8_t **slabs;               /* bufmu: the chunks */
@@ -282,7 +282,7 @@ struct pager {
                                   * synced (pass 1); 0 at each log restart */
 
   /* figures */
-  _Atomic uint64_t hits, misses, commits, ckpts, fsyncs, ckpts_bg, grows_bg;
+  _Atomic uint64_t hits, misses, commits, ckpts, fsyncs, ckpts_bg;
   uint8_t *scratch;              /* wmu: I/O buffer for frames (SCRATCH bytes) */
   size_t scratch_len;
 };

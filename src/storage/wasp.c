@@ -99,9 +99,8 @@ int wasp_create_header(pager *p) {
   return NX_OK;
 }
 
-/* Extends the log file with written zeros up to want (grow_mu held). */
+/* Extends the log file with written zeros up to want, past p->grown (grow_mu held). */
 static int grow_locked(pager *p, uint64_t want) {
-  if (want <= p->grown) return NX_OK;
   int rc = os_preallocate(p->log, want);
   if (rc == NX_OK) p->grown = want;
   return rc;
@@ -150,7 +149,6 @@ int wasp_grow_ahead(pager *p, uint64_t end) {
     pager_poison(p, rc);
     return nx_err_prefix(rc, "%s: syncing the log's new space failed; the handle is poisoned: ", p->wasp_path);
   }
-  atomic_fetch_add(&p->grows_bg, 1);
   return NX_OK;
 }
 
